@@ -1,0 +1,38 @@
+"""maker: reliable long-horizon LLM work by maximal decomposition, voting and red flags.
+
+The whole public API::
+
+    result = maker.run(maker.tasks.build_task("hanoi", disks=10), model="sim/gpt-4.1-mini",
+                       voting=Voting(rule=AheadByK(3)))
+
+`run`/`arun` execute a task or a networkx DAG of steps; `RunSettings` says how
+(concurrency, seed); `voting.Voting` says how each step is decided; every run
+writes a trace (see `traces`).
+"""
+
+from __future__ import annotations
+
+from maker import errors
+from maker._recorder import Decision, Progress, Totals
+from maker._result import RunResult
+from maker._runner import DEFAULT_MODEL, arun, run
+from maker._settings import RunSettings
+from maker._version import __version__
+from maker.backends import Backend, Completion, Request, open_backend
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Backend",
+    "Completion",
+    "Decision",
+    "Progress",
+    "Request",
+    "RunResult",
+    "RunSettings",
+    "Totals",
+    "__version__",
+    "arun",
+    "errors",
+    "open_backend",
+    "run",
+]

@@ -1,0 +1,161 @@
+"""The planner: a task's steps as a networkx DAG, materialised lazily for long chains.
+
+Users see plain networkx DiGraphs. For a chain of a million steps the planner
+keeps only a sliding window of it in the graph (a full million-node DiGraph
+costs about a gigabyte), adding steps ahead as the run commits steps behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable, Iterable, Sequence
+
+import networkx as nx
+
+from maker.errors import PlanError
+from tasks._protocol import Chain, LLMStep, PythonStep
+
+INPUT = "name"  # edge attribute: which input of the target the source's output feeds
+
+
+class Plan:
+    """A validated DAG of steps, possibly a window onto a longer chain.
+
+    keep: which outputs the run returns: "all" (a user's DAG), "sinks" (the end
+    of a chain) or "none" (independent steps, where only the scores matter).
+    """
+
+    lazy = False
+    keep = "all"
+
+    def __init__(self, graph: nx.DiGraph) -> None:
+        self.graph = graph
+        self.total = graph.number_of_nodes()
+
+    def extend(self, done: Hashable) -> Iterable[Hashable]:
+        """Called when `done` committed; returns nodes it added (none for a fixed DAG)."""
+        return ()
+
+    def release(self, node: Hashable) -> None:
+        """`node`'s output is no longer needed by anything still to run."""
+
+    def inputs(self, node: Hashable, outputs: dict[Hashable, Any]) -> dict[str, Any]:
+        data = self.graph.nodes[node]
+        inputs = dict(data.get("args") or {})
+        for pred in self.graph.predecessors(node):
+            inputs[self.graph.edges[pred, node].get(INPUT, str(pred))] = outputs[pred]
+        return inputs
+
+
+class ChainPlan(Plan):
+    """A window of `window` steps onto a chain of `chain.length` steps."""
+
+    lazy = True
+    keep = "sinks"
+
+    def __init__(self, chain: Chain, window: int = 64) -> None:
+        super().__init__(nx.DiGraph())
+        self.chain = chain
+        self.total = chain.length
+        self._next = 0
+        self._window = max(2, window)
+        for _ in range(min(self._window, chain.length)):
+            self._add()
+
+    def _add(self) -> Hashable:
+        i = self._next
+        self._next += 1
+        if i == 0:
+            self.graph.add_node(0, step=self.chain.step, args={"prev": self.chain.first})
+        else:
+            self.graph.add_node(i, step=self.chain.step)
+            self.graph.add_edge(i - 1, i, **{INPUT: "prev"})
+        return i
+
+    def extend(self, done: Hashable) -> Iterable[Hashable]:
+        if self._next < self.total:
+            return (self._add(),)
+        return ()
+
+    def release(self, node: Hashable) -> None:
+        self.graph.remove_node(node)
+
+    def inputs(self, node: Hashable, outputs: dict[Hashable, Any]) -> dict[str, Any]:
+        # The hot path of a million-step chain: skip the generic edge walk.
+        return {"prev": self.chain.first if node == 0 else outputs[node - 1]}  # type: ignore[operator]
+
+
+class IndependentPlan(Plan):
+    """Chosen steps of a chain, each from its ground-truth input, none depending on another.
+
+    This is how per-step reliability is measured at full scale (and how
+    calibration samples steps): a sequential chain can only run one step at a
+    time, this runs as many as the concurrency limit allows.
+    """
+
+    lazy = True
+    keep = "none"
+
+    def __init__(self, step: LLMStep, steps: Sequence[int], inputs_of: Callable[[int], dict[str, Any]],
+                 window: int = 64) -> None:
+        super().__init__(nx.DiGraph())
+        self.step = step
+        self.steps = steps
+        self.total = len(steps)
+        self._inputs_of = inputs_of
+        self._next = 0
+        for _ in range(min(max(2, window), self.total)):
+            self._add()
+
+    def _add(self) -> Hashable:
+        node = self.steps[self._next]
+        self._next += 1
+        self.graph.add_node(node, step=self.step)
+        return node
+
+    def extend(self, done: Hashable) -> Iterable[Hashable]:
+        self.graph.remove_node(done)  # nothing consumes its output
+        if self._next < self.total:
+            return (self._add(),)
+        return ()
+
+    def inputs(self, node: Hashable, outputs: dict[Hashable, Any]) -> dict[str, Any]:
+        return self._inputs_of(node)  # type: ignore[arg-type]
+
+
+def make_plan(source: nx.DiGraph | Chain, *, window: int = 64) -> Plan:
+    """Validate a task's plan and wrap it for the scheduler."""
+    if isinstance(source, Chain):
+        if source.length < 1:
+            raise PlanError("a chain needs at least one step")
+        return ChainPlan(source, window)
+    if not isinstance(source, nx.DiGraph):
+        raise PlanError(f"a plan must be a networkx DiGraph or a Chain, got {type(source).__name__}")
+    validate(source)
+    return Plan(source)
+
+
+def validate(graph: nx.DiGraph) -> None:
+    """Reject what would fail mid-run: cycles, bad nodes, clashing or missing inputs."""
+    if graph.number_of_nodes() == 0:
+        raise PlanError("the plan has no steps")
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = nx.find_cycle(graph)
+        raise PlanError(f"the plan has a cycle through node {cycle[0][0]!r}: " + " → ".join(repr(u) for u, _ in cycle))
+    for node, data in graph.nodes(data=True):
+        if not isinstance(node, (str, int)) or isinstance(node, bool):
+            raise PlanError(f"node {node!r}: node ids must be strings or integers (they are written to traces)")
+        step = data.get("step")
+        if step is None:
+            raise PlanError(f"node {node!r} has no 'step' attribute")
+        if not isinstance(step, (LLMStep, PythonStep)):
+            raise PlanError(f"node {node!r}: 'step' must be an LLM step or a Python step, got {type(step).__name__}")
+        names = [graph.edges[p, node].get(INPUT, str(p)) for p in graph.predecessors(node)]
+        args = data.get("args") or {}
+        clash = {n for n in names if names.count(n) > 1 or n in args}
+        if clash:
+            raise PlanError(f"node {node!r}: input {sorted(clash)[0]!r} is fed twice")
+        needs = getattr(step, "inputs", None)
+        if needs:
+            missing = set(needs) - set(names) - set(args)
+            if missing:
+                raise PlanError(f"node {node!r}: missing input {sorted(missing)[0]!r}")

@@ -1,0 +1,128 @@
+"""The recorder: every sample and decision goes to the trace and the run's totals.
+
+It is the only writer of the trace during a run, so the order of events in the
+trace is the order in which voting saw them, which is what replay relies on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Hashable, Protocol
+
+from maker.backends._protocol import Completion
+from traces._writer import TraceWriter
+from voting import Tally, Verdict
+
+
+@dataclass(slots=True)
+class Totals:
+    """Running counts for a run; what the progress bar and the summary show."""
+
+    steps: int = 0
+    llm_steps: int = 0
+    samples: int = 0
+    red_flags: int = 0
+    votes: int = 0
+    late: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    retries: int = 0
+    errors: int = 0
+    scored: int = 0
+    max_rounds: int = 0
+    hardest_step: Hashable = None
+    hardest_samples: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Progress(Protocol):
+    """Where the runner reports progress (the CLI's rich bar; anything else)."""
+
+    def start(self, total_steps: int) -> None: ...
+
+    def update(self, totals: Totals) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A decided step: the winning key and answer, and how it was reached."""
+
+    step: Hashable
+    winner: str
+    answer: Any
+    votes: dict[str, int]
+    samples: int
+    flagged: int
+    rounds: int
+
+
+class Recorder:
+    def __init__(self, writer: TraceWriter | None, progress: Progress | None = None, totals: Totals | None = None):
+        self.writer = writer
+        self.progress = progress
+        self.totals = totals or Totals()
+
+    def sample(self, step: Hashable, index: int, temperature: float, c: Completion, v: Verdict, late: bool) -> None:
+        t = self.totals
+        t.samples += 1
+        t.tokens_in += c.input_tokens
+        t.tokens_out += c.output_tokens
+        t.retries += c.retries
+        if v.key is None:
+            t.red_flags += 1
+        elif late:
+            t.late += 1
+        else:
+            t.votes += 1
+        if self.writer is not None:
+            self.writer.write({
+                "type": "sample", "step": step, "i": index, "temperature": temperature, "text": c.text,
+                "finish": c.finish_reason, "tokens_in": c.input_tokens, "tokens_out": c.output_tokens,
+                "latency": round(c.latency, 6), "retries": c.retries, "flag": v.flag, "key": v.key, "late": late,
+            })
+
+    def decision(self, d: Decision, truth: str | None) -> None:
+        t = self.totals
+        t.steps += 1
+        t.llm_steps += 1
+        if d.rounds > t.max_rounds or (d.rounds == t.max_rounds and d.samples > t.hardest_samples):
+            t.max_rounds, t.hardest_step, t.hardest_samples = d.rounds, d.step, d.samples
+        correct = None if truth is None else d.winner == truth
+        if correct is not None:
+            t.scored += 1
+            t.errors += not correct
+        if self.writer is not None:
+            self.writer.write({
+                "type": "decision", "step": d.step, "kind": "llm", "winner": d.winner, "answer": d.answer,
+                "votes": d.votes, "samples": d.samples, "flagged": d.flagged, "rounds": d.rounds,
+                "truth": truth, "correct": correct,
+            })
+            self.writer.commit()
+        self._tick()
+
+    def python_step(self, step: Hashable, output: Any) -> None:
+        self.totals.steps += 1
+        if self.writer is not None:
+            self.writer.write({
+                "type": "decision", "step": step, "kind": "python", "winner": None, "answer": output, "votes": {},
+                "samples": 0, "flagged": 0, "rounds": 0, "truth": None, "correct": None,
+            })
+            self.writer.commit()
+        self._tick()
+
+    def step_error(self, step: Hashable, error: Exception, tally: Tally | None = None, samples: int = 0) -> None:
+        if self.writer is not None:
+            self.writer.write({
+                "type": "step_error", "step": step, "error": type(error).__name__, "message": str(error),
+                "votes": dict(tally.counts) if tally else {}, "samples": samples,
+                "flagged": tally.flagged if tally else 0,
+            })
+            self.writer.commit(force=True)
+
+    def _tick(self) -> None:
+        if self.progress is not None:
+            self.progress.update(self.totals)

@@ -1,0 +1,211 @@
+"""`run` / `arun`: wire a task, a backend, voting and a trace together, and go."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import uuid
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any, Hashable, Mapping, Sequence
+
+import anyio
+import networkx as nx
+
+from maker._microagent import Guard, Microagent
+from maker._planner import IndependentPlan, Plan, make_plan
+from maker._recorder import Progress, Recorder, Totals
+from maker._result import RunResult
+from maker._scheduler import run_plan
+from maker._settings import RunSettings
+from maker._version import __version__
+from maker.backends._protocol import Backend
+from maker.backends._registry import open_backend
+from maker.errors import BudgetExceeded, ConfigError, RunError, StepFailed, VoteUndecided
+from tasks._protocol import LLMStep, SampleableTask, Task
+from traces._schema import SCHEMA_VERSION
+from traces._writer import TraceWriter
+from voting import Voting
+
+DEFAULT_MODEL = "sim/gpt-4.1-mini"
+
+
+class GraphTask:
+    """A user's DAG as a task: no parameters, solved when every step is decided and scored right."""
+
+    name = "custom"
+
+    def __init__(self, graph: nx.DiGraph) -> None:
+        self.graph = graph
+
+    def params(self) -> dict[str, Any]:
+        return {"nodes": self.graph.number_of_nodes(), "edges": self.graph.number_of_edges()}
+
+    def plan(self) -> nx.DiGraph:
+        return self.graph
+
+    def solved(self, outputs: Mapping[Hashable, Any], errors: int) -> bool:
+        return errors == 0
+
+
+def default_trace_path(task: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{task}-{stamp}-{uuid.uuid4().hex[:6]}.jsonl"
+
+
+def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | None) -> Plan:
+    if independent is None:
+        return make_plan(task.plan(), window=settings.window)
+    if not isinstance(task, SampleableTask):
+        raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot run steps independently")
+    chain = task.plan()
+    bad = [s for s in independent if not 0 <= s < task.steps]
+    if bad:
+        raise ConfigError(f"step {bad[0]} is outside {task.name}'s 0..{task.steps - 1}")
+    return IndependentPlan(chain.step, independent, task.step_inputs, settings.window)  # type: ignore[union-attr]
+
+
+def header(run_id: str, task: Task, model: str, voting: Voting, settings: RunSettings,
+           independent: Sequence[int] | None = None) -> dict[str, Any]:
+    mode = {"mode": "sequential"} if independent is None else {
+        "mode": "independent", "steps_evaluated": len(independent)}
+    return {
+        "type": "header", "schema_version": SCHEMA_VERSION, "run_id": run_id, "maker_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": {"name": task.name, "params": task.params()}, "model": model, "voting": voting.describe(),
+        "seed": settings.seed, "settings": settings.describe(), **mode,
+    }
+
+
+async def arun(
+    task: Task | nx.DiGraph,
+    *,
+    model: str = DEFAULT_MODEL,
+    voting: Voting | None = None,
+    settings: RunSettings | None = None,
+    trace: str | Path | None | bool = None,
+    backend: Backend | None = None,
+    progress: Progress | None = None,
+    guard: Guard | None = None,
+    check: bool = True,
+    independent: Sequence[int] | None = None,
+) -> RunResult:
+    """Run a task (or a networkx DAG of steps) to the end and return its result.
+
+    trace: a path, None for a fresh file under ./runs/, or False for no trace.
+    backend: an already-open backend (tests, custom providers); else `model` picks one.
+    check: raise the run's error (with `.result` attached) instead of returning it.
+    independent: instead of solving the chain, evaluate these steps of it, each
+        from its ground-truth input (measures voted per-step reliability; it is
+        not a sequential solve, and the trace and summary say so).
+    """
+    if isinstance(task, nx.DiGraph):
+        task = GraphTask(task)
+    voting = voting or Voting()
+    settings = settings or RunSettings()
+    plan = _plan_for(task, settings, independent)
+    own_backend = backend is None
+    backend = backend or open_backend(model, seed=settings.seed)
+    path = None if trace is False else Path(default_trace_path(task.name) if trace in (None, True) else trace)
+    try:
+        writer = TraceWriter(path) if path else None
+    except FileExistsError:
+        raise ConfigError(f"trace {path} already exists; pick another path (or resume it)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write trace {path}: {exc.strerror or exc}") from None
+    run_id = uuid.uuid4().hex
+    if writer:
+        writer.write(header(run_id, task, backend.model, voting, settings, independent))
+        writer.commit(force=True)
+    recorder = Recorder(writer, progress)
+    try:
+        return await _execute(task, plan, backend, voting, settings, recorder, run_id, path, guard, check)
+    finally:
+        if writer:
+            writer.close()
+        if own_backend:
+            await backend.aclose()
+
+
+async def _execute(task: Task, plan: Plan, backend: Backend, voting: Voting, settings: RunSettings,
+                   recorder: Recorder, run_id: str, path: Path | None, guard: Guard | None,
+                   check: bool) -> RunResult:
+    start = time.perf_counter()
+    if recorder.progress:
+        recorder.progress.start(plan.total)
+    outputs: dict[Hashable, Any] = {}
+    error: RunError | None = None
+    outcome = "interrupted"
+    try:
+        async with anyio.create_task_group() as samples:
+            agent = Microagent(backend, recorder, anyio.CapacityLimiter(settings.concurrency), samples, guard)
+            execute = partial(_step, agent, recorder, voting)
+            outputs = await run_plan(plan, execute, max_steps=settings.step_limit)
+        solved = task.solved(outputs, recorder.totals.errors)
+        outcome = "solved" if solved else "failed"
+    except Exception as exc:  # noqa: BLE001 - task groups wrap the real error; unwrap it
+        leaf = _first_error(exc)
+        if not isinstance(leaf, RunError):
+            outcome = "error"
+            raise leaf from None if leaf is not exc else leaf
+        error = leaf
+        outcome = _outcome_of(error)
+    finally:
+        wall = time.perf_counter() - start
+        if recorder.progress:
+            recorder.progress.stop()
+        if recorder.writer:
+            recorder.writer.write({"type": "end", "outcome": outcome, "message": str(error) if error else None,
+                                   "totals": recorder.totals.as_dict(), "wall_s": round(wall, 3)})
+    if isinstance(plan, IndependentPlan) and outcome in ("solved", "failed"):
+        outcome = "measured"  # independent steps measure reliability; they solve nothing
+    result = RunResult(run_id, task.name, backend.model, outcome, outcome == "solved", plan.total, recorder.totals,
+                       wall, path, dict(outputs), error, "independent" if isinstance(plan, IndependentPlan) else "sequential")
+    if check and error is not None:
+        error.result = result  # type: ignore[attr-defined]
+        raise error
+    return result
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The error that started it: task groups nest it in exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _outcome_of(error: RunError) -> str:
+    if isinstance(error, VoteUndecided):
+        return "undecided"
+    if isinstance(error, BudgetExceeded):
+        return "budget"
+    return "error"
+
+
+async def _step(agent: Microagent, recorder: Recorder, voting: Voting, node: Hashable, data: dict[str, Any],
+                inputs: dict[str, Any]) -> Any:
+    step = data["step"]
+    if isinstance(step, LLMStep):
+        decision = await agent.vote(node, step, inputs, data.get("voting") or voting)
+        # Scored only now, after the decision: ground truth never reaches voting.
+        truth = step.expected(inputs)
+        recorder.decision(decision, None if truth is None else step.vote_key(truth))
+        return decision.answer
+    try:
+        output = step.run(inputs)
+        if inspect.isawaitable(output):
+            output = await output
+    except Exception as exc:
+        error = StepFailed(f"step {node!r} raised {type(exc).__name__}: {exc}", step=node)
+        recorder.step_error(node, error)
+        raise error from exc
+    recorder.python_step(node, output)
+    return output
+
+
+def run(task: Task | nx.DiGraph, **options: Any) -> RunResult:
+    """Blocking `arun` for scripts and notebooks without an event loop."""
+    return anyio.run(partial(arun, task, **options))
+
+

@@ -1,0 +1,39 @@
+"""Run settings as one small typed object, validated at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from maker.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """How a run executes (not what it decides): safe to change on resume.
+
+    concurrency: most model requests in flight at once (anyio CapacityLimiter).
+    max_steps: most steps in progress at once; defaults to `concurrency`.
+    window: how many steps of a long chain the planner keeps materialised.
+    seed: seeds the simulated model; recorded in the trace header.
+    """
+
+    concurrency: int = 16
+    max_steps: int | None = None
+    window: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.window < 2:
+            raise ConfigError(f"window must be >= 2, got {self.window}")
+
+    @property
+    def step_limit(self) -> int:
+        return self.max_steps or self.concurrency
+
+    def describe(self) -> dict[str, Any]:
+        return {"concurrency": self.concurrency, "max_steps": self.step_limit, "window": self.window}

@@ -1,0 +1,46 @@
+"""The one interface every backend implements: one request in, one sample out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Protocol, runtime_checkable
+
+from tasks import Messages
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One sample's worth of work. `step` and `index` identify it in the trace."""
+
+    messages: Messages
+    temperature: float
+    max_tokens: int
+    step: Hashable = None
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One model response, with what it cost and how long it took."""
+
+    text: str
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int
+    latency: float
+    retries: int = 0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A model endpoint. Knows nothing about voting: resampling is not its business.
+
+    Transport retries happen inside `complete`; what comes out is either a
+    completion or a `maker.errors.BackendError`.
+    """
+
+    model: str
+
+    async def complete(self, request: Request) -> Completion: ...
+
+    async def aclose(self) -> None: ...

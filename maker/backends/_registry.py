@@ -1,0 +1,65 @@
+"""Model names → backends. Names follow `provider/model[?option=value&...]`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import parse_qsl
+
+from maker.backends._protocol import Backend
+from maker.backends._sim import PROFILES, SimBackend
+from maker.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class ModelName:
+    """A parsed model name: `sim/gpt-4.1-mini?latency=0.02` → provider, name, options."""
+
+    provider: str
+    name: str
+    options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> ModelName:
+        head, _, query = text.partition("?")
+        provider, sep, name = head.partition("/")
+        if not sep or not provider or not name:
+            raise ConfigError(f"model {text!r} must look like provider/model, e.g. sim/gpt-4.1-mini or openai/gpt-4.1-mini")
+        try:
+            options = dict(parse_qsl(query, strict_parsing=True)) if query else {}
+        except ValueError:
+            raise ConfigError(f"model {text!r}: options after '?' must be name=value pairs joined by '&'") from None
+        return cls(provider, name, options)
+
+
+BackendFactory = Callable[[ModelName, dict[str, object]], Backend]
+_PROVIDERS: dict[str, BackendFactory] = {}
+
+
+def register_provider(provider: str, factory: BackendFactory) -> None:
+    """Teach `open_backend` a new provider prefix."""
+    _PROVIDERS[provider] = factory
+
+
+def _open_sim(name: ModelName, settings: dict[str, object]) -> Backend:
+    profile = PROFILES.get(name.name)
+    if profile is None:
+        raise ConfigError(f"unknown simulated model {name.name!r} (profiles: {', '.join(sorted(PROFILES))})")
+    try:
+        profile = profile.with_options(name.options)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    seed = settings.get("seed", 0)
+    return SimBackend(f"sim/{name.name}", profile, seed=int(seed))  # type: ignore[arg-type]
+
+
+register_provider("sim", _open_sim)
+
+
+def open_backend(model: str, **settings: object) -> Backend:
+    """Build the backend a model name asks for; unknown providers are a ConfigError."""
+    name = ModelName.parse(model)
+    factory = _PROVIDERS.get(name.provider)
+    if factory is None:
+        raise ConfigError(f"unknown model provider {name.provider!r} in {model!r} (known: {', '.join(sorted(_PROVIDERS))})")
+    return factory(name, settings)

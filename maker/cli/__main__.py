@@ -1,0 +1,3 @@
+from maker.cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""The `maker` command: parse arguments, call library code, print results.
+
+Every command lives in its own module with `register(subparsers)`; handlers
+stay short and only translate between the command line and the library.
+User errors print one line and exit 2; run failures print one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, Sequence
+
+from maker.errors import MakerError, RunError, UsageError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (no usage dump) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> ArgumentParser:
+    from maker._version import __version__
+    from maker.cli import _hanoi
+
+    parser = ArgumentParser(prog="maker", description="Reliable million-step LLM work: voting, red flags, traces.")
+    parser.add_argument("--version", action="version", version=f"maker {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+    for module in (_hanoi, *_extra_commands()):
+        module.register(sub)
+    return parser
+
+
+def _extra_commands() -> list:  # type: ignore[type-arg]
+    """Command modules beyond the flagship; each adds itself with `register`."""
+    import importlib
+
+    names = ["_run", "_serve", "_traces", "_analysis"]
+    modules = []
+    for name in names:
+        try:
+            modules.append(importlib.import_module(f"maker.cli.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"maker.cli.{name}":
+                raise
+    return modules
+
+
+def fail(message: str, code: int) -> int:
+    print(f"maker: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        return fail(str(exc), 2)
+    except RunError as exc:
+        return fail(str(exc), 1)
+    except MakerError as exc:
+        return fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return fail("interrupted; everything committed is in the trace (resume it with `maker resume TRACE`)", 130)

@@ -1,0 +1,94 @@
+"""Options shared by every command that runs a task."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Callable
+
+from maker._runner import DEFAULT_MODEL
+from maker._settings import RunSettings
+from maker.errors import ConfigError
+from voting import AheadByK, Majority, Single, Voting
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and voting")
+    g.add_argument("--model", default=DEFAULT_MODEL, help=f"provider/model (default {DEFAULT_MODEL})")
+    g.add_argument("--k", type=positive, default=3, help="ahead-by-k lead a winner needs (default 3)")
+    g.add_argument("--rule", choices=("ahead-by-k", "majority", "single"), default="ahead-by-k",
+                   help="decision rule; majority and single are baselines (default ahead-by-k)")
+    g.add_argument("--n", type=positive, default=7, help="votes per step for --rule majority (default 7)")
+    g.add_argument("--max-samples-per-step", type=positive, default=100, metavar="M",
+                   help="sample cap per step; a step that hits it stops the run (default 100)")
+    g.add_argument("--max-output-tokens", type=positive, default=750, metavar="T",
+                   help="output cap and length red flag (default 750)")
+    g.add_argument("--temperature", type=float, default=0.1, help="temperature of samples after the first (0.1)")
+    g.add_argument("--first-temperature", type=float, default=0.0, help="temperature of the first sample (0)")
+    r = p.add_argument_group("execution")
+    r.add_argument("--seed", type=int, default=0, help="seed of the simulated model (default 0)")
+    r.add_argument("--concurrency", type=positive, default=16, metavar="C", help="requests in flight (default 16)")
+    r.add_argument("--trace", type=Path, default=None, help="trace file (.jsonl or .jsonl.gz; default runs/…)")
+    r.add_argument("--no-trace", action="store_true", help="write no trace")
+    r.add_argument("--json", action="store_true", help="print one JSON summary on stdout, no table")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def voting_from(args: argparse.Namespace) -> Voting:
+    rule: Any
+    if args.rule == "majority":
+        rule = Majority(args.n)
+    elif args.rule == "single":
+        rule = Single()
+    else:
+        rule = AheadByK(args.k)
+    try:
+        return Voting(rule=rule, first_temperature=args.first_temperature, temperature=args.temperature,
+                      max_output_tokens=args.max_output_tokens, max_samples=args.max_samples_per_step)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def settings_from(args: argparse.Namespace) -> RunSettings:
+    return RunSettings(concurrency=args.concurrency, seed=args.seed)
+
+
+def trace_from(args: argparse.Namespace) -> Path | None | bool:
+    if args.no_trace:
+        return False
+    return args.trace

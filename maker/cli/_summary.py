@@ -1,0 +1,53 @@
+"""The end-of-run summary: a rich table on stderr, or one JSON object on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from maker._result import RunResult
+
+
+def print_json(result: RunResult) -> None:
+    """Exactly one JSON object on stdout and nothing else there."""
+    sys.stdout.write(json.dumps(result.to_json()) + "\n")
+
+
+def print_table(result: RunResult, console: Console | None = None) -> None:
+    console = console or Console(stderr=True)
+    t = result.totals
+    verdict = "[bold green]solved[/]" if result.solved else f"[bold red]{result.outcome}[/]"
+    table = Table(title=f"{result.task} on {result.model}: {verdict}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("steps", f"{t.steps:,} / {result.total_steps:,}"),
+        ("errors (vs ground truth)", f"{t.errors:,} of {t.scored:,} scored"),
+        ("samples", f"{t.samples:,}"),
+        ("red flags", f"{t.red_flags:,}"),
+        ("mean votes per step", f"{result.mean_votes:.3f}"),
+        ("mean samples per step", f"{result.mean_samples:.3f}"),
+        ("hardest step", f"{t.hardest_step} ({t.max_rounds} rounds, {t.hardest_samples} samples)"),
+        ("late samples", f"{t.late:,}"),
+        ("tokens in / out", f"{t.tokens_in:,} / {t.tokens_out:,}"),
+        ("transport retries", f"{t.retries:,}"),
+        ("wall time", f"{result.wall_s:.2f} s"),
+        ("trace", str(result.trace) if result.trace else "(none)"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    if result.error is not None:
+        console.print(f"[red]stopped: {result.error}[/]")
+
+
+def report(result: RunResult, as_json: bool) -> int:
+    """Print the result; exit status 0 only for a solved run."""
+    if as_json:
+        print_json(result)
+    else:
+        print_table(result)
+    return 0 if result.solved else 1

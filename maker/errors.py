@@ -1,0 +1,123 @@
+"""Every exception maker raises, in one place.
+
+::
+
+    MakerError
+    ├── UsageError            the user asked for something impossible; one line, exit 2
+    │   ├── ConfigError       bad settings, options or model names
+    │   ├── PlanError         an invalid plan: cycle, missing input, unknown node
+    │   └── TraceError        a trace file that is corrupt, empty, or not a trace
+    └── RunError              a run that started and could not finish; carries step and attempt
+        ├── VoteUndecided     a step hit its sample cap without a winner
+        ├── BudgetExceeded    the next request would cross a cost, sample or token limit
+        ├── TraceMismatch     replay/resume: the code decided differently from the trace
+        ├── StepFailed        a plain Python step raised
+        └── BackendError      the model endpoint failed in a way retries cannot fix
+            ├── BackendUnavailable   unreachable, or still failing after every retry
+            └── BackendRejected      400/401/403/404: bad key, wrong model, bad request
+
+A reply the strict parser rejects is not an error: it is `voting.ParseError`,
+caught inside the run and turned into a red flag.
+
+Usage errors are the user's to fix and carry no step. Run errors carry the step
+id and the attempt (sample index) so the user can find the moment in the trace;
+whatever was decided before them is already flushed to the trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Hashable
+
+
+class MakerError(Exception):
+    """Base of every maker exception."""
+
+
+class UsageError(MakerError):
+    """The user asked for something that cannot work; fix the input and retry."""
+
+
+class ConfigError(UsageError):
+    """Bad settings: an unknown model, an out-of-range option, a missing API key."""
+
+
+class PlanError(UsageError):
+    """An invalid plan; the message names the offending node."""
+
+
+class TraceError(UsageError):
+    """A file that cannot be read as a maker trace; the message names file and line."""
+
+
+class RunError(MakerError):
+    """A run that started and stopped early. Everything decided before it is in the trace."""
+
+    def __init__(self, message: str, *, step: Hashable | None = None, attempt: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.attempt = attempt
+
+
+class VoteUndecided(RunError):
+    """A step used its whole sample cap without any candidate reaching the lead it needs."""
+
+    def __init__(self, step: Hashable, counts: dict[str, int], samples: int, flagged: int) -> None:
+        shown = ", ".join(f"{n}× {key[:60]}" for key, n in sorted(counts.items(), key=lambda kv: -kv[1])[:4])
+        super().__init__(
+            f"step {step} undecided after {samples} samples ({flagged} red-flagged); votes: {shown or 'none'}",
+            step=step,
+            attempt=samples,
+        )
+        self.counts = dict(counts)
+        self.samples = samples
+        self.flagged = flagged
+
+
+class BudgetExceeded(RunError):
+    """The next request would cross a limit the user set; the run stopped before sending it."""
+
+    def __init__(self, limit: str, detail: str, *, step: Hashable | None = None) -> None:
+        super().__init__(f"budget reached: {limit} ({detail}); the run stopped cleanly and can be resumed", step=step)
+        self.limit = limit
+
+
+class TraceMismatch(RunError):
+    """Replay or resume decided a step differently from what the trace recorded."""
+
+    def __init__(self, step: Hashable, recorded: Any, decided: Any) -> None:
+        super().__init__(f"step {step}: trace recorded {recorded!r} but the code decided {decided!r}", step=step)
+        self.recorded = recorded
+        self.decided = decided
+
+
+class StepFailed(RunError):
+    """A plain Python step raised; the original exception is the __cause__."""
+
+
+class BackendError(RunError):
+    """The model endpoint failed in a way that retrying cannot fix."""
+
+
+class BackendUnavailable(BackendError):
+    """The endpoint is unreachable or kept failing after every allowed retry."""
+
+
+class BackendRejected(BackendError):
+    """The endpoint refused the request (bad key, unknown model, bad request): never retried."""
+
+
+__all__ = [
+    "BackendError",
+    "BackendRejected",
+    "BackendUnavailable",
+    "BudgetExceeded",
+    "ConfigError",
+    "MakerError",
+    "PlanError",
+    "RunError",
+    "StepFailed",
+    "TraceError",
+    "TraceMismatch",
+    "UsageError",
+    "VoteUndecided",
+]

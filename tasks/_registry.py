@@ -1,0 +1,69 @@
+"""The task registry: what `maker tasks` lists and `maker run TASK` builds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks._protocol import Oracle, Param, Task, TaskInfo
+
+_REGISTRY: dict[str, TaskInfo] = {}
+
+
+def register(info: TaskInfo) -> TaskInfo:
+    """Add a task (and its simulator oracle) so the CLI and the simulator find it."""
+    for name in (info.name, *info.aliases):
+        _REGISTRY[name] = info
+    return info
+
+
+def task_names() -> list[str]:
+    return sorted({info.name for info in _REGISTRY.values()})
+
+
+def task_info(name: str) -> TaskInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r} (known: {', '.join(task_names())})") from None
+
+
+def build_task(name: str, **options: Any) -> Task:
+    """Build a task from CLI-style options; unknown options are an error, not ignored."""
+    info = task_info(name)
+    known = {p.name: p for p in info.params}
+    unknown = set(options) - set(known)
+    if unknown:
+        raise ValueError(f"task {name!r} has no option {sorted(unknown)[0]!r}")
+    values = {p.name: p.default for p in info.params}
+    for key, value in options.items():
+        param = known[key]
+        if param.minimum is not None and value < param.minimum:
+            raise ValueError(f"--{key.replace('_', '-')} must be >= {param.minimum}, got {value}")
+        values[key] = value
+    return info.factory(**values)
+
+
+def oracles() -> list[Oracle]:
+    """Every registered task's simulator oracle, for the simulated model."""
+    seen: list[Oracle] = []
+    for info in _REGISTRY.values():
+        if info.oracle is not None and info.oracle not in seen:
+            seen.append(info.oracle)
+    return seen
+
+
+def _register_builtin() -> None:
+    from tasks.hanoi import Hanoi, HanoiOracle
+
+    register(
+        TaskInfo(
+            name="hanoi",
+            summary="Towers of Hanoi: 2^n − 1 chained moves (the paper's million-step task)",
+            params=(Param("disks", int, 10, "number of disks", minimum=1),),
+            factory=Hanoi,
+            oracle=HanoiOracle(),
+        )
+    )
+
+
+_register_builtin()

@@ -1,0 +1,17 @@
+"""Traces: the append-only JSONL record of every sample and decision of a run.
+
+The writer is the run's write-ahead log; the reader feeds replay, resume and
+analysis. The schema is documented in docs/traces.md.
+"""
+
+from __future__ import annotations
+
+# maker.errors first: the reader raises TraceError, and loading maker before this
+# package's modules keeps the maker ↔ traces import cycle in a safe order.
+import maker.errors  # noqa: F401
+
+from traces._reader import Trace, load_trace, read_events
+from traces._schema import EVENT_FIELDS, OUTCOMES, SCHEMA_VERSION
+from traces._writer import TraceWriter
+
+__all__ = ["EVENT_FIELDS", "OUTCOMES", "SCHEMA_VERSION", "Trace", "TraceWriter", "load_trace", "read_events"]
