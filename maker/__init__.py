@@ -13,6 +13,7 @@ writes a trace (see `traces`).
 from __future__ import annotations
 
 from maker import errors
+from maker._pricing import PRICES, Price, load_prices, price_of
 from maker._recorder import Decision, Progress, Totals
 from maker._result import RunResult
 from maker._runner import DEFAULT_MODEL, arun, run
@@ -25,6 +26,8 @@ __all__ = [
     "Backend",
     "Completion",
     "Decision",
+    "PRICES",
+    "Price",
     "Progress",
     "Request",
     "RunResult",
@@ -32,6 +35,8 @@ __all__ = [
     "Totals",
     "__version__",
     "arun",
+    "load_prices",
+    "price_of",
     "errors",
     "open_backend",
     "run",

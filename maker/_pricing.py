@@ -1,0 +1,74 @@
+"""Model prices, for budgets and cost projections. USD per million tokens.
+
+Output prices are the ones method.md §6 quotes from the paper. Input prices
+are the providers' list prices where we know them; where we do not, the input
+price is None and costs are reported as output-only (and say so). A model that
+is not in the table has no price at all: cost limits cannot be enforced for
+it, and projections say so instead of inventing a number.
+
+Override or extend the table with a JSON file ({"model": [input, output]}),
+passed as `prices=` or through the MAKER_PRICES environment variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from maker.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million input and output tokens; `input` None when unknown."""
+
+    input: float | None
+    output: float
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        return ((self.input or 0.0) * tokens_in + self.output * tokens_out) / 1e6
+
+    @property
+    def output_only(self) -> bool:
+        return self.input is None
+
+
+PRICES: dict[str, Price] = {
+    "gpt-4.1": Price(2.00, 8.00),
+    "gpt-4.1-mini": Price(0.40, 1.60),
+    "gpt-4.1-mini-t1": Price(0.40, 1.60),
+    "gpt-4.1-nano": Price(0.10, 0.40),
+    "o3-mini": Price(1.10, 4.40),
+    "haiku-4.5": Price(1.00, 5.00),
+    "llama-3.2-3b": Price(None, 0.06),
+    "gpt-oss-20b": Price(None, 0.20),
+    "qwen3": Price(None, 0.60),
+    "deepseek-v3.1": Price(None, 1.70),
+    "kimi-k2": Price(None, 3.00),
+}
+
+
+def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, Price]:
+    """The built-in table, overridden by `path` (or $MAKER_PRICES) if given."""
+    table = dict(PRICES)
+    source = path or os.environ.get("MAKER_PRICES")
+    if not source:
+        return table
+    try:
+        raw = json.loads(Path(source).read_text())
+        for model, pair in raw.items():
+            pin, pout = pair
+            table[model.lower()] = Price(None if pin is None else float(pin), float(pout))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"price table {source}: expected {{\"model\": [input, output]}} in USD per million tokens ({exc})") from None
+    return table
+
+
+def price_of(model: str, table: dict[str, Price] | None = None) -> Price | None:
+    """The price of `provider/model[?opts]` (provider ignored), or None if unknown."""
+    table = PRICES if table is None else table
+    name = model.split("?", 1)[0]
+    name = name.split("/", 1)[1] if "/" in name else name
+    return table.get(name.lower())
