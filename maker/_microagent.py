@@ -9,15 +9,14 @@ ground truth.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from maker.backends._protocol import Backend, Completion, Request
 from maker._recorder import Decision, Recorder
+from maker.backends._protocol import Backend, Completion, Request
 from maker.errors import VoteUndecided
 from tasks._protocol import Inputs, LLMStep, Messages
 from voting import Reply, Tally, Verdict, Voting, judge
@@ -25,11 +24,63 @@ from voting import Reply, Tally, Verdict, Voting, judge
 Guard = Callable[[Request], None]
 
 
-@dataclass(slots=True)
-class _Open:
-    """Whether the step still takes votes; samples arriving after it closes are late."""
+class _Ballot:
+    """One step's voting state: what was launched, what arrived, who leads."""
 
-    open: bool = True
+    __slots__ = ("node", "step", "voting", "recorder", "tally", "answers", "launched", "in_flight", "rounds", "open")
+
+    def __init__(self, node: Hashable, step: LLMStep, voting: Voting, recorder: Recorder) -> None:
+        self.node, self.step, self.voting, self.recorder = node, step, voting, recorder
+        self.tally = Tally()
+        self.answers: dict[str, Any] = {}
+        self.launched = self.in_flight = self.rounds = 0
+        self.open = True  # samples arriving after the step closes are recorded as late
+
+    def launch(self) -> range:
+        """Indices of the samples to send now: the leader's deficit not already in flight."""
+        needed = self.voting.rule.needed(self.tally)
+        if needed <= self.in_flight:
+            return range(0)
+        want = min(needed - self.in_flight, self.voting.max_samples - self.launched)
+        if want <= 0:
+            if self.in_flight == 0:
+                error = VoteUndecided(self.node, self.tally.counts, self.launched, self.tally.flagged)
+                self.recorder.step_error(self.node, error, self.tally, self.launched)
+                raise error
+            return range(0)
+        first = self.launched
+        self.launched += want
+        self.in_flight += want
+        self.rounds += 1
+        return range(first, first + want)
+
+    def count(self, index: int, completion: Completion) -> str | None:
+        """Judge and record one arrived sample; return the winner once decided."""
+        self.in_flight -= 1
+        verdict = self._judge(completion)
+        self.recorder.sample(self.node, index, self.voting.temperature_for(index), completion, verdict, False)
+        if verdict.key is None:
+            self.tally.flagged += 1
+            return None
+        self.tally.add(verdict.key)
+        self.answers.setdefault(verdict.key, verdict.answer)
+        return self.voting.rule.winner(self.tally)
+
+    def late(self, index: int, completion: Completion) -> None:
+        verdict = self._judge(completion)
+        self.recorder.sample(self.node, index, self.voting.temperature_for(index), completion, verdict, True)
+
+    def close(self, winner: str) -> Decision:
+        self.open = False
+        t = self.tally
+        return Decision(self.node, winner, self.answers[winner], dict(t.counts), self.launched - self.in_flight,
+                        t.flagged, self.rounds)
+
+    def _judge(self, completion: Completion) -> Verdict:
+        reply = Reply(completion.text, completion.finish_reason, completion.output_tokens)
+        v = self.voting
+        return judge(reply, self.step.parse, self.step.vote_key, max_output_tokens=v.max_output_tokens,
+                     extra_flags=v.red_flags)
 
 
 class Microagent:
@@ -44,70 +95,60 @@ class Microagent:
         # while some of its samples are still out does not wait for them.
         self.group = group
         self.guard = guard
+        # A backend that answers without ever waiting (the in-process simulator
+        # with no latency) gains nothing from concurrent samples: draw them in
+        # order, in this task, and skip the task spawning that would dominate.
+        self.instant = bool(getattr(backend, "instant", False))
 
     async def vote(self, node: Hashable, step: LLMStep, inputs: Inputs, voting: Voting) -> Decision:
+        ballot = _Ballot(node, step, voting, self.recorder)
         messages = step.prompt(inputs)
-        rule = voting.rule
-        tally = Tally()
-        answers: dict[str, Any] = {}
-        state = _Open()
+        if self.instant:
+            return await self._vote_in_order(ballot, messages)
+        return await self._vote_concurrently(ballot, messages)
+
+    async def _vote_in_order(self, ballot: _Ballot, messages: Messages) -> Decision:
+        pending: list[int] = []
+        winner = None
+        while winner is None:
+            pending.extend(ballot.launch())
+            index = pending.pop(0)
+            winner = ballot.count(index, await self._call(ballot, messages, index))
+        decision = ballot.close(winner)
+        for index in pending:  # launched in the deciding round, answered after the decision
+            ballot.late(index, await self._call(ballot, messages, index))
+        return decision
+
+    async def _vote_concurrently(self, ballot: _Ballot, messages: Messages) -> Decision:
         send, receive = anyio.create_memory_object_stream[tuple[int, Completion]](math.inf)
-        launched = in_flight = rounds = 0
+        winner = None
         with send, receive:
-            while True:
-                if in_flight == 0 or rule.needed(tally) > in_flight:
-                    want = min(rule.needed(tally) - in_flight, voting.max_samples - launched)
-                    if want <= 0 and in_flight == 0:
-                        error = VoteUndecided(node, tally.counts, launched, tally.flagged)
-                        self.recorder.step_error(node, error, tally, launched)
-                        raise error
-                    if want > 0:
-                        rounds += 1
-                        for index in range(launched, launched + want):
-                            self.group.start_soon(self._draw, node, step, messages, index, voting, state, send)
-                        launched += want
-                        in_flight += want
+            while winner is None:
+                for index in ballot.launch():
+                    self.group.start_soon(self._draw, ballot, messages, index, send)
                 index, completion = await receive.receive()
-                in_flight -= 1
-                verdict = self._judge(step, completion, voting)
-                self.recorder.sample(node, index, voting.temperature_for(index), completion, verdict, False)
-                if verdict.key is None:
-                    tally.flagged += 1
-                    continue
-                tally.add(verdict.key)
-                answers.setdefault(verdict.key, verdict.answer)
-                winner = rule.winner(tally)
-                if winner is not None:
-                    break
-            state.open = False
-            decision = Decision(node, winner, answers[winner], dict(tally.counts), launched - in_flight,
-                                tally.flagged, rounds)
+                winner = ballot.count(index, completion)
+            decision = ballot.close(winner)
             while True:  # replies that arrived while the deciding one was judged
                 try:
                     index, completion = receive.receive_nowait()
                 except anyio.WouldBlock:
                     break
-                self._late(node, step, index, completion, voting)
+                ballot.late(index, completion)
         return decision
 
-    async def _draw(self, node: Hashable, step: LLMStep, messages: Messages, index: int, voting: Voting,
-                    state: _Open, send: MemoryObjectSendStream[tuple[int, Completion]]) -> None:
-        request = Request(messages, voting.temperature_for(index), voting.max_output_tokens, node, index)
+    async def _draw(self, ballot: _Ballot, messages: Messages, index: int,
+                    send: MemoryObjectSendStream[tuple[int, Completion]]) -> None:
         async with self.limiter:
-            if self.guard is not None:
-                self.guard(request)  # a budget check, right before the request would go out
-            completion = await self.backend.complete(request)
-        if state.open:
+            completion = await self._call(ballot, messages, index)
+        if ballot.open:
             send.send_nowait((index, completion))
         else:
-            self._late(node, step, index, completion, voting)
+            ballot.late(index, completion)
 
-    def _late(self, node: Hashable, step: LLMStep, index: int, completion: Completion, voting: Voting) -> None:
-        verdict = self._judge(step, completion, voting)
-        self.recorder.sample(node, index, voting.temperature_for(index), completion, verdict, True)
-
-    @staticmethod
-    def _judge(step: LLMStep, completion: Completion, voting: Voting) -> Verdict:
-        reply = Reply(completion.text, completion.finish_reason, completion.output_tokens)
-        return judge(reply, step.parse, step.vote_key, max_output_tokens=voting.max_output_tokens,
-                     extra_flags=voting.red_flags)
+    async def _call(self, ballot: _Ballot, messages: Messages, index: int) -> Completion:
+        v = ballot.voting
+        request = Request(messages, v.temperature_for(index), v.max_output_tokens, ballot.node, index)
+        if self.guard is not None:
+            self.guard(request)  # a budget check, right before the request would go out
+        return await self.backend.complete(request)

@@ -186,7 +186,7 @@ def _outcome_of(error: RunError) -> str:
 async def _step(agent: Microagent, recorder: Recorder, voting: Voting, node: Hashable, data: dict[str, Any],
                 inputs: dict[str, Any]) -> Any:
     step = data["step"]
-    if isinstance(step, LLMStep):
+    if _is_llm_step(step):
         decision = await agent.vote(node, step, inputs, data.get("voting") or voting)
         # Scored only now, after the decision: ground truth never reaches voting.
         truth = step.expected(inputs)
@@ -202,6 +202,19 @@ async def _step(agent: Microagent, recorder: Recorder, voting: Voting, node: Has
         raise error from exc
     recorder.python_step(node, output)
     return output
+
+
+_LLM_KINDS: dict[type, bool] = {}
+
+
+def _is_llm_step(step: object) -> bool:
+    # Protocol isinstance checks are slow and a million-step chain asks a
+    # million times; the answer is the same for every step of one class.
+    kind = type(step)
+    known = _LLM_KINDS.get(kind)
+    if known is None:
+        known = _LLM_KINDS[kind] = isinstance(step, LLMStep)
+    return known
 
 
 def run(task: Task | nx.DiGraph, **options: Any) -> RunResult:

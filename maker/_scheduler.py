@@ -31,7 +31,16 @@ async def run_plan(plan: Plan, execute: Execute, *, max_steps: int) -> dict[Hash
     limiter = anyio.CapacityLimiter(max_steps)
     keep = plan.keep
 
-    async def step(node: Hashable, tg: anyio.abc.TaskGroup) -> None:
+    async def worker(node: Hashable | None, tg: anyio.abc.TaskGroup) -> None:
+        # A worker carries on with one of the steps its step made ready, so a
+        # chain runs in a single task instead of spawning one per step.
+        while node is not None:
+            ready = await step(node)
+            node = ready.pop() if ready else None
+            for other in ready:
+                tg.start_soon(worker, other, tg)
+
+    async def step(node: Hashable) -> list[Hashable]:
         async with limiter:
             inputs = plan.inputs(node, outputs)
             for pred in list(graph.predecessors(node)):
@@ -45,6 +54,7 @@ async def run_plan(plan: Plan, execute: Execute, *, max_steps: int) -> dict[Hash
         if not successors:
             del unread[node]
         del waiting[node]
+        ready = []
         for new in plan.extend(node):
             preds = list(graph.predecessors(new))
             waiting[new] = sum(1 for p in preds if p not in outputs)
@@ -52,11 +62,12 @@ async def run_plan(plan: Plan, execute: Execute, *, max_steps: int) -> dict[Hash
             for pred in preds:
                 unread[pred] += 1
             if waiting[new] == 0:
-                tg.start_soon(step, new, tg)
+                ready.append(new)
         for succ in successors:
             waiting[succ] -= 1
             if waiting[succ] == 0:
-                tg.start_soon(step, succ, tg)
+                ready.append(succ)
+        return ready
 
     def _forget(node: Hashable) -> None:
         # Every consumer has read this output: drop it unless the user keeps all.
@@ -67,5 +78,5 @@ async def run_plan(plan: Plan, execute: Execute, *, max_steps: int) -> dict[Hash
 
     async with anyio.create_task_group() as tg:
         for node in [n for n, d in waiting.items() if d == 0]:
-            tg.start_soon(step, node, tg)
+            tg.start_soon(worker, node, tg)
     return outputs

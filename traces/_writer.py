@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import IO, Any
 
 
+# One encoder for the whole process: events are plain trees, so the circular
+# check json.dumps runs on every call is pure cost here.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
 def _open(path: Path, append: bool) -> IO[bytes]:
     mode = "ab" if append else "xb"
     if path.suffix == ".gz":
@@ -46,7 +51,7 @@ class TraceWriter:
         self.closed = False
 
     def write(self, event: dict[str, Any]) -> None:
-        self._pending.append(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        self._pending.append(_ENCODER.encode(event).encode() + b"\n")
 
     def commit(self, *, force: bool = False) -> None:
         """Make everything written so far durable against a process crash."""

@@ -112,19 +112,24 @@ class SimModel:
         self.profile = profile
         self.seed = seed
         self._oracles = task_oracles if task_oracles is not None else oracles()
-        self._last: tuple[str, Oracle | None, Any] = ("", None, None)
+        self._last: tuple[str, tuple[Oracle | None, Any, int, bool]] = ("\0", (None, None, 0, False))
 
-    def _solve(self, messages: Messages) -> tuple[Oracle | None, Any]:
+    def _solve(self, messages: Messages) -> tuple[Oracle | None, Any, int, bool]:
+        """(oracle, right answer, the prompt's seed, is it a hard step), cached per prompt."""
         user = messages[-1]["content"] if messages else ""
-        if self._last[0] == user:  # the k samples of a step share one prompt
-            return self._last[1], self._last[2]
+        last = self._last
+        if last[0] == user:  # the k samples of a step share one prompt
+            return last[1]
+        base = self.seed * 1_000_003 + _crc(user)
+        hard = Random(base).random() < self.profile.hard_fraction
+        found: tuple[Oracle | None, Any, int, bool] = (None, None, base, hard)
         for oracle in self._oracles:
             answer = oracle.solve(messages)
             if answer is not None:
-                self._last = (user, oracle, answer)
-                return oracle, answer
-        self._last = (user, None, None)
-        return None, None
+                found = (oracle, answer, base, hard)
+                break
+        self._last = (user, found)
+        return found
 
     def reply(self, messages: Messages, temperature: float, max_tokens: int, draw: int) -> tuple[str, str, int]:
         """Return (text, finish_reason, output tokens) for one sample.
@@ -133,13 +138,10 @@ class SimModel:
         ignored, so the greedy sample of a prompt is always the same reply.
         """
         p = self.profile
-        base = self.seed * 1_000_003 + (_crc(messages[-1]["content"]) if messages else 0)
-        step_rng = Random(base)
-        rng = step_rng if temperature == 0 else Random(base * 7919 + draw)
-        hard = step_rng.random() < p.hard_fraction
-        oracle, answer = self._solve(messages)
+        oracle, answer, base, hard = self._solve(messages)
         if oracle is None:
             return "I am not sure what you are asking.", "stop", 12
+        rng = Random(base + 2 if temperature == 0 else base * 7919 + draw)
         roll = rng.random()
         if roll < p.malformed_rate:
             return self._malformed(oracle.render(answer), rng), "stop", self._tokens(rng, p.tokens_out)
@@ -196,6 +198,8 @@ class SimBackend:
         self.model = model
         self.sim = SimModel(profile, seed=seed)
         self._seed = seed
+        # Never waits, so the microagent may draw its samples in order, inline.
+        self.instant = profile.latency <= 0
 
     async def complete(self, request: Request) -> Completion:
         text, finish, out = self.sim.reply(request.messages, request.temperature, request.max_tokens, request.index)
