@@ -288,7 +288,7 @@ def apply_move_back(state_after: State, move: Move) -> State:
     return before
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=64)  # the k samples of a step ask about the same prompt
 def _solve_prompt(user: str) -> dict[str, Any] | None:
     prev_m, cur_m = _PREV_RE.search(user), _CUR_RE.search(user)
     if prev_m is None or cur_m is None:

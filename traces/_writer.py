@@ -52,14 +52,19 @@ class TraceWriter:
 
     def write(self, event: dict[str, Any]) -> None:
         self._pending.append(_ENCODER.encode(event).encode() + b"\n")
+        if len(self._pending) >= 1024:
+            self._drain()  # bounded memory between commits; not yet a commit
+
+    def _drain(self) -> None:
+        self._file.write(b"".join(self._pending))
+        self._pending.clear()
 
     def commit(self, *, force: bool = False) -> None:
         """Make everything written so far durable against a process crash."""
         if not force and self._interval and time.monotonic() - self._last_commit < self._interval:
             return
         if self._pending:
-            self._file.write(b"".join(self._pending))
-            self._pending.clear()
+            self._drain()
         self._file.flush()
         if self._fsync:
             raw = self._file.fileobj if self._gz else self._file  # type: ignore[attr-defined]
