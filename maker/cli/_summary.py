@@ -19,8 +19,14 @@ def print_json(result: RunResult) -> None:
 def print_table(result: RunResult, console: Console | None = None) -> None:
     console = console or Console(stderr=True)
     t = result.totals
-    verdict = "[bold green]solved[/]" if result.solved else f"[bold red]{result.outcome}[/]"
-    table = Table(title=f"{result.task} on {result.model}: {verdict}", show_header=False, title_justify="left")
+    if result.mode == "independent":
+        wrong = "[bold green]0 wrong[/]" if t.errors == 0 else f"[bold red]{t.errors} wrong[/]"
+        title = (f"{result.task} on {result.model}: INDEPENDENT STEPS ({t.steps:,} steps from ground truth, {wrong};"
+                 " measures voted per-step reliability, not a sequential solve)")
+    else:
+        verdict = "[bold green]solved[/]" if result.solved else f"[bold red]{result.outcome}[/]"
+        title = f"{result.task} on {result.model}: {verdict}"
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [
