@@ -21,7 +21,11 @@ from maker.errors import VoteUndecided
 from tasks._protocol import Inputs, LLMStep, Messages
 from voting import Reply, Tally, Verdict, Voting, judge
 
-Guard = Callable[[Request], None]
+# A guard sees each request right before it is sent and may refuse it by
+# raising (a budget); it may return a callback that is told how the request
+# ended (the completion, or None if it failed), so spending can be settled.
+Settle = Callable[[Completion | None], None]
+Guard = Callable[[Request], Settle | None]
 
 
 class _Ballot:
@@ -149,6 +153,13 @@ class Microagent:
     async def _call(self, ballot: _Ballot, messages: Messages, index: int) -> Completion:
         v = ballot.voting
         request = Request(messages, v.temperature_for(index), v.max_output_tokens, ballot.node, index)
-        if self.guard is not None:
-            self.guard(request)  # a budget check, right before the request would go out
-        return await self.backend.complete(request)
+        settle = self.guard(request) if self.guard is not None else None  # a budget check, right before sending
+        if settle is None:
+            return await self.backend.complete(request)
+        try:
+            completion = await self.backend.complete(request)
+        except BaseException:
+            settle(None)
+            raise
+        settle(completion)
+        return completion
