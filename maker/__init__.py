@@ -13,31 +13,43 @@ writes a trace (see `traces`).
 from __future__ import annotations
 
 from maker import errors
+from maker._graph import DAG
+from maker._oracles import SimOracle, sim_backend, sim_oracle
 from maker._pricing import PRICES, Price, load_prices, price_of
 from maker._recorder import Decision, Progress, Totals
 from maker._result import RunResult
 from maker._runner import DEFAULT_MODEL, arun, run
 from maker._settings import RunSettings
+from maker._steps import LLMFunctionStep, PythonFunctionStep, llm_step, parse_last, python_step
 from maker._version import __version__
 from maker.backends import Backend, Completion, Request, open_backend
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DAG",
     "Backend",
     "Completion",
     "Decision",
+    "LLMFunctionStep",
     "PRICES",
     "Price",
     "Progress",
+    "PythonFunctionStep",
     "Request",
     "RunResult",
     "RunSettings",
+    "SimOracle",
     "Totals",
     "__version__",
     "arun",
     "load_prices",
     "price_of",
     "errors",
+    "llm_step",
     "open_backend",
+    "parse_last",
+    "python_step",
     "run",
+    "sim_backend",
+    "sim_oracle",
 ]

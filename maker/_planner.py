@@ -7,12 +7,13 @@ costs about a gigabyte), adding steps ahead as the run commits steps behind.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import networkx as nx
 
 from maker.errors import PlanError
 from tasks._protocol import Chain, LLMStep, PythonStep
+from voting import Voting
 
 INPUT = "name"  # edge attribute: which input of the target the source's output feeds
 
@@ -42,8 +43,16 @@ class Plan:
         data = self.graph.nodes[node]
         inputs = dict(data.get("args") or {})
         for pred in self.graph.predecessors(node):
-            inputs[self.graph.edges[pred, node].get(INPUT, str(pred))] = outputs[pred]
+            for name in input_names(self.graph, pred, node):
+                inputs[name] = outputs[pred]
         return inputs
+
+
+def input_names(graph: nx.DiGraph, source: Hashable, target: Hashable) -> tuple[str, ...]:
+    """The inputs of `target` that `source`'s output feeds: edge attribute `name`, a
+    string or a tuple of strings (one output into several inputs); default str(source)."""
+    name = graph.edges[source, target].get(INPUT, str(source))
+    return name if isinstance(name, tuple) else (name,)
 
 
 class ChainPlan(Plan):
@@ -135,27 +144,54 @@ def make_plan(source: nx.DiGraph | Chain, *, window: int = 64) -> Plan:
 
 
 def validate(graph: nx.DiGraph) -> None:
-    """Reject what would fail mid-run: cycles, bad nodes, clashing or missing inputs."""
+    """Reject what would fail mid-run: cycles, unknown or bad nodes, clashing, missing or unexpected inputs."""
     if graph.number_of_nodes() == 0:
         raise PlanError("the plan has no steps")
+    for node, data in graph.nodes(data=True):
+        _check_node(graph, node, data)
     if not nx.is_directed_acyclic_graph(graph):
         cycle = nx.find_cycle(graph)
         raise PlanError(f"the plan has a cycle through node {cycle[0][0]!r}: " + " → ".join(repr(u) for u, _ in cycle))
     for node, data in graph.nodes(data=True):
-        if not isinstance(node, (str, int)) or isinstance(node, bool):
-            raise PlanError(f"node {node!r}: node ids must be strings or integers (they are written to traces)")
-        step = data.get("step")
-        if step is None:
-            raise PlanError(f"node {node!r} has no 'step' attribute")
-        if not isinstance(step, (LLMStep, PythonStep)):
-            raise PlanError(f"node {node!r}: 'step' must be an LLM step or a Python step, got {type(step).__name__}")
-        names = [graph.edges[p, node].get(INPUT, str(p)) for p in graph.predecessors(node)]
-        args = data.get("args") or {}
-        clash = {n for n in names if names.count(n) > 1 or n in args}
-        if clash:
-            raise PlanError(f"node {node!r}: input {sorted(clash)[0]!r} is fed twice")
-        needs = getattr(step, "inputs", None)
-        if needs:
-            missing = set(needs) - set(names) - set(args)
-            if missing:
-                raise PlanError(f"node {node!r}: missing input {sorted(missing)[0]!r}")
+        _check_inputs(graph, node, data)
+
+
+def _check_node(graph: nx.DiGraph, node: Hashable, data: dict[str, Any]) -> None:
+    if not isinstance(node, (str, int)) or isinstance(node, bool):
+        raise PlanError(f"node {node!r}: node ids must be strings or integers (they are written to traces)")
+    step = data.get("step")
+    if step is None:
+        fed = [(t, input_names(graph, node, t)[0]) for t in graph.successors(node)]
+        if not data and fed:
+            # networkx creates a node for any edge end: this one was only ever named as a source.
+            target, name = fed[0]
+            raise PlanError(f"node {node!r} is unknown: it feeds input {name!r} of node {target!r} but was never "
+                            "added as a step")
+        raise PlanError(f"node {node!r} has no 'step' attribute")
+    if not isinstance(step, (LLMStep, PythonStep)):
+        raise PlanError(f"node {node!r}: 'step' must be an LLM step or a Python step, got {type(step).__name__}")
+    if not isinstance(data.get("args") or {}, Mapping):
+        raise PlanError(f"node {node!r}: 'args' must be a mapping of input name to value")
+    voting = data.get("voting")
+    if voting is not None and not isinstance(voting, Voting):
+        raise PlanError(f"node {node!r}: 'voting' must be a voting.Voting, got {type(voting).__name__}")
+
+
+def _check_inputs(graph: nx.DiGraph, node: Hashable, data: dict[str, Any]) -> None:
+    step = data["step"]
+    names = [n for p in graph.predecessors(node) for n in input_names(graph, p, node)]
+    args = data.get("args") or {}
+    given = set(args)
+    for name in names:
+        if name in given:
+            raise PlanError(f"node {node!r}: input {name!r} is fed twice")
+        given.add(name)
+    needs = getattr(step, "inputs", None)
+    missing = set(needs or ()) - given
+    if missing:
+        raise PlanError(f"node {node!r}: missing input {sorted(missing)[0]!r}")
+    accepts = getattr(step, "accepts", None)
+    unexpected = given - set(accepts) if accepts is not None else set()
+    if unexpected:
+        raise PlanError(f"node {node!r}: unexpected input {sorted(unexpected)[0]!r} "
+                        f"(its step takes {', '.join(sorted(accepts)) or 'no inputs'})")

@@ -19,10 +19,11 @@ from maker._recorder import Progress, Recorder, Totals
 from maker._result import RunResult
 from maker._scheduler import run_plan
 from maker._settings import RunSettings
+from maker._steps import step_voting
 from maker._version import __version__
 from maker.backends._protocol import Backend
 from maker.backends._registry import open_backend
-from maker.errors import BudgetExceeded, ConfigError, RunError, StepFailed, VoteUndecided
+from maker.errors import BudgetExceeded, ConfigError, MakerError, RunError, StepFailed, VoteUndecided
 from tasks._protocol import LLMStep, SampleableTask, Task
 from traces._schema import SCHEMA_VERSION
 from traces._writer import TraceWriter
@@ -187,21 +188,31 @@ async def _step(agent: Microagent, recorder: Recorder, voting: Voting, node: Has
                 inputs: dict[str, Any]) -> Any:
     step = data["step"]
     if _is_llm_step(step):
-        decision = await agent.vote(node, step, inputs, data.get("voting") or voting)
-        # Scored only now, after the decision: ground truth never reaches voting.
-        truth = step.expected(inputs)
-        recorder.decision(decision, None if truth is None else step.vote_key(truth))
+        try:
+            decision = await agent.vote(node, step, inputs, step_voting(step, data.get("voting"), voting))
+            # Scored only now, after the decision: ground truth never reaches voting.
+            truth = step.expected(inputs)
+            truth_key = None if truth is None else step.vote_key(truth)
+        except MakerError:
+            raise
+        except Exception as exc:  # a bug in the step's own prompt builder, parser or vote key
+            raise _failed(recorder, node, exc) from exc
+        recorder.decision(decision, truth_key)
         return decision.answer
     try:
         output = step.run(inputs)
         if inspect.isawaitable(output):
             output = await output
     except Exception as exc:
-        error = StepFailed(f"step {node!r} raised {type(exc).__name__}: {exc}", step=node)
-        recorder.step_error(node, error)
-        raise error from exc
+        raise _failed(recorder, node, exc) from exc
     recorder.python_step(node, output)
     return output
+
+
+def _failed(recorder: Recorder, node: Hashable, exc: Exception) -> StepFailed:
+    error = StepFailed(f"step {node!r} raised {type(exc).__name__}: {exc}", step=node)
+    recorder.step_error(node, error)
+    return error
 
 
 _LLM_KINDS: dict[type, bool] = {}

@@ -59,9 +59,36 @@ def _register_builtin() -> None:
         TaskInfo(
             name="hanoi",
             summary="Towers of Hanoi: 2^n − 1 chained moves (the paper's million-step task)",
-            params=(Param("disks", int, 10, "number of disks", minimum=1),),
+            params=(Param("disks", int, 10, "number of disks, at most 30", minimum=1),),
             factory=Hanoi,
             oracle=HanoiOracle(),
+        )
+    )
+    _register_wide_tasks()
+
+
+def _register_wide_tasks() -> None:
+    from tasks.arithmetic import MAX_DIGITS, Addition, AdditionOracle
+    from tasks.sorting import MAX_LENGTH, Sorting, SortingOracle
+
+    instance = Param("instance", int, 0, "which random instance (numbers or list) to solve", minimum=0)
+    register(
+        TaskInfo(
+            name="arithmetic",
+            summary="long addition of two n-digit numbers: n column sums in parallel, then the n-step carry chain",
+            params=(Param("digits", int, 100, f"digits per number, at most {MAX_DIGITS:,}", minimum=1), instance),
+            factory=Addition,
+            oracle=AdditionOracle(),
+            aliases=("addition",),
+        )
+    )
+    register(
+        TaskInfo(
+            name="sorting",
+            summary="sort a list with Batcher's sorting network: one compare-exchange per step, in parallel layers",
+            params=(Param("length", int, 64, f"numbers to sort, at most {MAX_LENGTH:,}", minimum=2), instance),
+            factory=Sorting,
+            oracle=SortingOracle(),
         )
     )
 

@@ -50,10 +50,22 @@ def _open_sim(name: ModelName, settings: dict[str, object]) -> Backend:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     seed = settings.get("seed", 0)
-    return SimBackend(f"sim/{name.name}", profile, seed=int(seed))  # type: ignore[arg-type]
+    oracles = settings.get("oracles")  # a user's own steps (maker.sim_backend); default: the tasks'
+    return SimBackend(f"sim/{name.name}", profile, seed=int(seed),  # type: ignore[arg-type]
+                      oracles=list(oracles) if oracles is not None else None)  # type: ignore[call-overload]
 
 
 register_provider("sim", _open_sim)
+
+
+def _open_openai(name: ModelName, settings: dict[str, object]) -> Backend:
+    # Imported on first use: the openai package takes a moment to import.
+    from maker.backends._openai import open_openai
+
+    return open_openai(name, settings)
+
+
+register_provider("openai", _open_openai)
 
 
 def open_backend(model: str, **settings: object) -> Backend:

@@ -194,9 +194,11 @@ def input_tokens(messages: Messages) -> int:
 class SimBackend:
     """The simulated model as an in-process backend (`sim/PROFILE`)."""
 
-    def __init__(self, model: str, profile: SimProfile, *, seed: int = 0) -> None:
+    def __init__(self, model: str, profile: SimProfile, *, seed: int = 0,
+                 oracles: list[Oracle] | None = None) -> None:
         self.model = model
-        self.sim = SimModel(profile, seed=seed)
+        # oracles: what the model knows (default: every registered task's).
+        self.sim = SimModel(profile, seed=seed, task_oracles=oracles)
         self._seed = seed
         # Never waits, so the microagent may draw its samples in order, inline.
         self.instant = profile.latency <= 0

@@ -1,0 +1,90 @@
+"""`maker run TASK [task options]` and `maker tasks`: every registered task from the command line.
+
+Each task gets its own sub-command under `run`, with its options built from the
+task's `Param`s, so `maker run sorting --help` shows exactly what sorting takes
+and a misspelt option is a one-line usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from maker.cli._common import add_run_options
+from maker.cli._execute import execute_task
+from tasks._protocol import Param, TaskInfo
+from tasks._registry import task_info, task_names
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = sub.add_parser("run", help="solve a registered task (see `maker tasks`)",
+                         description="Solve a registered task with voted microsteps. `maker tasks` lists them.")
+    tasks = run.add_subparsers(dest="task", metavar="TASK", parser_class=type(run))
+    tasks.required = True
+    for name in task_names():
+        _add_task(tasks, task_info(name))
+    listing = sub.add_parser("tasks", help="list the tasks `maker run` can solve, with their options",
+                             description="List the registered tasks and their options.")
+    listing.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    listing.set_defaults(func=_list)
+
+
+def _add_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
+    p = tasks.add_parser(info.name, aliases=list(info.aliases), help=info.summary, description=info.summary)
+    g = p.add_argument_group(f"{info.name} options")
+    for param in info.params:
+        g.add_argument(_flag(param), dest=param.name, type=_typed(param), default=param.default,
+                       metavar=param.name.upper(), help=f"{param.help} (default {param.default})")
+    add_run_options(p)
+    p.set_defaults(func=_handle, task_name=info.name, task_params=[p.name for p in info.params])
+
+
+def _flag(param: Param) -> str:
+    return "--" + param.name.replace("_", "-")
+
+
+def _typed(param: Param) -> Callable[[str], Any]:
+    """An argparse type for one task option: its type, and its minimum if it has one."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = param.type(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {param.type.__name__}, got {text!r}") from None
+        if param.minimum is not None and value < param.minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {param.minimum}, got {value}")
+        return value
+
+    parse.__name__ = param.type.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _handle(args: argparse.Namespace) -> int:
+    options = {name: getattr(args, name) for name in args.task_params}
+    return execute_task(args.task_name, options, args)
+
+
+def _list(args: argparse.Namespace) -> int:
+    infos = [task_info(name) for name in task_names()]
+    if args.json:
+        sys.stdout.write(json.dumps({"tasks": [_describe(info) for info in infos]}) + "\n")
+        return 0
+    for info in infos:
+        aliases = f" (also: {', '.join(info.aliases)})" if info.aliases else ""
+        print(f"{info.name}{aliases}\n    {info.summary}")
+        for p in info.params:
+            print(f"    {_flag(p) + ' ' + p.name.upper():<24} {p.help} (default {p.default})")
+    print("\nmaker run TASK [task options] [--model M --k K ...]; maker run TASK --help shows them all.")
+    return 0
+
+
+def _describe(info: TaskInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "aliases": list(info.aliases),
+        "summary": info.summary,
+        "options": [{"name": p.name, "flag": _flag(p), "type": p.type.__name__, "default": p.default,
+                     "minimum": p.minimum, "help": p.help} for p in info.params],
+    }
