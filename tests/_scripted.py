@@ -1,0 +1,140 @@
+"""A scripted model and a tiny one-word task, for tests of voting logic.
+
+The scripted backend answers each sample from a script the test writes, so a
+test states exactly which replies a step gets. Gated, it also holds every
+request until the test releases it, so the test decides the order in which
+samples arrive and can look at what the microagent launched in between.
+It is a real `Backend`: the runtime under test cannot tell it from any other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from maker.backends._protocol import Completion, Request
+from tasks import Inputs, Messages
+from voting import ParseError
+
+Scripted = str | Completion
+Script = Sequence[Scripted] | Mapping[Hashable, Sequence[Scripted]] | Callable[[Request], Scripted]
+
+GARBAGE = "I think the answer is probably the second one."  # no `answer:` line: a format red flag
+
+
+def vote(word: str) -> str:
+    """A well-formed reply voting for `word`."""
+    return f"Let me think.\nanswer: {word}"
+
+
+def cut_off(word: str, tokens: int = 750) -> Completion:
+    """A reply that hit the output cap (a length red flag, however good it looks)."""
+    return Completion(vote(word), "length", 30, tokens, 0.0)
+
+
+def long_reply(word: str, tokens: int) -> Completion:
+    """A finished reply with `tokens` output tokens."""
+    return Completion(vote(word), "stop", 30, tokens, 0.0)
+
+
+class WordStep:
+    """An LLM step whose answer is one word: `answer: WORD` on the last line.
+
+    The parser is strict (one format, no repair), like every task's parser.
+    """
+
+    def __init__(self, truth: str | None = None, name: str = "pick") -> None:
+        self.truth = truth
+        self.name = name
+
+    def prompt(self, inputs: Inputs) -> Messages:
+        return ({"role": "user", "content": f"{self.name}: {sorted(inputs.items())!r}"},)
+
+    def parse(self, text: str) -> str:
+        found = re.fullmatch(r"answer: ([A-Za-z]+)", text.strip().splitlines()[-1] if text.strip() else "")
+        if found is None:
+            raise ParseError("no 'answer: WORD' last line")
+        return found.group(1)
+
+    def vote_key(self, answer: str) -> str:
+        return answer
+
+    def expected(self, inputs: Inputs) -> str | None:
+        return self.truth
+
+
+class ScriptedBackend:
+    """Replies from a script: a list (every step), a {step: list} map, or a function of the request.
+
+    gated: each request waits until `release` lets it answer, so the test picks the
+    arrival order. instant: advertise `instant` so the microagent samples in order.
+    """
+
+    def __init__(self, script: Script, *, gated: bool = False, instant: bool = False,
+                 delay: float = 0.0, tokens_out: int = 20) -> None:
+        self.model = "scripted/test"
+        self.script = script
+        self.gated = gated
+        self.delay = delay
+        self.tokens_out = tokens_out
+        if instant:
+            self.instant = True
+        self.requests: list[Request] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._gates: dict[tuple[Hashable, int], anyio.Event] = {}
+
+    async def complete(self, request: Request) -> Completion:
+        self.requests.append(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.gated:
+                await self._gate(request.step, request.index).wait()
+            elif self.delay:
+                await anyio.sleep(self.delay)
+            else:
+                await anyio.lowlevel.checkpoint()
+        finally:
+            self.in_flight -= 1
+        return self._completion(self._reply(request))
+
+    async def aclose(self) -> None:
+        return None
+
+    async def release(self, index: int, step: Hashable = "s") -> None:
+        """Let sample `index` of `step` answer, then wait until the runtime has reacted."""
+        self._gate(step, index).set()
+        await anyio.wait_all_tasks_blocked()
+
+    def launched(self, step: Hashable = "s") -> list[int]:
+        return [r.index for r in self.requests if r.step == step]
+
+    def _gate(self, step: Hashable, index: int) -> anyio.Event:
+        return self._gates.setdefault((step, index), anyio.Event())
+
+    def _reply(self, request: Request) -> Scripted:
+        if callable(self.script):
+            return self.script(request)
+        replies = self.script[request.step] if isinstance(self.script, Mapping) else self.script
+        if request.index >= len(replies):
+            raise AssertionError(f"the script has no sample {request.index} for step {request.step!r}")
+        return replies[request.index]
+
+    def _completion(self, reply: Scripted) -> Completion:
+        if isinstance(reply, Completion):
+            return reply
+        return Completion(reply, "stop", 30, self.tokens_out, 0.0)
+
+
+def one_step_graph(step: Any = None, node: Hashable = "s") -> Any:
+    """A plan of a single LLM step named `node`."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_node(node, step=step or WordStep())
+    return graph
