@@ -13,6 +13,7 @@ writes a trace (see `traces`).
 from __future__ import annotations
 
 from maker import errors
+from maker._budget import Budget
 from maker._graph import DAG
 from maker._oracles import SimOracle, sim_backend, sim_oracle
 from maker._pricing import PRICES, Price, load_prices, price_of
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DAG",
     "Backend",
+    "Budget",
     "Completion",
     "Decision",
     "LLMFunctionStep",

@@ -13,6 +13,7 @@ from typing import Any, Hashable, Mapping, Sequence
 import anyio
 import networkx as nx
 
+from maker._budget import Budget, with_budget
 from maker._microagent import Guard, Microagent
 from maker._planner import IndependentPlan, Plan, make_plan
 from maker._recorder import Progress, Recorder, Totals
@@ -91,6 +92,7 @@ async def arun(
     guard: Guard | None = None,
     check: bool = True,
     independent: Sequence[int] | None = None,
+    budget: Budget | None = None,
 ) -> RunResult:
     """Run a task (or a networkx DAG of steps) to the end and return its result.
 
@@ -100,6 +102,8 @@ async def arun(
     independent: instead of solving the chain, evaluate these steps of it, each
         from its ground-truth input (measures voted per-step reliability; it is
         not a sequential solve, and the trace and summary say so).
+    budget: limits on cost, samples and tokens, checked before each request
+        (a request that could cross one is never sent; see `maker.Budget`).
     """
     if isinstance(task, nx.DiGraph):
         task = GraphTask(task)
@@ -108,6 +112,8 @@ async def arun(
     plan = _plan_for(task, settings, independent)
     own_backend = backend is None
     backend = backend or open_backend(model, seed=settings.seed)
+    if budget is not None and budget.limited:
+        guard = with_budget(guard, budget.guard(backend.model))
     path = None if trace is False else Path(default_trace_path(task.name) if trace in (None, True) else trace)
     try:
         writer = TraceWriter(path) if path else None
