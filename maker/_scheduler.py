@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Hashable
 
 import anyio
+import anyio.lowlevel
 
 from maker._planner import Plan
 
@@ -34,20 +35,26 @@ async def run_plan(plan: Plan, execute: Execute, *, max_steps: int) -> dict[Hash
     async def worker(node: Hashable | None, tg: anyio.abc.TaskGroup) -> None:
         # A worker carries on with one of the steps its step made ready, so a
         # chain runs in a single task instead of spawning one per step.
-        while node is not None:
-            ready = await step(node)
-            node = ready.pop() if ready else None
-            for other in ready:
-                tg.start_soon(worker, other, tg)
+        done = 0
+        async with limiter:  # one slot per worker, held across the steps it carries on with
+            while node is not None:
+                done += 1
+                if done % 32 == 0:
+                    # Steps on an instant backend never suspend; yield now and then so
+                    # Ctrl-C (cancellation) and other tasks still get their turn.
+                    await anyio.lowlevel.checkpoint()
+                ready = await step(node)
+                node = ready.pop() if ready else None
+                for other in ready:
+                    tg.start_soon(worker, other, tg)
 
     async def step(node: Hashable) -> list[Hashable]:
-        async with limiter:
-            inputs = plan.inputs(node, outputs)
-            for pred in list(graph.predecessors(node)):
-                unread[pred] -= 1
-                if unread[pred] == 0:
-                    _forget(pred)
-            output = await execute(node, graph.nodes[node], inputs)
+        inputs = plan.inputs(node, outputs)
+        for pred in list(graph.predecessors(node)):
+            unread[pred] -= 1
+            if unread[pred] == 0:
+                _forget(pred)
+        output = await execute(node, graph.nodes[node], inputs)
         successors = list(graph.successors(node))
         if successors or keep != "none":
             outputs[node] = output
