@@ -109,7 +109,7 @@ class ScriptedBackend:
     async def release(self, index: int, step: Hashable = "s") -> None:
         """Let sample `index` of `step` answer, then wait until the runtime has reacted."""
         self._gate(step, index).set()
-        await anyio.wait_all_tasks_blocked()
+        await settle(lambda: (len(self.requests), self.in_flight))
 
     def launched(self, step: Hashable = "s") -> list[int]:
         return [r.index for r in self.requests if r.step == step]
@@ -129,6 +129,24 @@ class ScriptedBackend:
         if isinstance(reply, Completion):
             return reply
         return Completion(reply, "stop", 30, self.tokens_out, 0.0)
+
+
+async def settle(probe: Callable[[], object], quiet: int = 50) -> None:
+    """Let every other task run until they are all blocked again.
+
+    `anyio.wait_all_tasks_blocked` alone can return while a finished task's
+    completion callback is still queued, so first wait for `probe()` (what the
+    test looks at) to stay unchanged for `quiet` scheduler passes.
+    """
+    last, still = probe(), 0
+    for _ in range(100_000):
+        await anyio.lowlevel.checkpoint()
+        now = probe()
+        still = still + 1 if now == last else 0
+        last = now
+        if still >= quiet:
+            break
+    await anyio.wait_all_tasks_blocked()
 
 
 def one_step_graph(step: Any = None, node: Hashable = "s") -> Any:
