@@ -47,10 +47,12 @@ column. Answer with exactly two lines in this format:
 digit = <0-9>
 carry = <0 or 1>"""
 
-# [0-9], not \d: a non-ASCII digit is a format error, not a number.
-_SUM_RE = re.compile(r"(?<![A-Za-z_])sum\s*=\s*([0-9]+)(?![0-9])")
-_DIGIT_RE = re.compile(r"(?<![A-Za-z_])digit\s*=\s*([0-9]+)(?![0-9])")
-_CARRY_RE = re.compile(r"(?<![A-Za-z_])carry\s*=\s*([0-9]+)(?![0-9])")
+# [0-9], not \d: a non-ASCII digit is a format error, not a number. The number must
+# end there: "1.5" or "15abc" is not 1 or 15.
+_END = r"(?![0-9A-Za-z_]|[.,][0-9])"
+_SUM_RE = re.compile(r"(?<![A-Za-z_])sum\s*=\s*([0-9]+)" + _END)
+_DIGIT_RE = re.compile(r"(?<![A-Za-z_])digit\s*=\s*([0-9]+)" + _END)
+_CARRY_RE = re.compile(r"(?<![A-Za-z_])carry\s*=\s*([0-9]+)" + _END)
 _COLUMN_PROMPT = re.compile(r"^Column (\d+) of a long addition\.\nTop digit: (\d)\nBottom digit: (\d)\n", re.M)
 _CARRY_PROMPT = re.compile(r"^Column (\d+) of a long addition\.\nColumn sum: (\d+)\nCarry in: (\d+)\n", re.M)
 

@@ -39,8 +39,9 @@ Put the smaller value first. Answer with exactly two lines in this format:
 low = <the smaller value>
 high = <the larger value>"""
 
-_LOW_RE = re.compile(r"(?<![A-Za-z_])low\s*=\s*([0-9]+)(?![0-9])")
-_HIGH_RE = re.compile(r"(?<![A-Za-z_])high\s*=\s*([0-9]+)(?![0-9])")
+_END = r"(?![0-9A-Za-z_]|[.,][0-9])"  # "1.5" or "15abc" is not a whole number
+_LOW_RE = re.compile(r"(?<![A-Za-z_])low\s*=\s*([0-9]+)" + _END)
+_HIGH_RE = re.compile(r"(?<![A-Za-z_])high\s*=\s*([0-9]+)" + _END)
 _PROMPT = re.compile(r"^Value at position \d+: (\d+)\nValue at position \d+: (\d+)\n", re.M)
 
 
