@@ -1,0 +1,128 @@
+"""`maker hanoi` as a user runs it: a real subprocess, its stdout, stderr and exit status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from traces._reader import load_trace
+
+
+def maker_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("maker")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "maker.cli"]
+    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def run_json(*args: str, cwd: Path) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    done = maker_cli("hanoi", *args, "--json", cwd=cwd)
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, f"--json must print exactly one line on stdout, got {done.stdout!r} ({done.stderr})"
+    summary = json.loads(lines[0])
+    assert isinstance(summary, dict)
+    return summary, done
+
+
+def test_json_prints_one_object_with_the_run_summary(tmp_path: Path) -> None:
+    trace = tmp_path / "hanoi4.jsonl"
+    summary, done = run_json("--disks", "4", "--trace", str(trace), cwd=tmp_path)
+
+    assert done.returncode == 0
+    assert {"solved", "steps", "errors", "samples", "red_flags", "max_rounds", "trace"} <= set(summary)
+    assert summary["solved"] is True and summary["steps"] == 15 and summary["errors"] == 0
+    assert summary["samples"] >= 3 * 15  # k = 3 votes at least, per step
+    assert summary["trace"] == str(trace)
+    assert load_trace(trace).end["outcome"] == "solved"  # type: ignore[index]
+
+
+def test_the_trace_goes_under_runs_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    summary, _ = run_json("--disks", "2", cwd=tmp_path)
+    written = list((tmp_path / "runs").glob("hanoi-*.jsonl"))
+    assert [tmp_path / summary["trace"]] == written
+
+    summary, _ = run_json("--disks", "2", "--no-trace", cwd=tmp_path)
+    assert summary["trace"] is None
+    assert len(list((tmp_path / "runs").glob("*"))) == 1
+
+
+def test_without_json_stdout_stays_empty_and_the_table_goes_to_stderr(tmp_path: Path) -> None:
+    done = maker_cli("hanoi", "--disks", "3", "--quiet", "--no-trace", cwd=tmp_path)
+    assert done.returncode == 0
+    assert done.stdout == ""
+    assert "solved" in done.stderr and "errors (vs ground truth)" in done.stderr
+
+
+@pytest.mark.parametrize("disks", [8, 9, 10])
+def test_the_hostile_model_is_solved_with_zero_errors_at_k5(tmp_path: Path, disks: int) -> None:
+    summary, done = run_json("--disks", str(disks), "--model", "sim/hostile", "--k", "5", "--no-trace", cwd=tmp_path)
+    assert done.returncode == 0
+    assert summary["solved"] is True
+    assert summary["errors"] == 0 and summary["steps"] == 2**disks - 1
+    assert summary["red_flags"] > 0  # the hostile model really misbehaved
+    assert summary["max_rounds"] > 2  # and some steps needed extra rounds
+
+
+@pytest.mark.parametrize("disks", [8, 10])
+def test_the_hostile_model_makes_errors_without_voting(tmp_path: Path, disks: int) -> None:
+    summary, done = run_json("--disks", str(disks), "--model", "sim/hostile", "--k", "1", "--no-trace", cwd=tmp_path)
+    assert done.returncode == 1
+    assert summary["solved"] is False and summary["errors"] > 0
+
+
+def test_a_run_that_stops_early_still_prints_json_and_keeps_its_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    summary, done = run_json("--disks", "5", "--model", "sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
+                             "--max-samples-per-step", "6", "--trace", str(trace), cwd=tmp_path)
+    assert done.returncode == 1
+    assert summary["solved"] is False and summary["outcome"] == "undecided"
+    assert "undecided after 6 samples" in summary["error"]
+    loaded = load_trace(trace)
+    assert loaded.end is not None and loaded.end["outcome"] == "undecided"
+    assert len(loaded.decisions) == summary["steps"] and len(loaded.errors) == 1
+
+
+BAD = [
+    # arguments,                                                       in the message
+    (["hanoi", "--disks", "0"], "--disks"),
+    (["hanoi", "--disks", "31"], "--disks"),
+    (["hanoi", "--disks", "many"], "--disks"),
+    (["hanoi", "--k", "0"], "--k"),
+    (["hanoi", "--max-samples-per-step", "0"], "--max-samples-per-step"),
+    (["hanoi", "--concurrency", "-2"], "--concurrency"),
+    (["hanoi", "--temperature", "3"], "temperature"),
+    (["hanoi", "--model", "gpt-4.1-mini"], "provider/model"),
+    (["hanoi", "--model", "nosuchprovider/x"], "unknown model provider"),
+    (["hanoi", "--model", "sim/gpt-5-ultra"], "unknown simulated model"),
+    (["hanoi", "--model", "sim/hostile?error_rate=lots"], "error_rate"),
+    (["hanoi", "--model", "sim/hostile?warp=9"], "unknown sim option"),
+    (["hanoi", "--rule", "plurality"], "--rule"),
+    (["hanoi", "--bogus"], "--bogus"),
+    (["frobnicate"], "frobnicate"),
+    ([], "COMMAND"),
+]
+
+
+@pytest.mark.parametrize(("args", "mentions"), BAD, ids=[" ".join(a) or "(nothing)" for a, _ in BAD])
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, args: list[str], mentions: str) -> None:
+    done = maker_cli(*args, "--json", cwd=tmp_path) if args else maker_cli(cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("maker")
+    assert mentions in done.stderr
+    assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_an_existing_trace_is_never_overwritten(tmp_path: Path) -> None:
+    trace = tmp_path / "keep.jsonl"
+    trace.write_text("precious\n")
+    done = maker_cli("hanoi", "--disks", "2", "--trace", str(trace), "--json", cwd=tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and "already exists" in done.stderr
+    assert trace.read_text() == "precious\n"
