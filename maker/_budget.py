@@ -75,10 +75,14 @@ class Budget:
             return [f"only the output price of {model} is known, so the cost limit counts output tokens only"]
         return []
 
-    def guard(self, model: str) -> Spending:
-        """A fresh spending tracker for one run of `model`; pass it as `arun(..., guard=...)`."""
-        for note in self.notes(model):
-            log.warning(note)
+    def guard(self, model: str, *, announce: bool = True) -> Spending:
+        """A fresh spending tracker for one run of `model` (what `arun(budget=...)` uses).
+
+        announce: log `notes` as warnings (the CLI prints them itself).
+        """
+        if announce:
+            for note in self.notes(model):
+                log.warning(note)
         return Spending(self, self.price(model))
 
     def describe(self) -> dict[str, Any]:

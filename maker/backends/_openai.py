@@ -279,6 +279,8 @@ class OpenAIBackend:
             text = f"HTTP {exc.status_code}" + (f": {said}" if said else "")
         elif isinstance(exc, _InvalidReply):
             text = f"{reason}: {exc}"
+        elif isinstance(exc, openai.APIConnectionError) and exc.__cause__ is not None:
+            text = f"{reason}: {_root(exc.__cause__)}"
         return self.scrub(" ".join(str(text).split()))[:300]
 
     def scrub(self, text: str) -> str:
@@ -322,6 +324,13 @@ class OpenAIBackend:
             log.warning("%s ignores n (asked %d, got %d): sending one request per sample from now on", self.where,
                         len(batch.members), len(batch.results))
         return batch.results[0]
+
+
+def _root(exc: BaseException) -> str:
+    """The innermost cause's message ("[Errno 111] Connection refused"), or its type."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return str(exc) or type(exc).__name__
 
 
 def classify(exc: BaseException) -> tuple[bool, str, float | None]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 import zlib
 from collections import Counter
@@ -136,9 +137,14 @@ class SimServerConfig:
 
 @dataclass(slots=True)
 class ServerStats:
-    """The server's own view: what arrived, what was faulted, how many at once."""
+    """The server's own view of chat requests: what arrived, what was faulted, how many at once.
+
+    requests counts every HTTP request; the rest count chat completions only.
+    statuses: replies sent, by HTTP status (dropped connections are not replies).
+    """
 
     requests: int = 0
+    chat_requests: int = 0
     completions: int = 0
     choices: int = 0
     in_flight: int = 0
@@ -216,16 +222,10 @@ class SimServer:
             return False
         body = await reader.receive_exactly(length) if length else b""
         self.stats.requests += 1
-        self.stats.in_flight += 1
-        self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
-        try:
-            reply = await self._route(method, target.split("?", 1)[0], headers, body, reader)
-            if reply.close:
-                return False
-            self.stats.statuses[reply.status] += 1
-            await self._send(stream, reply)
-        finally:
-            self.stats.in_flight -= 1
+        reply = await self._route(method, target.split("?", 1)[0], headers, body, reader)
+        if reply.close:
+            return False
+        await self._send(stream, reply)
         return headers.get("connection", "").lower() != "close"
 
     async def _send(self, stream: SocketStream, reply: _Reply) -> None:
@@ -239,6 +239,8 @@ class SimServer:
     async def _route(self, method: str, path: str, headers: dict[str, str], body: bytes,
                      reader: BufferedByteReceiveStream) -> _Reply:
         path = path.rstrip("/")
+        if path in ("/v1/health", "/v1/stats"):
+            path = path.removeprefix("/v1")
         if path == "/health":
             return _json_reply(200, {"status": "ok"})
         if path == "/stats":
@@ -249,7 +251,7 @@ class SimServer:
         if path in ("/v1/chat/completions", "/chat/completions"):
             if method != "POST":
                 return _error(405, "use POST", "invalid_request_error")
-            return self._auth(headers) or await self._chat(body, reader)
+            return self._auth(headers) or await self._counted(body, reader)
         return _error(404, f"no route for {method} {path}", "invalid_request_error", "not_found")
 
     def _auth(self, headers: dict[str, str]) -> _Reply | None:
@@ -261,6 +263,20 @@ class SimServer:
             return None
         # Like some real providers, echo what was sent: clients must keep it out of their logs.
         return _error(401, f"Incorrect API key provided: {given}.", "invalid_request_error", "invalid_api_key")
+
+    async def _counted(self, body: bytes, reader: BufferedByteReceiveStream) -> _Reply:
+        """A chat request, counted while the server works on it (what a client's limit bounds)."""
+        stats = self.stats
+        stats.chat_requests += 1
+        stats.in_flight += 1
+        stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+        try:
+            reply = await self._chat(body, reader)
+        finally:
+            stats.in_flight -= 1
+        if not reply.close:
+            stats.statuses[reply.status] += 1
+        return reply
 
     async def _chat(self, body: bytes, reader: BufferedByteReceiveStream) -> _Reply:
         try:
@@ -304,7 +320,7 @@ class SimServer:
                                                "code": "rate_limit_exceeded"}},
                                **{"Retry-After": str(math.ceil(wait)), "retry-after-ms": str(int(wait * 1000))})
         if fault == "server_error":
-            status = (500, 502, 503)[self.stats.faults[fault] % 3]
+            status = (500, 502, 503)[(self.stats.faults[fault] - 1) % 3]
             return _error(status, "The server had an error while processing your request.", "server_error")
         if fault == "drop":
             return _Reply(0, b"", close=True)
@@ -361,7 +377,9 @@ async def _serve(listener: Any, handler: Callable[[SocketStream], Any], tg: Task
 
 
 async def run_sim_server(config: SimServerConfig, on_ready: Callable[[SimServer], None]) -> None:
-    """Serve until cancelled (Ctrl-C in the CLI); `on_ready` gets the listening server."""
-    async with serve_sim(config) as server:
-        on_ready(server)
-        await anyio.sleep_forever()
+    """Serve until SIGINT (Ctrl-C) or SIGTERM; `on_ready` gets the listening server."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with serve_sim(config) as server:
+            on_ready(server)
+            async for _ in signals:
+                return

@@ -6,8 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
+from maker._budget import Budget
+from maker._pricing import load_prices
 from maker._runner import DEFAULT_MODEL
 from maker._settings import RunSettings
+from maker.backends._protocol import Backend
+from maker.backends._registry import ModelName, open_backend
 from maker.errors import ConfigError
 from voting import AheadByK, Majority, Single, Voting
 
@@ -67,6 +71,48 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--no-trace", action="store_true", help="write no trace")
     r.add_argument("--json", action="store_true", help="print one JSON summary on stdout, no table")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_endpoint_options(p)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def add_endpoint_options(p: argparse.ArgumentParser) -> None:
+    """Where an `openai/` model is served, and the limits of what a run may spend."""
+    e = p.add_argument_group("endpoint (openai/ models)")
+    e.add_argument("--base-url", metavar="URL", default=None,
+                   help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default $MAKER_BASE_URL, "
+                        "$OPENAI_BASE_URL, then OpenAI); the key comes from $OPENAI_API_KEY")
+    e.add_argument("--request-timeout", type=positive_float, default=None, metavar="S",
+                   help="seconds per HTTP attempt before it is retried (default 120)")
+    b = p.add_argument_group("budget (checked before each request; the run stops cleanly at a limit)")
+    b.add_argument("--max-cost", type=positive_float, default=None, metavar="USD", help="most USD to spend")
+    b.add_argument("--max-samples", type=positive, default=None, metavar="N", help="most samples in the run")
+    b.add_argument("--max-tokens", type=positive, default=None, metavar="N",
+                   help="most tokens (input + output) in the run")
+    b.add_argument("--prices", type=Path, default=None, metavar="FILE",
+                   help='price table overrides, JSON {"model": [input, output]} in USD per million tokens')
+
+
+def backend_from(args: argparse.Namespace) -> Backend:
+    """Open the backend the options ask for (the caller closes it)."""
+    provider = ModelName.parse(args.model).provider
+    if provider != "openai" and (args.base_url or args.request_timeout):
+        raise ConfigError(f"--base-url and --request-timeout apply to openai/ models, not {provider}/")
+    return open_backend(args.model, seed=args.seed, base_url=args.base_url, timeout=args.request_timeout)
+
+
+def budget_from(args: argparse.Namespace) -> Budget | None:
+    budget = Budget(max_cost=args.max_cost, max_samples=args.max_samples, max_tokens=args.max_tokens,
+                    prices=load_prices(args.prices))
+    return budget if budget.limited else None
 
 
 def voting_from(args: argparse.Namespace) -> Voting:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 from typing import Any, Sequence
 
 import anyio
 
+from maker._budget import Budget
+from maker._result import RunResult
 from maker._runner import arun
-from maker.cli._common import settings_from, trace_from, voting_from
+from maker.cli._common import backend_from, budget_from, settings_from, trace_from, voting_from
 from maker.cli._progress import RichProgress
 from maker.cli._summary import report
-from maker.errors import ConfigError
+from maker.errors import BackendError, ConfigError
 from tasks import build_task
 
 
@@ -24,9 +27,27 @@ def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -
     independent = independent_steps(task, getattr(args, "independent", None), args.seed)
     label = f"{name} (independent steps)" if independent is not None else name
     progress = None if (args.quiet or args.json) else RichProgress(label=label)
-    result = anyio.run(lambda: arun(task, model=args.model, voting=voting_from(args), settings=settings_from(args),
-                                    trace=trace_from(args), progress=progress, check=False, independent=independent))
+    budget = budget_from(args)
+    for note in budget.notes(args.model) if budget else []:
+        print(f"maker: note: {note}", file=sys.stderr)
+    result = anyio.run(lambda: _run(task, args, progress, independent, budget))
+    if isinstance(result.error, BackendError) and not args.json:
+        # The endpoint failed (bad key, wrong model or URL, unreachable): one line says it all.
+        where = f" (trace: {result.trace})" if result.trace else ""
+        raise type(result.error)(f"{result.error}{where}")
     return report(result, args.json)
+
+
+async def _run(task: Any, args: argparse.Namespace, progress: RichProgress | None, independent: Sequence[int] | None,
+               budget: Budget | None) -> RunResult:
+    backend = backend_from(args)
+    guard = budget.guard(backend.model, announce=False) if budget else None
+    try:
+        return await arun(task, model=args.model, backend=backend, voting=voting_from(args),
+                          settings=settings_from(args), trace=trace_from(args), progress=progress, guard=guard,
+                          check=False, independent=independent)
+    finally:
+        await backend.aclose()
 
 
 def independent_steps(task: object, count: int | str | None, seed: int) -> Sequence[int] | None:
