@@ -164,10 +164,6 @@ class Addition:
     def numbers(self) -> tuple[str, str]:
         return operands(self.digits, self.instance)
 
-    @property
-    def steps(self) -> int:
-        return 2 * self.digits + 1
-
     def params(self) -> dict[str, Any]:
         return {"digits": self.digits, "instance": self.instance}
 
