@@ -290,7 +290,11 @@ class SimServer:
                           "invalid_request_error", "model_not_found")
         n = int(payload.get("n") or 1)
         self.stats.n_requested[n] += 1
-        max_tokens = int(payload.get("max_completion_tokens") or payload.get("max_tokens") or 4096)
+        cap = payload.get("max_completion_tokens", payload.get("max_tokens"))
+        max_tokens = 4096 if cap is None else int(cap)
+        if not isinstance(messages, list) or not messages or max_tokens < 1 or n < 1:
+            return _error(400, "messages must be a non-empty list, and max_tokens and n at least 1",
+                          "invalid_request_error")
         temperature = 1.0 if payload.get("temperature") is None else float(payload["temperature"])
         key = zlib.crc32(body)
         seen = self._seen[key]
