@@ -1,0 +1,159 @@
+"""One pass over a trace, keeping per-step numbers, not samples.
+
+A million-step trace holds a few million samples; the analysis needs only a
+handful of numbers per step (votes, wrong votes, rounds, what the first two
+votes were) and per-length counts. Samples wait in `pending` only until their
+step's decision arrives, so memory follows the run's concurrency, not its size.
+
+Every step is scored twice, against ground truth (where the decision carries
+`truth`) and against the voted winner, because which one the analysis uses is
+only known once the whole trace has been read.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Iterable
+
+from traces._reader import read_events
+
+NO_TRUTH = -1
+# What the first two votes of a step were, against the reference answer: bit flags,
+# or FIRST_TWO_NA when the step had fewer than two votes.
+FIRST_TWO_NA, FIRST_WRONG, SECOND_WRONG, SAME_WRONG = -1, 1, 2, 4
+# How one sample ends up in the error-vs-length table.
+RIGHT, WRONG, FLAGGED, UNSCORED = "right", "wrong", "flagged", "unscored"
+
+
+@dataclass(slots=True)
+class Scored:
+    """Per-step columns scored against one reference (truth or winner)."""
+
+    wrong_votes: array = field(default_factory=lambda: array("i"))  # -1: step has no reference
+    first_wrong: array = field(default_factory=lambda: array("b"))  # first vote wrong: 1/0, -1 n/a
+    first_two: array = field(default_factory=lambda: array("b"))  # FIRST_WRONG | SECOND_WRONG | SAME_WRONG
+    step_wrong: array = field(default_factory=lambda: array("b"))  # decided answer wrong: 1/0, -1 n/a
+    by_length: Counter[tuple[int, str]] = field(default_factory=Counter)  # (tokens_out, RIGHT/WRONG/…) → n
+
+
+@dataclass(slots=True)
+class Table:
+    """Everything the analysis reads from a trace."""
+
+    header: dict[str, Any]
+    ids: list[Hashable] = field(default_factory=list)  # decided LLM steps, in decision order
+    position: array = field(default_factory=lambda: array("q"))  # step index (int ids) or decision order
+    votes: array = field(default_factory=lambda: array("i"))
+    rounds: array = field(default_factory=lambda: array("i"))
+    samples: array = field(default_factory=lambda: array("i"))
+    truth: Scored = field(default_factory=Scored)
+    winner: Scored = field(default_factory=Scored)
+    undecided: list[dict[str, Any]] = field(default_factory=list)  # step_error events
+    python_steps: int = 0
+    sample_count: int = 0
+    late: int = 0
+    flags: Counter[str] = field(default_factory=Counter)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    retries: int = 0
+    resumes: int = 0
+    end: dict[str, Any] | None = None
+
+    @property
+    def has_truth(self) -> bool:
+        return any(w >= 0 for w in self.truth.wrong_votes)
+
+
+def accumulate(path: str | os.PathLike[str]) -> Table:
+    """Read a trace once and return its per-step table (raises TraceError on a bad file)."""
+    events = read_events(path)
+    table = Table(next(events))
+    _feed(table, events)
+    return table
+
+
+def _feed(table: Table, events: Iterable[dict[str, Any]]) -> None:
+    pending: dict[Hashable, list[tuple[int, str | None, bool]]] = {}
+    for event in events:
+        kind = event["type"]
+        if kind == "sample":
+            _sample(table, pending, event)
+        elif kind == "decision":
+            samples = pending.pop(_hashable(event["step"]), [])
+            if event.get("kind") == "python":
+                table.python_steps += 1
+            else:
+                _decision(table, event, samples)
+        elif kind == "step_error":
+            pending.pop(_hashable(event["step"]), None)
+            table.undecided.append(event)
+        elif kind == "resume":
+            # Steps in progress at the crash are re-run from scratch after it:
+            # their earlier samples cost money but were never counted as votes.
+            pending.clear()
+            table.resumes += 1
+        elif kind == "end":
+            table.end = event
+
+
+def _hashable(step: Any) -> Hashable:
+    return tuple(step) if isinstance(step, list) else step
+
+
+def _sample(table: Table, pending: dict[Hashable, list[tuple[int, str | None, bool]]], e: dict[str, Any]) -> None:
+    table.sample_count += 1
+    table.tokens_in += int(e.get("tokens_in") or 0)
+    out = int(e.get("tokens_out") or 0)
+    table.tokens_out += out
+    table.retries += int(e.get("retries") or 0)
+    late = bool(e.get("late"))
+    table.late += late
+    flag = e.get("flag")
+    if flag:
+        table.flags[str(flag).split(":", 1)[0]] += 1
+    pending.setdefault(_hashable(e["step"]), []).append((out, e.get("key"), late))
+
+
+def _decision(table: Table, e: dict[str, Any], samples: list[tuple[int, str | None, bool]]) -> None:
+    step = _hashable(e["step"])
+    table.ids.append(step)
+    table.position.append(step if isinstance(step, int) and not isinstance(step, bool) else len(table.ids) - 1)
+    counts: dict[str, int] = e.get("votes") or {}
+    n = sum(counts.values())
+    table.votes.append(n)
+    table.rounds.append(int(e.get("rounds") or 0))
+    table.samples.append(int(e.get("samples") or 0))
+    truth = e.get("truth")
+    _score(table.truth, truth, counts, n, samples, e.get("correct"))
+    winner = e.get("winner")
+    _score(table.winner, winner, counts, n, samples, True if winner is not None else None)
+
+
+def _score(col: Scored, ref: str | None, counts: dict[str, int], n: int,
+           samples: list[tuple[int, str | None, bool]], correct: bool | None) -> None:
+    votes = [key for _, key, late in samples if key is not None and not late]
+    if ref is None:
+        col.wrong_votes.append(NO_TRUTH)
+        col.first_wrong.append(-1)
+        col.first_two.append(FIRST_TWO_NA)
+        col.step_wrong.append(-1)
+        for out, key, _ in samples:
+            col.by_length[(out, FLAGGED if key is None else UNSCORED)] += 1
+        return
+    col.wrong_votes.append(n - counts.get(ref, 0))
+    col.first_wrong.append(int(votes[0] != ref) if votes else -1)
+    col.first_two.append(_first_two(votes, ref))
+    col.step_wrong.append(-1 if correct is None else int(not correct))
+    for out, key, _ in samples:
+        col.by_length[(out, FLAGGED if key is None else (RIGHT if key == ref else WRONG))] += 1
+
+
+def _first_two(votes: list[str], ref: str) -> int:
+    if len(votes) < 2:
+        return FIRST_TWO_NA
+    a, b = votes[0], votes[1]
+    code = (FIRST_WRONG if a != ref else 0) | (SECOND_WRONG if b != ref else 0)
+    return code | (SAME_WRONG if a == b != ref else 0)

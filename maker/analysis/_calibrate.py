@@ -1,0 +1,194 @@
+"""`maker calibrate`: measure a model's per-step error rate before paying for a run.
+
+As in the paper's error estimation: pick N random steps of a task whose correct
+inputs are known, ask the model once at each (no voting), and score the answers
+against ground truth. The steps run independently and concurrently through the
+ordinary runtime (`arun(..., independent=steps)` with the `Single` rule), so a
+calibration writes a trace like any run and `maker analyze` reads it too.
+
+The result answers the question a user has before a big run: can voting fix
+this model, and if so, at what k and what cost for the whole task?
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import anyio
+
+from maker._budget import Budget
+from maker._pricing import Price, load_prices, price_of
+from maker._recorder import Progress
+from maker._runner import DEFAULT_MODEL, arun
+from maker._settings import RunSettings
+from maker.analysis._analyze import Analysis, analyze
+from maker.analysis._estimate import Estimate, estimate
+from maker.analysis._stats import Proportion
+from maker.backends._protocol import Backend
+from maker.errors import ConfigError
+from tasks._protocol import SampleableTask, Task
+from voting import Single, Voting
+from voting._theory import k_min
+
+DEFAULT_SAMPLES = 200
+# Per step, as in a run: a step whose replies are all red-flagged this many times
+# would stop a run too, so it ends the calibration (with a verdict).
+DEFAULT_MAX_SAMPLES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What one calibration measured, and the verdict.
+
+    voting_helps: True when a vote is right more than half the time (the lower
+        end of its 95% interval above 0.5); False when it is not (at or under 0.5,
+        or no reply ever became a vote); None when the interval straddles 0.5.
+    verdict: the same, as one plain sentence for people.
+    """
+
+    task: str
+    params: dict[str, Any]
+    model: str
+    steps: tuple[int, ...]
+    analysis: Analysis
+    estimate: Estimate | None
+    k_min_pessimistic: int | None
+    voting_helps: bool | None
+    verdict: str
+    outcome: str
+    stopped: str | None
+    trace: Path | None
+
+    @property
+    def error(self) -> Proportion:
+        """Wrong answers among valid replies (1 − p), with its Wilson interval."""
+        return self.analysis.vote_error
+
+    @property
+    def valid(self) -> Proportion:
+        """Replies that passed the red flags (v)."""
+        return self.analysis.valid
+
+    @property
+    def p(self) -> float:
+        return self.analysis.p
+
+    @property
+    def mean_tokens_out(self) -> float:
+        return self.analysis.mean_tokens_out
+
+    def to_json(self) -> dict[str, Any]:
+        a = self.analysis
+        return {
+            "task": self.task, "params": self.params, "model": self.model, "steps_sampled": len(self.steps),
+            "outcome": self.outcome, "stopped": self.stopped, "trace": None if self.trace is None else str(self.trace),
+            "error_rate": self.error.to_json(), "p": None if self.error.n == 0 else self.p,
+            "valid_rate": self.valid.to_json(), "red_flags": a.flags, "samples": a.samples,
+            "mean_tokens_in": a.mean_tokens_in, "mean_tokens_out": a.mean_tokens_out,
+            "by_length": [b.to_json() for b in a.by_length],
+            "k_min": None if self.estimate is None else self.estimate.k_min,
+            "k_min_pessimistic": self.k_min_pessimistic,
+            "estimate": None if self.estimate is None else self.estimate.to_json(),
+            "voting_helps": self.voting_helps, "verdict": self.verdict,
+        }
+
+
+def pick_steps(total: int, samples: int, seed: int) -> list[int]:
+    """`samples` distinct random steps of `total`, sorted; the seed makes the draw repeatable."""
+    if samples < 1:
+        raise ConfigError(f"samples must be >= 1, got {samples}")
+    if samples > total:
+        raise ConfigError(f"asked for {samples} samples but the task has only {total} steps; "
+                          "ask for fewer or pick a bigger task")
+    return sorted(Random(seed).sample(range(total), samples))
+
+
+async def acalibrate(task: Task, *, model: str = DEFAULT_MODEL, samples: int = DEFAULT_SAMPLES, seed: int = 0,
+                     concurrency: int = 16, temperature: float = 0.1, max_output_tokens: int = 750,
+                     max_samples: int = DEFAULT_MAX_SAMPLES, target: float = 0.95, trace: str | Path | None | bool = None,
+                     backend: Backend | None = None, progress: Progress | None = None,
+                     prices: dict[str, Price] | None = None, budget: Budget | None = None) -> Calibration:
+    """Calibrate `model` on `samples` random steps of `task`; see `Calibration`.
+
+    trace: a path, None for a fresh file under ./runs/, or False to keep none
+        (the samples still go through a temporary trace, which is then deleted).
+    max_samples: per-step cap on redraws after red flags; a step that hits it
+        stops the calibration (the verdict then says so).
+    backend, progress, budget: as for `maker.arun` (an open backend is not closed here).
+    """
+    if not isinstance(task, SampleableTask):
+        raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot be calibrated")
+    steps = pick_steps(task.steps, samples, seed)
+    try:
+        voting = Voting(rule=Single(), first_temperature=temperature, temperature=temperature,
+                        max_output_tokens=max_output_tokens, max_samples=max_samples)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    settings = RunSettings(concurrency=concurrency, seed=seed)
+    if trace is False:
+        with tempfile.TemporaryDirectory(prefix="maker-calibrate-") as tmp:
+            return await _calibrate(task, steps, model, voting, settings, Path(tmp) / "calibration.jsonl", backend,
+                                    progress, prices, target, budget, keep=False)
+    return await _calibrate(task, steps, model, voting, settings, trace, backend, progress, prices, target, budget,
+                            keep=True)
+
+
+async def _calibrate(task: SampleableTask, steps: list[int], model: str, voting: Voting, settings: RunSettings,
+                     trace: str | Path | None, backend: Backend | None, progress: Progress | None,
+                     prices: dict[str, Price] | None, target: float, budget: Budget | None, *,
+                     keep: bool) -> Calibration:
+    result = await arun(task, model=model, voting=voting, settings=settings, trace=trace, backend=backend,
+                        progress=progress, check=False, independent=steps, budget=budget)
+    assert result.trace is not None
+    prices = prices if prices is not None else load_prices()
+    analysis = analyze(result.trace, prices=prices)
+    est, pessimistic = _project(analysis, task.steps, target, price_of(result.model, prices), result.model)
+    helps, verdict = _verdict(analysis, est, pessimistic, task.steps, voting.max_samples, result.error)
+    return Calibration(task.name, task.params(), result.model, tuple(steps), analysis, est, pessimistic, helps,
+                       verdict, result.outcome, None if result.error is None else str(result.error),
+                       result.trace if keep else None)
+
+
+def calibrate(task: Task, **options: Any) -> Calibration:
+    """Blocking `acalibrate` for scripts and notebooks."""
+    return anyio.run(lambda: acalibrate(task, **options))
+
+
+def _project(a: Analysis, steps: int, target: float, price: Price | None,
+             model: str) -> tuple[Estimate | None, int | None]:
+    error, valid = a.vote_error, a.valid
+    if not error.n or not valid.hits:
+        return None, None
+    est = estimate(error.value, steps, target=target, valid_rate=valid.value, tokens_in=a.mean_tokens_in,
+                   tokens_out=a.mean_tokens_out, price=price, price_source=model)
+    pessimistic = k_min(1.0 - error.high, steps, target) if error.high < 0.5 else None
+    return est, pessimistic
+
+
+def _verdict(a: Analysis, est: Estimate | None, pessimistic: int | None, steps: int, cap: int,
+             error: Exception | None) -> tuple[bool | None, str]:
+    stopped = f" (calibration stopped early: {error})" if error is not None else ""
+    e = a.vote_error
+    if not e.n:
+        return False, (f"voting cannot help this model: none of its {a.samples:,} replies passed the red flags, "
+                       f"so no answer ever got a vote{stopped}")
+    p, p_low, p_high = 1 - e.value, 1 - e.high, 1 - e.low
+    ci = f"{p:.1%} of the time (95% CI {p_low:.1%}–{p_high:.1%})"
+    if p <= 0.5:
+        return False, (f"voting cannot help this model: a vote is right only {ci}, at most half the time, so "
+                       f"more votes make a wrong answer likelier to win{stopped}")
+    if p_low <= 0.5:
+        return None, (f"cannot tell yet: a vote is right {ci}; the interval reaches 50%, where voting stops "
+                      f"helping: calibrate with more samples{stopped}")
+    assert est is not None and est.k_min is not None
+    row = est.at_k_min
+    cost = "" if row is None or row.cost is None else f", about ${row.cost:,.0f}"
+    worst = f" ({pessimistic} at the pessimistic end of the interval)" if pessimistic not in (None, est.k_min) else ""
+    return True, (f"voting can help: a vote is right {ci}; {steps:,} steps need k = {est.k_min}{worst} for "
+                  f"{est.target:.0%} success, {row.samples_per_step if row else 0:.2f} samples per step{cost}"
+                  f"{stopped}")

@@ -1,0 +1,179 @@
+"""`maker estimate`: what a run will need before anyone pays for it.
+
+Everything here is method.md §4 applied to one setup: the per-step error rate,
+the number of steps, the target success probability, and (for money) the mean
+tokens of a call and a price. The numbers come from `voting._theory`, the same
+functions the runtime and the trace analysis use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from maker._pricing import Price
+from maker.analysis._stats import binom_sf
+from maker.errors import ConfigError
+from voting._theory import expected_samples, expected_votes, k_min, p_step, p_task
+
+MAX_MAJORITY = 999  # fixed-majority sizes beyond this are reported as "more than"
+
+
+@dataclass(frozen=True, slots=True)
+class KRow:
+    """One k: how reliable, how many samples, how much money."""
+
+    k: int
+    p_step: float
+    p_task: float
+    votes_per_step: float
+    samples_per_step: float
+    total_samples: float
+    tokens_in: float | None
+    tokens_out: float | None
+    cost: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """The estimate for one setup; `rows` holds k_min and the k around it.
+
+    `voting_helps` is False when a vote is right half the time or less: then
+    more votes make the wrong answer likelier to win, and no k reaches the
+    target. `notes` says what the cost leaves out (unknown price, input tokens).
+    """
+
+    error_rate: float
+    steps: int
+    target: float
+    valid_rate: float
+    k_min: int | None
+    rows: tuple[KRow, ...]
+    price: Price | None
+    price_source: str | None
+    tokens_in: float | None
+    tokens_out: float | None
+    majority_n: int | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def p(self) -> float:
+        return 1.0 - self.error_rate
+
+    @property
+    def voting_helps(self) -> bool:
+        return self.k_min is not None
+
+    @property
+    def at_k_min(self) -> KRow | None:
+        return next((r for r in self.rows if r.k == self.k_min), None)
+
+    @property
+    def majority_savings(self) -> float | None:
+        """Share of samples ahead-by-k_min saves against the fixed majority of the same per-step error."""
+        row = self.at_k_min
+        if row is None or self.majority_n is None:
+            return None
+        return 1.0 - row.votes_per_step / self.majority_n
+
+    def to_json(self) -> dict[str, Any]:
+        price = None if self.price is None else {"input": self.price.input, "output": self.price.output}
+        return {
+            "error_rate": self.error_rate, "p": self.p, "steps": self.steps, "target": self.target,
+            "valid_rate": self.valid_rate, "k_min": self.k_min, "voting_helps": self.voting_helps,
+            "tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "price": price,
+            "price_source": self.price_source, "majority_n": self.majority_n,
+            "majority_savings": self.majority_savings, "rows": [r.to_json() for r in self.rows],
+            "notes": list(self.notes),
+        }
+
+
+def estimate(error_rate: float, steps: int, *, target: float = 0.95, valid_rate: float = 1.0,
+             tokens_in: float | None = None, tokens_out: float | None = None, price: Price | None = None,
+             price_source: str | None = None, ks: tuple[int, ...] | None = None, spread: int = 2) -> Estimate:
+    """Estimate k_min and, for k_min ± `spread` (or the given `ks`), reliability, samples, tokens and cost.
+
+    error_rate: 1 − p, the chance that one valid vote is wrong.
+    valid_rate: v, the share of samples that pass the red flags.
+    price: USD per million tokens; None means unknown, and the cost stays None
+        (it is never invented). `price_source` names where it came from.
+    """
+    _validate(error_rate, steps, target, valid_rate, tokens_in, tokens_out)
+    p = 1.0 - error_rate
+    kmin = k_min(p, steps, target) if p > 0 else None
+    if ks is None:
+        ks = () if kmin is None else tuple(range(max(1, kmin - spread), kmin + spread + 1))
+    elif p <= 0:
+        ks = ()
+    rows = tuple(_row(p, k, steps, valid_rate, tokens_in, tokens_out, price) for k in ks)
+    return Estimate(error_rate, steps, target, valid_rate, kmin, rows, price, price_source, tokens_in, tokens_out,
+                    majority_equivalent(p, kmin) if kmin is not None else None,
+                    _notes(p, kmin, price, price_source, tokens_in, tokens_out))
+
+
+def _validate(error_rate: float, steps: int, target: float, valid_rate: float, tokens_in: float | None,
+              tokens_out: float | None) -> None:
+    if not 0.0 <= error_rate <= 1.0 or math.isnan(error_rate):
+        raise ConfigError(f"error rate must be in [0, 1], got {error_rate}")
+    if steps < 1:
+        raise ConfigError(f"steps must be >= 1, got {steps}")
+    if not 0.0 < target < 1.0:
+        raise ConfigError(f"target must be in (0, 1), got {target}")
+    if not 0.0 < valid_rate <= 1.0:
+        raise ConfigError(f"valid rate must be in (0, 1], got {valid_rate}")
+    for name, value in (("tokens in", tokens_in), ("tokens out", tokens_out)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{name} must be >= 0, got {value}")
+
+
+def _row(p: float, k: int, steps: int, v: float, tin: float | None, tout: float | None,
+         price: Price | None) -> KRow:
+    votes = expected_votes(p, k)
+    samples = expected_samples(p, k, v)
+    total = steps * samples
+    t_in = None if tin is None else total * tin
+    t_out = None if tout is None else total * tout
+    cost = None
+    if price is not None and t_out is not None:
+        cost = price.cost(t_in or 0.0, t_out)  # type: ignore[arg-type]
+    return KRow(k, p_step(p, k), p_task(p, k, steps), votes, samples, total, t_in, t_out, cost)
+
+
+def majority_equivalent(p: float, k: int) -> int | None:
+    """Smallest odd n whose fixed majority vote is as reliable per step as ahead-by-k.
+
+    Two candidates, as in the theory: the majority is wrong when more than half
+    of n votes are wrong. Method.md §4: at p = 0.9978 and k = 3 this is 7.
+    """
+    if p <= 0.5:
+        return None
+    q = 1.0 - p
+    ratio = q / p
+    target_error = ratio**k / (1.0 + ratio**k)  # 1 − p_step, without cancellation
+    for n in range(1, MAX_MAJORITY + 1, 2):
+        if binom_sf((n + 1) // 2, n, q) <= target_error:
+            return n
+    return None
+
+
+def _notes(p: float, kmin: int | None, price: Price | None, source: str | None, tin: float | None,
+           tout: float | None) -> tuple[str, ...]:
+    notes = []
+    if kmin is None:
+        notes.append(f"voting cannot help: a vote is right {p:.1%} of the time (≤ 50%), so more votes make a "
+                     "wrong answer likelier to win")
+    if price is None:
+        what = f"no price for model {source!r}" if source else "no model or price given"
+        notes.append(f"{what}: cost not estimated (give --price-in/--price-out or a price table)")
+    elif tout is None:
+        notes.append("no output tokens per call given (--tokens-out): cost not estimated")
+    else:
+        if price.input is None:
+            notes.append("input price unknown: cost counts output tokens only")
+        elif tin is None:
+            notes.append("no input tokens per call given (--tokens-in): cost counts output tokens only")
+    return tuple(notes)
