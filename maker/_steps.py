@@ -19,6 +19,7 @@ from maker.errors import ConfigError
 from tasks._protocol import Inputs, Messages
 from voting import ParseError, RedFlag, Voting
 
+
 @dataclass(frozen=True, slots=True)
 class _Signature:
     """Which inputs a user function needs and which it accepts (None: any, it takes **kwargs)."""
@@ -28,7 +29,10 @@ class _Signature:
 
     @classmethod
     def of(cls, fn: Callable[..., Any]) -> _Signature:
-        params = inspect.signature(fn).parameters.values()
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):  # some builtins have no signature: check nothing
+            return cls(frozenset(), None)
         if any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in params):
             raise ConfigError(f"step function {_name(fn)}: inputs are passed by name, so it cannot take "
                               "positional-only or *args parameters")
