@@ -1,0 +1,76 @@
+"""The public surface, pinned: each package's `__all__` is exactly the intended set.
+
+A name that appears here is a promise to users. Adding or removing one should be
+a deliberate change to this file in the same commit, not a side effect.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "maker": {
+        "Backend", "Budget", "Completion", "DAG", "DEFAULT_MODEL", "Decision", "LLMFunctionStep", "PRICES", "Price",
+        "Progress", "PythonFunctionStep", "Request", "RunResult", "RunSettings", "SimOracle", "Totals",
+        "__version__", "arun", "errors", "llm_step", "load_prices", "open_backend", "parse_last", "price_of",
+        "python_step", "run", "sim_backend", "sim_oracle",
+    },
+    "maker.errors": {
+        "BackendError", "BackendRejected", "BackendUnavailable", "BudgetExceeded", "ConfigError", "MakerError",
+        "PlanError", "RunError", "StepFailed", "TraceError", "TraceMismatch", "UsageError", "VoteUndecided",
+    },
+    "maker.backends": {
+        "Backend", "Completion", "Faults", "ModelName", "OpenAIBackend", "OpenAIOptions", "PROFILES", "Request",
+        "RetryEvent", "RetryPolicy", "SimBackend", "SimModel", "SimProfile", "SimServer", "SimServerConfig",
+        "open_backend", "register_provider", "serve_sim",
+    },
+    "maker.analysis": {
+        "ALPHA", "Analysis", "Bin", "Collisions", "Convergence", "Estimate", "Heterogeneity", "KRow", "Outlier",
+        "Projection", "Proportion", "analyze", "estimate", "majority_equivalent", "undecided", "wilson",
+    },
+    "maker.cli": {"build_parser", "main"},
+    "voting": {
+        "AheadByK", "DecisionRule", "Majority", "ParseError", "RedFlag", "Reply", "Single", "Tally", "Verdict",
+        "Voting", "expected_samples", "expected_votes", "judge", "k_min", "length_flag", "p_step", "p_task",
+        "rule_from_dict",
+    },
+    "tasks": {
+        "Chain", "Inputs", "LLMStep", "Messages", "NodeId", "Oracle", "Param", "PythonStep", "SampleableTask", "Task",
+        "TaskInfo", "build_task", "oracles", "register", "task_info", "task_names",
+    },
+    "traces": {"EVENT_FIELDS", "OUTCOMES", "SCHEMA_VERSION", "Trace", "TraceWriter", "load_trace", "read_events"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC))
+def test_all_is_exactly_the_intended_set(package: str) -> None:
+    module = importlib.import_module(package)
+    exported = list(module.__all__)
+    assert len(exported) == len(set(exported)), "a name is exported twice"
+    assert set(exported) == PUBLIC[package]
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC))
+def test_every_exported_name_exists_and_nothing_private_is_exported(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert hasattr(module, name), f"{package}.{name} is in __all__ but not defined"
+        assert not name.startswith("_") or name == "__version__"
+
+
+def test_star_import_gives_exactly_all() -> None:
+    namespace: dict[str, object] = {}
+    exec("from maker import *", namespace)  # noqa: S102 - what a user's `import *` sees
+    assert set(namespace) - {"__builtins__"} == PUBLIC["maker"]
+
+
+def test_every_maker_error_is_in_the_tree() -> None:
+    from maker import errors
+
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.MakerError)
+    assert issubclass(errors.VoteUndecided, errors.RunError)
+    assert issubclass(errors.ConfigError, errors.UsageError)
+    assert not issubclass(errors.RunError, errors.UsageError)
