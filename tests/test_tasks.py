@@ -299,3 +299,13 @@ def _in_range(answer: object) -> bool:
         return 0 <= answer["digit"] <= 9 and answer["carry"] in (0, 1)
     low, high = answer  # type: ignore[misc]
     return 0 <= low <= high <= 999
+
+
+@pytest.mark.parametrize(("a", "b", "total"), [
+    ("0", "0", "0"), ("9", "1", "10"), ("999", "1", "1000"), ("123", "98765", "98888"),
+    ("5" * 5000, "5" * 5000, "1" + "1" * 4999 + "0"),  # past the 4,300 digits int() accepts
+])
+def test_the_ground_truth_sum_is_exact_at_any_size(a, b, total):
+    from tasks.arithmetic import add_decimal
+
+    assert add_decimal(a, b) == total
