@@ -69,15 +69,23 @@ def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | No
 
 
 def header(run_id: str, task: Task, model: str, voting: Voting, settings: RunSettings,
-           independent: Sequence[int] | None = None) -> dict[str, Any]:
+           independent: Sequence[int] | None = None, model_spec: str | None = None) -> dict[str, Any]:
     mode = {"mode": "sequential"} if independent is None else {
         "mode": "independent", "steps_evaluated": len(independent)}
+    # model_spec: the name with its options (`sim/x?latency=0.002`), which resume opens again.
+    spec = {"model_spec": model_spec} if model_spec and model_spec != model else {}
     return {
         "type": "header", "schema_version": SCHEMA_VERSION, "run_id": run_id, "maker_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": {"name": task.name, "params": task.params()}, "model": model, "voting": voting.describe(),
+        "task": {"name": task.name, "params": task.params()}, "model": model, **spec, "voting": voting.describe(),
         "seed": settings.seed, "settings": settings.describe(), **mode,
     }
+
+
+def _spec(model: str, backend: Backend) -> str | None:
+    """The model name as given, if it names this backend and carries no credentials."""
+    same = model.split("?", 1)[0] == backend.model
+    return model if same and "@" not in model else None
 
 
 async def arun(
@@ -123,7 +131,7 @@ async def arun(
         raise ConfigError(f"cannot write trace {path}: {exc.strerror or exc}") from None
     run_id = uuid.uuid4().hex
     if writer:
-        writer.write(header(run_id, task, backend.model, voting, settings, independent))
+        writer.write(header(run_id, task, backend.model, voting, settings, independent, _spec(model, backend)))
         writer.commit(force=True)
     recorder = Recorder(writer, progress)
     try:

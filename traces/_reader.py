@@ -1,8 +1,11 @@
 """Reading traces back: strict about corruption, forgiving about a torn last line.
 
-A process killed mid-write can leave its last line unfinished; that line is
-dropped silently (it was never committed). Anything else that is not a valid
-event is a `TraceError` naming the file and line.
+A process killed mid-write can leave its last line unfinished (or a gzip
+stream cut short); that tail is dropped silently: it was never committed. Any
+other damage is a one-line `TraceError` that names the file (and the line):
+a missing file, a directory, an empty file, a file cut inside its header, a
+file that is not a maker trace, a schema version this maker cannot read, a
+corrupt line before the end, or corrupt gzip data.
 """
 
 from __future__ import annotations
@@ -21,62 +24,114 @@ from traces._schema import SCHEMA_VERSION
 # Named upgraders: version N → N+1, applied to each event of an older trace.
 UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
+GZIP_MAGIC = b"\x1f\x8b"
 
-def _lines(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as probe:
-        gz = probe.read(2) == b"\x1f\x8b"
-    if not gz:
-        with open(path, "rb") as f:
-            yield from f
-        return
-    with gzip.open(path, "rb") as f:
-        try:
-            yield from f
-        except (EOFError, zlib.error, gzip.BadGzipFile):
-            # A gzip stream cut off by a crash: everything before the cut is good.
-            return
+
+class _Lines:
+    """The raw lines of a plain or gzip trace; `torn` says the stream ended early."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.torn = False
+        self.number = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            gz = f.read(2) == GZIP_MAGIC
+            f.seek(0)
+            if not gz:
+                for self.number, raw in enumerate(f, start=1):
+                    yield raw
+                return
+            stream = gzip.GzipFile(fileobj=f, mode="rb")
+            try:
+                for self.number, raw in enumerate(stream, start=1):
+                    yield raw
+            except EOFError:
+                # A prefix of a valid gzip stream (a crash mid-write): all before the cut is good.
+                self.torn = True
+            except (zlib.error, gzip.BadGzipFile) as exc:
+                raise TraceError(f"{self.path}: corrupt gzip data after line {self.number} ({exc})") from None
+
+
+def check_trace_file(path: str | os.PathLike[str]) -> Path:
+    """Fail early, in one line, on paths that cannot be a trace at all."""
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise TraceError(f"{path}: no such file")
+        if path.is_dir():
+            raise TraceError(f"{path}: is a directory, not a trace")
+        if not path.is_file():
+            raise TraceError(f"{path}: not a regular file, so not a trace")
+        if path.stat().st_size == 0:
+            raise TraceError(f"{path}: empty trace (0 bytes, no header line)")
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read trace ({exc.strerror or exc})") from None
+    return path
 
 
 def read_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Yield every event of a trace, header first, upgraded to the current schema."""
-    path = Path(path)
-    if not path.exists():
-        raise TraceError(f"{path}: no such file")
-    if path.is_dir():
-        raise TraceError(f"{path}: is a directory, not a trace")
-    version = None
-    pending_error: TraceError | None = None
+    """Yield every event of a trace, header first, upgraded to the current schema.
+
+    File-level problems (missing, directory, empty) raise at once; problems
+    inside the file raise when the reader reaches them.
+    """
+    return _events(check_trace_file(path))
+
+
+def _events(path: Path) -> Iterator[dict[str, Any]]:
+    lines = _Lines(path)
+    version: int | None = None
     try:
-        for number, raw in enumerate(_lines(path), start=1):
-            if pending_error is not None:
-                raise pending_error  # a bad line that was not the last one
-            try:
-                event = json.loads(raw)
-                if not isinstance(event, dict) or "type" not in event:
-                    raise ValueError("not an event object")
-            except (ValueError, UnicodeDecodeError) as exc:
+        for raw in lines:
+            number = lines.number
+            event = _parse(raw)
+            if event is None:
                 if not raw.endswith(b"\n"):
+                    if number == 1:
+                        raise _first_line_error(path, raw, torn=True)
                     return  # torn last line: never committed
                 if number == 1:
-                    raise TraceError(f"{path}: not a maker trace (line 1 is not a JSON header)") from None
-                pending_error = TraceError(f"{path}:{number}: corrupt trace line ({exc})")
-                continue
+                    raise _first_line_error(path, raw, torn=False)
+                raise TraceError(f"{path}:{number}: corrupt trace line (not a JSON event: {_excerpt(raw)})")
             if number == 1:
                 version = _check_header(path, event)
             yield _upgrade(event, version)
     except OSError as exc:
         raise TraceError(f"{path}: cannot read trace ({exc.strerror or exc})") from None
-    if pending_error is not None:
-        raise pending_error
     if version is None:
+        if lines.torn:
+            raise TraceError(f"{path}: truncated trace (the gzip stream ends before the header line does)")
         raise TraceError(f"{path}: empty trace (no header line)")
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        event = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return None
+    return event
+
+
+def _excerpt(raw: bytes) -> str:
+    text = raw[:40].decode("utf-8", "replace").strip()
+    return repr(text + ("…" if len(raw) > 40 else ""))
+
+
+def _first_line_error(path: Path, raw: bytes, *, torn: bool) -> TraceError:
+    if torn and raw.lstrip().startswith(b"{"):
+        return TraceError(f"{path}: truncated trace (the file ends inside its header line)")
+    return TraceError(f"{path}: not a maker trace (line 1 is not a JSON header)")
 
 
 def _check_header(path: Path, event: dict[str, Any]) -> int:
     if event.get("type") != "header":
         raise TraceError(f"{path}: not a maker trace (first line is a {event.get('type')!r} event, not a header)")
     version = event.get("schema_version")
-    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+    if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
         raise TraceError(
             f"{path}: trace schema version {version!r} is not supported (this maker reads 1..{SCHEMA_VERSION});"
             " upgrade maker to read it"

@@ -10,12 +10,18 @@ costs microseconds, far less than handing each one to a worker thread.
 from __future__ import annotations
 
 import gzip
-
 import json
 import os
 import time
 from pathlib import Path
 from typing import IO, Any
+
+from maker.errors import TraceError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, resume trusts the user
+    fcntl = None  # type: ignore[assignment]
 
 
 # One encoder for the whole process: events are plain trees, so the circular
@@ -23,12 +29,36 @@ from typing import IO, Any
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
-def _open(path: Path, append: bool) -> IO[bytes]:
-    mode = "ab" if append else "xb"
+def _open(path: Path, append: bool) -> tuple[IO[bytes], IO[bytes]]:
+    """(the stream events are written to, the file under it), the file locked first."""
+    raw = open(path, "ab" if append else "xb", buffering=1 << 20)
+    _lock(path, raw)
     if path.suffix == ".gz":
-        # Level 1: most of gzip's size win on JSON for a fraction of its time.
-        return gzip.open(path, mode, compresslevel=1)  # type: ignore[return-value]
-    return open(path, mode, buffering=1 << 20)
+        # Level 1: most of gzip's size win on JSON for a fraction of its time. Appending
+        # (resume) starts a new gzip member, which every gzip reader reads on as one stream.
+        return gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1), raw  # type: ignore[return-value]
+    return raw, raw
+
+
+def _lock(path: Path, raw: IO[bytes]) -> None:
+    # One writer per trace: a resume must not append while the run it continues
+    # is still alive. The kernel drops the lock when the process dies, however it
+    # dies, so a crashed run never leaves a stale lock behind. Taken before gzip
+    # writes its member header, so a refused writer leaves not one byte behind.
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(raw.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raw.close()
+        raise TraceError(f"{path}: another process is writing this trace; wait for it to stop (or stop it) "
+                         "first") from None
+
+
+def check_unlocked(path: str | os.PathLike[str]) -> None:
+    """Raise `TraceError` if a live process holds `path` open as its trace writer."""
+    with open(path, "rb") as f:
+        _lock(Path(path), f)  # released when f closes
 
 
 class TraceWriter:
@@ -42,7 +72,7 @@ class TraceWriter:
                  fsync: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = _open(self.path, append)
+        self._file, self._raw = _open(self.path, append)
         self._gz = self.path.suffix == ".gz"
         self._pending: list[bytes] = []
         self._interval = commit_interval if commit_interval is not None else (1.0 if self._gz else 0.0)
@@ -67,16 +97,18 @@ class TraceWriter:
             self._drain()
         self._file.flush()
         if self._fsync:
-            raw = self._file.fileobj if self._gz else self._file  # type: ignore[attr-defined]
-            os.fsync(raw.fileno())  # type: ignore[union-attr]
+            os.fsync(self._raw.fileno())
         self._last_commit = time.monotonic()
 
     def close(self) -> None:
         if self.closed:
             return
-        self.commit(force=True)
-        self._file.close()
-        self.closed = True
+        try:
+            self.commit(force=True)
+            self._file.close()  # gzip: writes the member's trailer to the file under it
+        finally:
+            self._raw.close()
+            self.closed = True
 
 
 def is_gzip(path: Path) -> bool:

@@ -1,0 +1,101 @@
+"""A trace's header, turned back into the live objects of the run it recorded.
+
+Replay and resume both start here: the task (rebuilt from the registry by
+name and parameters, or the caller's own, checked against the header), the
+voting settings, the run settings and the model. Whatever cannot be rebuilt
+(a user's own DAG, user red flags) is asked of the caller with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any, Sequence
+
+import networkx as nx
+
+from maker._runner import GraphTask
+from maker._settings import RunSettings
+from maker.errors import ConfigError, TraceError
+from tasks._protocol import Task
+from tasks._registry import build_task
+from voting import Voting
+
+
+def task_of(header: dict[str, Any], task: Task | nx.DiGraph | None = None) -> Task:
+    """The recorded task: the caller's (checked against the header) or rebuilt from the registry."""
+    recorded = header.get("task") or {}
+    name, params = recorded.get("name"), recorded.get("params") or {}
+    if task is None:
+        if name == GraphTask.name:
+            raise ConfigError("this trace is of a custom DAG: pass the same DAG from Python "
+                              "(maker.resume(trace, task=dag) or maker.replay(trace, task=dag))")
+        try:
+            return build_task(name, **params)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise TraceError(f"the trace's task {name!r} {params} cannot be rebuilt: {str(exc).strip(chr(39))}") from None
+    if isinstance(task, nx.DiGraph):
+        task = GraphTask(task)
+    given = (task.name, _json(task.params()))
+    if given != (name, _json(params)):
+        raise ConfigError(f"the task differs from the trace's: {task.name} {task.params()} given, "
+                          f"{name} {params} recorded")
+    return task
+
+
+def voting_of(header: dict[str, Any], voting: Voting | None = None) -> Voting:
+    """The recorded voting: the caller's (which must decide alike) or rebuilt from the header."""
+    recorded = header["voting"]
+    if voting is None:
+        if recorded.get("red_flags"):
+            raise ConfigError(f"the trace's run used user red flags ({', '.join(recorded['red_flags'])}), which a "
+                              "trace cannot rebuild: pass the same Voting from Python")
+        try:
+            return Voting.from_dict(recorded)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise TraceError(f"the trace's voting settings cannot be rebuilt ({exc})") from None
+    differences = voting_differences(recorded, voting.describe())
+    if differences:
+        raise ConfigError(f"the voting settings differ from the trace's ({differences[0]})")
+    return voting
+
+
+def voting_differences(recorded: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """Every setting that changes decisions, recorded vs given; the sample cap is not one."""
+    keys = sorted((set(recorded) | set(given)) - {"max_samples"})
+    return [f"{k}: {recorded.get(k)!r} recorded, {given.get(k)!r} given" for k in keys
+            if recorded.get(k) != given.get(k)]
+
+
+def settings_of(header: dict[str, Any], *, concurrency: int | None = None,
+                max_steps: int | None = None) -> RunSettings:
+    """The recorded run settings, with the ones that are safe to change changed."""
+    s = header.get("settings") or {}
+    base = RunSettings(concurrency=int(s.get("concurrency", 16)), max_steps=s.get("max_steps"),
+                       window=int(s.get("window", 64)), seed=int(header.get("seed", 0)))
+    changes: dict[str, Any] = {}
+    if concurrency is not None:
+        changes["concurrency"] = concurrency
+        if max_steps is None:
+            changes["max_steps"] = None  # follows concurrency, as in a fresh run
+    if max_steps is not None:
+        changes["max_steps"] = max_steps
+    return replace(base, **changes)
+
+
+def independent_of(header: dict[str, Any], steps: Sequence[int] | None) -> Sequence[int] | None:
+    """The steps of an independent-steps run (the header records only how many)."""
+    if header.get("mode", "sequential") != "independent":
+        if steps is not None:
+            raise ConfigError("the trace is of a sequential run, not of independent steps")
+        return None
+    if steps is None:
+        raise ConfigError("the trace evaluated independent steps but does not list them: pass them from Python "
+                          "(independent=[...])")
+    if len(steps) != header.get("steps_evaluated"):
+        raise ConfigError(f"{len(steps)} independent steps given, the trace evaluated {header.get('steps_evaluated')}")
+    return steps
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))

@@ -1,0 +1,213 @@
+"""Exact replay: run the code again against a trace's recorded samples, with no model.
+
+The run is re-executed by the same runtime that recorded it (planner,
+scheduler, microagent, voting, the task's prompts, parser and vote keys); only
+the backend differs: it answers each request with the recorded sample, in the
+recorded order, and cannot reach a model at all. A recorder checks every
+sample's vote and every decision against the trace as they happen and stops
+at the first divergence with a `TraceMismatch` naming the step, what the trace
+recorded and what the code decided: the durable-execution promise that code
+which no longer matches its history says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Hashable, Sequence
+
+import anyio
+import networkx as nx
+
+from maker._history import independent_of, settings_of, task_of, voting_of
+from maker._recorder import Decision, Progress, Recorder
+from maker._runner import _execute, _plan_for
+from maker.backends._protocol import Completion
+from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape
+from maker.errors import RunError, TraceMismatch, VoteUndecided
+from tasks._protocol import Task
+from traces._reader import read_events
+from voting import Tally, Verdict, Voting
+
+# Replay has no network to protect: every recorded sample may be "in flight" at
+# once, so that none waits for a slot while an earlier one waits for its turn.
+UNLIMITED = 1 << 30
+
+# Totals compared with the trace's last `end` event (wall time is not a decision).
+COMPARED_TOTALS = ("steps", "llm_steps", "samples", "red_flags", "votes", "late", "tokens_in", "tokens_out",
+                   "retries", "errors", "scored", "max_rounds", "hardest_step", "hardest_samples")
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    """What an exact replay found. `reproduced` is True when every decision matched."""
+
+    trace: Path
+    task: str
+    model: str
+    steps: int  # decisions replayed and found equal
+    samples: int  # recorded samples voting counted again
+    total_steps: int
+    recorded_outcome: str | None  # the trace's last `end` event, if it has one
+    outcome: str  # the replay's: solved, failed, undecided, or "history ends" (the trace stops early)
+    stopped_at: Hashable | None = None  # the step the history ends at, if it does
+    totals_match: bool | None = None  # vs the trace's end event; None without one
+    totals_differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    reproduced: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["trace"] = str(self.trace)
+        data["totals_differences"] = {k: list(v) for k, v in self.totals_differences.items()}
+        return data
+
+
+class _Verifier(Recorder):
+    """A recorder that checks what the code does against the trace instead of writing it."""
+
+    def __init__(self, tape: Tape, progress: Progress | None) -> None:
+        super().__init__(None, progress)
+        self.tape = tape
+
+    def sample(self, step: Hashable, index: int, temperature: float, c: Completion, v: Verdict, late: bool) -> None:
+        if c is LOST:
+            return
+        st = self.tape.get(step)
+        recorded = st.samples[index] if st is not None else {}
+        if recorded.get("key") != v.key:
+            raise TraceMismatch(step, f"sample {index} {_vote(recorded.get('key'))}", f"sample {index} {_vote(v.key)}")
+        if bool(recorded.get("late")) != late:
+            raise TraceMismatch(step, f"sample {index} {_timing(recorded.get('late'))}", f"sample {index} {_timing(late)}")
+        super().sample(step, index, temperature, c, v, late)
+        self.tape.delivered(step, index)
+
+    def decision(self, d: Decision, truth: str | None) -> None:
+        st = self.tape.get(d.step)
+        if st is not None and st.decision is not None:
+            _compare(d.step, st.decision, {"winner": d.winner, "votes": d.votes, "samples": d.samples,
+                                           "flagged": d.flagged, "rounds": d.rounds, "truth": truth,
+                                           "answer": _plain(d.answer)})
+        super().decision(d, truth)
+        self.tape.decided(d.step)
+
+    def python_step(self, step: Hashable, output: Any) -> None:
+        st = self.tape.step(step)
+        if st is not None and st.decision is not None:
+            _compare(step, st.decision, {"answer": _plain(output)})
+        super().python_step(step, output)
+        self.tape.decided(step)
+
+    def step_error(self, step: Hashable, error: Exception, tally: Tally | None = None, samples: int = 0) -> None:
+        st = self.tape.step(step)
+        recorded = st.decision if st is not None else None
+        if recorded is not None:
+            raise TraceMismatch(step, f"decided {recorded.get('winner')}", f"{type(error).__name__}: {error}")
+
+
+def _compare(step: Hashable, recorded: dict[str, Any], decided: dict[str, Any]) -> None:
+    for name, value in decided.items():
+        if name in recorded and recorded[name] != value:
+            raise TraceMismatch(step, f"{name} {_show(recorded[name])}", f"{name} {_show(value)}")
+
+
+def _plain(value: Any) -> Any:
+    """A value as the trace stores it (JSON): tuples become lists, and so on."""
+    return json.loads(json.dumps(value))
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _vote(key: str | None) -> str:
+    return "red-flagged" if key is None else f"voting {_show(key)}"
+
+
+def _timing(late: Any) -> str:
+    return "late (after the decision)" if late else "counted (before the decision)"
+
+
+async def areplay(trace: str | Path, *, task: Task | nx.DiGraph | None = None, voting: Voting | None = None,
+                  independent: Sequence[int] | None = None, progress: Progress | None = None) -> ReplayReport:
+    """Re-execute the run a trace recorded, from its samples alone, and check every decision.
+
+    Raises `TraceMismatch` at the first step where the code decides differently
+    from the trace. A trace that stops early (an interrupted run) replays up to
+    where its history ends; the report says where.
+    task / voting / independent: only for what a header cannot rebuild (a
+        custom DAG, user red flags, the list of independent steps).
+    """
+    path = Path(trace)
+    events = read_events(path)
+    header = next(events)
+    task = task_of(header, task)
+    steps = independent_of(header, independent if independent is not None else _independent_steps(path, header))
+    voting = _voting(header, voting)
+    recorded = settings_of(header)
+    settings = replace(recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit)
+    plan = _plan_for(task, settings, steps)
+    tape = Tape(events)
+    backend = ReplayBackend(tape, header["model"])
+    verifier = _Verifier(tape, progress)
+    report = ReplayReport(path, task.name, header["model"], 0, 0, plan.total, None, "")
+    try:
+        result = await _execute(task, plan, backend, voting, settings, verifier, header.get("run_id", ""), None,
+                                None, True)
+        report.outcome = result.outcome
+    except EndOfHistory as end:
+        report.outcome, report.stopped_at = "history ends", end.step
+    except TraceMismatch:
+        raise
+    except RunError as error:
+        # Reproduced only if the trace stopped at the same step with the same error.
+        st = tape.step(error.step)
+        recorded = st.error if st is not None else None
+        if recorded is None or recorded.get("error") != type(error).__name__:
+            raise TraceMismatch(error.step, "no error", f"{type(error).__name__}: {error}") from None
+        report.outcome = "undecided" if isinstance(error, VoteUndecided) else "error"
+        report.stopped_at = error.step
+    _finish(report, verifier, tape)
+    return report
+
+
+def _voting(header: dict[str, Any], voting: Voting | None) -> Voting:
+    voting = voting_of(header, voting)
+    # The cap may have been raised on resume; replay follows the samples the trace
+    # holds instead, so an unfinished step ends the history rather than the run.
+    return replace(voting, max_samples=UNLIMITED)
+
+
+def _independent_steps(path: Path, header: dict[str, Any]) -> Sequence[int] | None:
+    """An independent-steps trace's steps, in the order they first appear in it."""
+    if header.get("mode") != "independent":
+        return None
+    seen: dict[int, None] = {}
+    for event in read_events(path):
+        if event["type"] in ("sample", "decision", "step_error"):
+            seen.setdefault(event["step"], None)
+    return list(seen)
+
+
+def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
+    while tape._pump():  # read to the end for the last `end` event
+        pass
+    totals = verifier.totals
+    report.steps, report.samples = totals.steps, totals.samples
+    end = tape.end
+    if end is None:
+        return
+    report.recorded_outcome = end.get("outcome")
+    if report.outcome == "history ends" or report.outcome != report.recorded_outcome:
+        return  # the replay stopped where the recording did not; totals cannot match
+    replayed, recorded = totals.as_dict(), end.get("totals") or {}
+    report.totals_differences = {k: (recorded.get(k), replayed[k]) for k in COMPARED_TOTALS
+                                 if k in recorded and recorded[k] != replayed[k]}
+    report.totals_match = not report.totals_differences
+
+
+def replay(trace: str | Path, **options: Any) -> ReplayReport:
+    """Blocking `areplay`."""
+    return anyio.run(lambda: areplay(trace, **options))
+

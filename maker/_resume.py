@@ -1,0 +1,326 @@
+"""Resume: continue an interrupted run from its trace, never paying twice.
+
+A step is committed when its decision is in the trace. Resume reads the
+trace, rebuilds the run from its header (refusing if the task, its
+parameters, the model or the voting differ; only settings that cannot change
+a decision may change: concurrency, the per-step sample cap, the endpoint),
+restores the totals and the last committed state, cuts off a torn tail, and
+appends to the same trace after a `resume` event. Committed steps are never
+sampled again. Samples already recorded for a step that was not committed
+(an orderly stop mid-step: a budget, Ctrl-C, a step at its sample cap) are
+reused: voting counts them again, in their recorded order, before any new
+sample is drawn, and they are neither paid for nor counted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Hashable, Mapping, Sequence
+
+import anyio
+import networkx as nx
+
+from maker._budget import Budget, with_budget
+from maker._history import independent_of, settings_of, task_of, voting_of
+from maker._microagent import Guard
+from maker._planner import INPUT, ChainPlan, IndependentPlan, Plan, input_names, make_plan
+from maker._recorder import Decision, Progress, Recorder, Totals
+from maker._result import RunResult
+from maker._runner import _execute
+from maker._settings import RunSettings
+from maker._version import __version__
+from maker.backends._protocol import Backend, Completion
+from maker.backends._registry import open_backend
+from maker.backends._replay import ReplayBackend, Tape, completion_of
+from maker.errors import ConfigError, TraceError, TraceMismatch
+from tasks._protocol import Chain, SampleableTask, Task
+from traces._reader import read_events
+from traces._repair import repair_tail
+from traces._writer import TraceWriter, check_unlocked
+from voting import Verdict, Voting
+
+# Finished runs: nothing left to resume.
+FINISHED = ("solved", "failed", "measured")
+
+# Reused samples are free and wait for nothing, so the microagent's own limit is
+# lifted; the user's concurrency limit applies to real requests in the backend.
+UNLIMITED = 1 << 30
+
+
+@dataclass(slots=True)
+class History:
+    """What a trace says happened: totals, committed steps, samples of unfinished steps."""
+
+    header: dict[str, Any]
+    totals: Totals
+    committed: dict[Hashable, Any] = field(default_factory=dict)  # step → answer (a chain keeps only its last)
+    count: int = 0  # committed steps
+    last: Hashable = None  # the highest committed step of a chain
+    unfinished: dict[Hashable, list[dict[str, Any]]] = field(default_factory=dict)  # step → samples, in order
+    outcome: str | None = None  # the last session's end, if it ended; None after a crash
+    cap: int = 0  # the per-step sample cap in force in the last session
+    sessions: int = 1
+
+
+def read_history(path: Path, *, chain: bool) -> History:
+    """Read a trace once, streaming, into what resume needs (a chain keeps only its last answer)."""
+    events = read_events(path)
+    header = next(events)
+    history = History(header, Totals(), cap=int(header["voting"]["max_samples"]))
+    recorder = Recorder(None, totals=history.totals)  # the very code that counted them the first time
+    for event in events:
+        kind = event["type"]
+        if kind == "sample":
+            _count_sample(recorder, history, event, chain)
+        elif kind == "decision":
+            _count_decision(recorder, history, event, chain)
+        elif kind == "end":
+            history.outcome = event.get("outcome")
+        elif kind == "resume":
+            history.outcome = None
+            history.sessions += 1
+            history.cap = int(event.get("max_samples", history.cap))
+    return history
+
+
+def _count_sample(recorder: Recorder, history: History, e: dict[str, Any], chain: bool) -> None:
+    verdict = Verdict(e["key"], flag=e.get("flag"))
+    recorder.sample(e["step"], e["i"], e["temperature"], completion_of(e), verdict, bool(e["late"]))
+    if not _committed(history, e["step"], chain):
+        history.unfinished.setdefault(e["step"], []).append(e)
+
+
+def _committed(history: History, step: Hashable, chain: bool) -> bool:
+    if chain:  # steps 0..last, of which only the last answer is kept
+        return isinstance(step, int) and history.last is not None and step <= history.last  # type: ignore[operator]
+    return step in history.committed
+
+
+def _count_decision(recorder: Recorder, history: History, e: dict[str, Any], chain: bool) -> None:
+    step = e["step"]
+    if _committed(history, step, chain):
+        raise TraceError(f"step {step} is decided twice in the trace")
+    if e.get("kind") == "python":
+        recorder.python_step(step, e["answer"])
+    else:
+        recorder.decision(Decision(step, e["winner"], e["answer"], e["votes"], e["samples"], e["flagged"],
+                                   e["rounds"]), e.get("truth"))
+    history.unfinished.pop(step, None)
+    history.count += 1
+    if chain:
+        history.committed = {step: e["answer"]}
+        history.last = step
+    else:
+        history.committed[step] = e["answer"]
+
+
+class _Continuing(Recorder):
+    """The run's recorder, seeded with the trace's totals; reused samples are checked, not recounted."""
+
+    def __init__(self, writer: TraceWriter, progress: Progress | None, totals: Totals, tape: Tape) -> None:
+        super().__init__(writer, progress, totals)
+        self.tape = tape
+        self.reused = 0
+
+    def sample(self, step: Hashable, index: int, temperature: float, c: Completion, v: Verdict, late: bool) -> None:
+        st = self.tape.get(step)
+        recorded = st.samples.get(index) if st is not None else None
+        if recorded is None:
+            super().sample(step, index, temperature, c, v, late)
+            return
+        # Already in the trace and its totals: only check that the code still reads it alike.
+        if recorded["key"] != v.key:
+            raise TraceMismatch(step, f"sample {index} voting {recorded['key']}", f"sample {index} voting {v.key}")
+        self.reused += 1
+        self.tape.delivered(step, index)
+
+
+class ResumedChainPlan(ChainPlan):
+    """A chain plan that starts at step `start`, whose input is the last committed answer."""
+
+    def __init__(self, chain: Chain, start: int, prev: Any, window: int = 64) -> None:
+        Plan.__init__(self, nx.DiGraph())
+        self.chain = chain
+        self.total = chain.length
+        self._start, self._prev = start, prev
+        self._next = start
+        self._window = max(2, window)
+        for _ in range(min(self._window, chain.length - start)):
+            self._add()
+
+    def _add(self) -> Hashable:
+        i = self._next
+        self._next += 1
+        self.graph.add_node(i, step=self.chain.step)
+        if i > self._start:
+            self.graph.add_edge(i - 1, i, **{INPUT: "prev"})
+        return i
+
+    def inputs(self, node: Hashable, outputs: dict[Hashable, Any]) -> dict[str, Any]:
+        if node == self._start:
+            return {"prev": self._prev}
+        return {"prev": outputs[node - 1]}  # type: ignore[operator]
+
+
+class ResumedPlan(Plan):
+    """The steps of a DAG not yet committed; committed predecessors feed their recorded answers."""
+
+    def __init__(self, graph: nx.DiGraph, committed: Mapping[Hashable, Any]) -> None:
+        super().__init__(graph.subgraph([n for n in graph if n not in committed]).copy())
+        self.full = graph
+        self.committed = committed
+        self.total = graph.number_of_nodes()
+
+    def inputs(self, node: Hashable, outputs: dict[Hashable, Any]) -> dict[str, Any]:
+        inputs = dict(self.full.nodes[node].get("args") or {})
+        for pred in self.full.predecessors(node):
+            value = outputs[pred] if pred in outputs else self.committed[pred]
+            for name in input_names(self.full, pred, node):
+                inputs[name] = value
+        return inputs
+
+
+class _Continued:
+    """The task, judged on its committed outputs and this session's together."""
+
+    def __init__(self, task: Task, earlier: Mapping[Hashable, Any]) -> None:
+        self.task = task
+        self.name = task.name
+        self.earlier = dict(earlier)
+
+    def solved(self, outputs: Mapping[Hashable, Any], errors: int) -> bool:
+        return self.task.solved({**self.earlier, **outputs}, errors)
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """Everything rebuilt for the resumed session."""
+
+    task: Task
+    plan: Plan
+    earlier: dict[Hashable, Any]
+
+
+def _rebuild(task: Task, history: History, settings: RunSettings, independent: Sequence[int] | None) -> _Run:
+    if independent is not None:
+        assert isinstance(task, SampleableTask)
+        chain = task.plan()
+        done = set(history.committed)
+        plan: Plan = IndependentPlan(chain.step, [s for s in independent if s not in done],  # type: ignore[union-attr]
+                                     task.step_inputs, settings.window)
+        plan.total = len(independent)
+        return _Run(task, plan, {})
+    source = task.plan()
+    if isinstance(source, Chain):
+        start = history.count
+        if start and history.last != start - 1:
+            raise TraceError(f"the trace's committed steps are not 0..{start - 1} of the chain (last is "
+                             f"{history.last}); it was not written by a sequential run")
+        prev = history.committed[start - 1] if start else source.first
+        make_plan(source)  # validates
+        plan = ResumedChainPlan(source, start, prev, settings.window)
+        return _Run(task, plan, {start - 1: prev} if start else {})
+    full = make_plan(source, window=settings.window)
+    unknown = [s for s in history.committed if s not in full.graph]
+    if unknown:
+        raise TraceError(f"the trace commits step {unknown[0]!r}, which the task's plan does not have")
+    return _Run(task, ResumedPlan(full.graph, history.committed), dict(history.committed))
+
+
+async def aresume(
+    trace: str | Path,
+    *,
+    concurrency: int | None = None,
+    max_samples: int | None = None,
+    task: Task | nx.DiGraph | None = None,
+    voting: Voting | None = None,
+    backend: Backend | None = None,
+    model: str | None = None,
+    endpoint: Mapping[str, Any] | None = None,
+    independent: Sequence[int] | None = None,
+    progress: Progress | None = None,
+    guard: Guard | None = None,
+    budget: Budget | None = None,
+    check: bool = True,
+) -> RunResult:
+    """Continue the run that `trace` recorded; append to the same trace.
+
+    concurrency, max_samples: the safe changes (requests in flight; the per-step
+        sample cap, e.g. raised to get past a step that hit it).
+    task, voting, independent: only what a header cannot rebuild (a custom DAG,
+        user red flags, the list of independent steps); checked against it.
+    backend / model / endpoint: where samples come from; the backend must be the
+        recorded model (default: the header's model, opened again).
+    budget / guard: limits on what this session may spend (reused samples are free).
+    """
+    path = Path(trace)
+    header = next(read_events(path))
+    task = task_of(header, task)
+    steps = independent_of(header, independent)
+    voting = voting_of(header, voting)
+    chain = steps is None and isinstance(task.plan(), Chain)
+    history = read_history(path, chain=chain)
+    if history.outcome in FINISHED:
+        raise ConfigError(f"{path}: the run already finished ({history.outcome}); there is nothing to resume")
+    voting = replace(voting, max_samples=max_samples or history.cap)
+    settings = settings_of(header, concurrency=concurrency)
+    run = _rebuild(task, history, settings, steps)
+    backend, own = await _backend(header, backend, model, endpoint)
+    if budget is not None and budget.limited:
+        guard = with_budget(guard, budget.guard(backend.model))
+    try:
+        return await _continue(path, history, run, voting, settings, backend, progress, guard, check)
+    finally:
+        if own:
+            await backend.aclose()
+
+
+async def _backend(header: dict[str, Any], backend: Backend | None, model: str | None,
+                   endpoint: Mapping[str, Any] | None) -> tuple[Backend, bool]:
+    """The backend to continue with, and whether resume opened it (and so closes it)."""
+    recorded = header["model"]
+    own = backend is None
+    if backend is None:
+        backend = open_backend(model or header.get("model_spec") or recorded, seed=header.get("seed", 0),
+                               **dict(endpoint or {}))
+    if backend.model != recorded:
+        name = backend.model
+        if own:
+            await backend.aclose()
+        raise ConfigError(f"the model differs from the trace's: {name} given, {recorded} recorded")
+    return backend, own
+
+
+async def _continue(path: Path, history: History, run: _Run, voting: Voting, settings: RunSettings, backend: Backend,
+                    progress: Progress | None, guard: Guard | None, check: bool) -> RunResult:
+    check_unlocked(path)
+    repaired = repair_tail(path)
+    tape = Tape.of_samples(history.unfinished)
+    reused = sum(len(v) for v in history.unfinished.values())
+    limiter = None if getattr(backend, "instant", False) else anyio.CapacityLimiter(settings.concurrency)
+    source = ReplayBackend(tape, backend.model, fallback=backend, limiter=limiter, guard=guard)
+    writer = TraceWriter(path, append=True)
+    writer.write({
+        "type": "resume", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "committed_steps": history.count, "settings": settings.describe(), "max_samples": voting.max_samples,
+        "model": backend.model, "maker_version": __version__, "recorded_samples_unfinished": reused,
+        "torn_bytes_dropped": repaired.dropped_bytes, "session": history.sessions + 1,
+    })
+    writer.commit(force=True)
+    recorder = _Continuing(writer, progress, history.totals, tape)
+    inner = replace(settings, concurrency=UNLIMITED, max_steps=settings.step_limit)
+    try:
+        result = await _execute(_Continued(run.task, run.earlier), run.plan, source, voting, inner,  # type: ignore[arg-type]
+                                recorder, history.header.get("run_id", ""), path, None, check)
+    finally:
+        writer.close()
+    if not result.outputs and run.earlier and run.plan.keep != "none":
+        result.outputs = dict(run.earlier)  # every step was committed before: the outputs are the trace's
+    return result
+
+
+def resume(trace: str | Path, **options: Any) -> RunResult:
+    """Blocking `aresume`."""
+    return anyio.run(lambda: aresume(trace, **options))

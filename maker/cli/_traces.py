@@ -1,0 +1,174 @@
+"""`maker resume`, `maker replay`, `maker trace show`: thin layers over resume, replay and re-voting."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from maker._history import task_of
+from maker._replay import areplay
+from maker._resume import aresume
+from maker.cli._common import add_endpoint_options, budget_from, positive
+from maker.cli._execute import independent_steps
+from maker.cli._progress import RichProgress
+from maker.cli._summary import report
+from maker.cli._traces_view import print_replay, print_revotes, print_summary, rule_name
+from maker.errors import BackendError, ConfigError
+from traces._inspect import summarize
+from traces._reader import read_events
+from traces._replay import revote
+from voting import AheadByK, DecisionRule, Majority, Single, rule_from_dict
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    _register_resume(sub)
+    _register_replay(sub)
+    _register_trace(sub)
+
+
+def _register_resume(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("resume", help="continue an interrupted run from its trace, never sampling a committed step again",
+                       description="Continue the run a trace recorded, appending to the same trace. Only settings "
+                                   "that cannot change a decision may change.")
+    p.add_argument("trace", type=Path, metavar="TRACE", help="the interrupted run's trace (.jsonl or .jsonl.gz)")
+    p.add_argument("--concurrency", type=positive, default=None, metavar="C", help="requests in flight (default: as recorded)")
+    p.add_argument("--max-samples-per-step", type=positive, default=None, metavar="M",
+                   help="per-step sample cap (default: as recorded); raise it to get past a step that hit it")
+    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout, no table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_endpoint_options(p)
+    p.set_defaults(func=_resume)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    header = next(read_events(args.trace))
+    endpoint = _endpoint(header, args)
+    independent = None
+    if header.get("mode") == "independent":  # the steps `--independent N` chose, chosen again alike
+        independent = independent_steps(task_of(header), header.get("steps_evaluated"), int(header.get("seed", 0)))
+    budget = budget_from(args)
+    for note in budget.notes(header["model"]) if budget else []:
+        print(f"maker: note: {note}", file=sys.stderr)
+    name = header.get("task", {}).get("name", "run")
+    progress = None if (args.quiet or args.json) else RichProgress(label=f"{name} (resumed)")
+    result = anyio.run(lambda: aresume(args.trace, concurrency=args.concurrency, max_samples=args.max_samples_per_step,
+                                       endpoint=endpoint, independent=independent, budget=budget, progress=progress,
+                                       check=False))
+    if isinstance(result.error, BackendError) and not args.json:
+        raise type(result.error)(f"{result.error} (trace: {result.trace})")
+    return report(result, args.json)
+
+
+def _endpoint(header: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    given = {"base_url": args.base_url, "timeout": args.request_timeout}
+    given = {k: v for k, v in given.items() if v is not None}
+    provider = str(header.get("model", "")).split("/", 1)[0]
+    if given and provider != "openai":
+        raise ConfigError(f"--base-url and --request-timeout apply to openai/ models, not {provider}/")
+    return given
+
+
+def _register_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("replay", help="re-run a trace's decisions from its recorded samples (no model calls), "
+                                      "or re-vote them with another k or rule",
+                       description="Without --k/--rule: re-execute the run from the trace's samples alone and check "
+                                   "every decision (TraceMismatch at the first divergence). With --k or --rule: "
+                                   "re-vote each step's recorded samples with that rule and count the outcomes.")
+    p.add_argument("trace", type=Path, metavar="TRACE", help="a trace (.jsonl or .jsonl.gz)")
+    p.add_argument("--k", type=_k_list, default=None, metavar="K[,K...]",
+                   help="re-vote with ahead-by-K (several: 1,2,3)")
+    p.add_argument("--rule", choices=("ahead-by-k", "majority", "single"), default=None,
+                   help="re-vote with this rule too (majority takes --n)")
+    p.add_argument("--n", type=positive, default=None, help="votes per step for --rule majority (default 7)")
+    p.add_argument("--steps", action="store_true", help="list every step whose re-voted outcome changed")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout, no table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_replay)
+
+
+def _k_list(text: str) -> list[int]:
+    try:
+        ks = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K or a comma list K,K,..., got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"each k must be a positive integer, got {text!r}")
+    return ks
+
+
+def _rules(args: argparse.Namespace) -> list[DecisionRule]:
+    if args.n is not None and args.rule != "majority":
+        raise ConfigError("--n applies to --rule majority")
+    if args.rule == "ahead-by-k" and args.k is None:
+        raise ConfigError("--rule ahead-by-k needs --k")
+    rules: list[DecisionRule] = [AheadByK(k) for k in args.k or ()]
+    if args.rule == "majority":
+        rules.append(Majority(args.n or 7))
+    elif args.rule == "single":
+        rules.append(Single())
+    return rules
+
+
+def _replay(args: argparse.Namespace) -> int:
+    rules = _rules(args)
+    if rules:
+        header = next(read_events(args.trace))
+        results = revote(args.trace, rules)
+        recorded = _recorded_rule(header)
+        if args.json:
+            sys.stdout.write(json.dumps({"trace": str(args.trace), "recorded_rule": header["voting"],
+                                         "rules": [r.to_json(with_steps=args.steps) for r in results]}) + "\n")
+        else:
+            print_revotes(args.trace, recorded, results, show_steps=args.steps)
+        return 0
+    progress = None if (args.quiet or args.json) else RichProgress(label="replay")
+    result = anyio.run(lambda: areplay(args.trace, progress=progress))
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    else:
+        print_replay(result)
+    return 0 if result.reproduced else 1
+
+
+def _recorded_rule(header: dict[str, Any]) -> str:
+    try:
+        return rule_name(rule_from_dict(header["voting"]).describe())
+    except (KeyError, ValueError, TypeError):
+        return "an unknown rule"
+
+
+def _register_trace(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("trace", help="inspect a trace: `maker trace show TRACE [--step S]`",
+                       description="Inspect a trace without writing code.")
+    commands = p.add_subparsers(dest="trace_command", metavar="COMMAND", parser_class=type(p))
+    commands.required = True
+    show = commands.add_parser("show", help="header, counts, hardest steps; one step's samples with --step",
+                               description="A readable summary of a trace: the header, counts, sessions, the "
+                                           "hardest steps and, with --step, that step's every sample.")
+    show.add_argument("trace", type=Path, metavar="TRACE", help="a trace (.jsonl or .jsonl.gz)")
+    show.add_argument("--step", type=_step_id, default=None, metavar="S", help="show this step's samples")
+    show.add_argument("--text", action="store_true", help="with --step: print each sample's full reply text")
+    show.add_argument("--json", action="store_true", help="print one JSON object on stdout, no tables")
+    show.set_defaults(func=_show)
+
+
+def _step_id(text: str) -> int | str:
+    """Step ids are integers (chains) or strings (named DAG nodes)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _show(args: argparse.Namespace) -> int:
+    summary = summarize(args.trace, step=args.step)
+    if args.json:
+        sys.stdout.write(json.dumps(summary.to_json()) + "\n")
+        return 0
+    print_summary(summary, show_text=args.text)
+    return 0

@@ -1,0 +1,205 @@
+"""Rich tables for `maker replay` and `maker trace show` (stderr, like every table maker prints)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from maker._replay import ReplayReport
+from traces._inspect import StepDetail, TraceSummary
+from traces._replay import Revote
+
+KEY_WIDTH = 64
+
+
+def _console() -> Console:
+    return Console(stderr=True)
+
+
+def _short(value: Any, width: int = KEY_WIDTH) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return escape(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def rule_name(described: dict[str, Any]) -> str:
+    extra = ", ".join(f"{k}={v}" for k, v in described.items() if k != "rule")
+    return f"{described['rule']}" + (f" {extra}" if extra else "")
+
+
+# -- replay ----------------------------------------------------------------------------------------------------
+
+def print_replay(r: ReplayReport, console: Console | None = None) -> None:
+    console = console or _console()
+    table = Table(title=f"replay of {escape(str(r.trace))}: {_verdict(r)}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("task, model", f"{r.task} on {r.model} (no model calls: every sample came from the trace)"),
+        ("decisions reproduced", f"{r.steps:,} of {r.total_steps:,} steps (winner, votes, samples, rounds, truth)"),
+        ("samples replayed", f"{r.samples:,}"),
+        ("outcome", f"{r.outcome}" + (f" at step {r.stopped_at}" if r.stopped_at is not None else "")
+         + (f" (recorded: {r.recorded_outcome})" if r.recorded_outcome else " (the trace has no end event)")),
+        ("totals vs the trace", _totals(r)),
+    ]
+    for name, value in rows:
+        table.add_row(name, escape(value))
+    console.print(table)
+
+
+def _verdict(r: ReplayReport) -> str:
+    if r.outcome == "history ends":
+        return "[bold green]reproduced[/] every decision the trace holds (the trace stops early)"
+    return "[bold green]reproduced[/] every decision"
+
+
+def _totals(r: ReplayReport) -> str:
+    if r.totals_match is None:
+        return "not compared (the replay and the trace end at different points)"
+    if r.totals_match:
+        return "equal"
+    return "differ: " + ", ".join(f"{k} {a} recorded, {b} replayed" for k, (a, b) in r.totals_differences.items())
+
+
+# -- counterfactual re-voting ----------------------------------------------------------------------------------
+
+def print_revotes(trace: Path, recorded: str, results: Sequence[Revote], *, show_steps: bool = False,
+                  console: Console | None = None) -> None:
+    console = console or _console()
+    steps = results[0].steps if results else 0
+    wrong = results[0].recorded_errors if results else 0
+    table = Table(title=f"re-voting the {steps:,} decided steps of {escape(str(trace))} (recorded with {recorded}, "
+                        f"{wrong} of them wrong vs ground truth)", title_justify="left")
+    for name in ("rule", "same winner", "different winner", "needed more samples", "errors vs truth",
+                 "samples used / recorded"):
+        table.add_column(name, justify="left" if name == "rule" else "right")
+    for r in results:
+        table.add_row(rule_name(r.rule), f"{r.same:,}", f"{r.different:,}", f"{r.needs_more:,}",
+                      f"{r.errors:,} of {r.scored:,}", f"{r.samples_used:,} / {r.samples_recorded:,}")
+    console.print(table)
+    console.print("Each step is re-voted on its recorded input, its samples taken in recorded order; 'needed more' "
+                  "means the recorded samples ran out before the rule decided.")
+    if show_steps:
+        for r in results:
+            _print_changed(r, console)
+
+
+def _print_changed(r: Revote, console: Console) -> None:
+    if not r.changed:
+        return
+    table = Table(title=f"{rule_name(r.rule)}: steps not decided as recorded", title_justify="left")
+    for name in ("step", "outcome", "rule's winner", "recorded winner", "right?", "samples used"):
+        table.add_column(name)
+    for s in r.changed:
+        right = "" if s.correct is None else ("yes" if s.correct else "[red]no[/]")
+        table.add_row(str(s.step), s.outcome, _short(s.winner or "—"), _short(s.recorded), right,
+                      f"{s.used} / {s.available}")
+    console.print(table)
+
+
+# -- trace show ------------------------------------------------------------------------------------------------
+
+def print_summary(s: TraceSummary, *, show_text: bool = False, console: Console | None = None) -> None:
+    console = console or _console()
+    console.print(_header_table(s))
+    console.print(_counts_table(s))
+    if s.resumes:
+        console.print(_sessions_table(s))
+    if s.hardest:
+        console.print(_hardest_table(s))
+    if s.detail is not None:
+        _print_step(s.detail, console, show_text)
+
+
+def _header_table(s: TraceSummary) -> Table:
+    h = s.header
+    table = Table(title=f"trace {escape(str(s.path))}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    task = h.get("task") or {}
+    rows = [
+        ("task", f"{task.get('name')} {json.dumps(task.get('params') or {})}"),
+        ("model", str(h.get("model_spec") or h.get("model"))),
+        ("voting", ", ".join(f"{k}={v}" for k, v in (h.get("voting") or {}).items())),
+        ("seed, settings", f"{h.get('seed')}, " + ", ".join(f"{k}={v}" for k, v in (h.get("settings") or {}).items())),
+        ("mode", str(h.get("mode", "sequential")) + (f" ({h['steps_evaluated']} steps)" if "steps_evaluated" in h else "")),
+        ("run id, created", f"{h.get('run_id')}, {h.get('created')} (maker {h.get('maker_version')}, "
+                            f"schema {h.get('schema_version')})"),
+    ]
+    for name, value in rows:
+        table.add_row(name, escape(value))
+    return table
+
+
+def _counts_table(s: TraceSummary) -> Table:
+    table = Table(title="what it holds", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("outcome", s.outcome),
+        ("steps decided", f"{s.decisions:,} ({s.llm_decisions:,} voted)"),
+        ("errors vs ground truth", f"{s.wrong:,} of {s.scored:,} scored"),
+        ("samples", f"{s.samples:,} ({s.votes:,} votes, {s.red_flags:,} red-flagged, {s.late:,} late)"),
+        ("mean samples per voted step", f"{s.samples / s.llm_decisions:.3f}" if s.llm_decisions else "—"),
+        ("step errors", f"{len(s.step_errors):,}" + (f" (last: {s.step_errors[-1].get('message')})"
+                                                      if s.step_errors else "")),
+        ("sessions", f"{len(s.resumes) + 1} ({len(s.resumes)} resume{'s' if len(s.resumes) != 1 else ''})"),
+        ("events", f"{s.events:,}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, escape(value))
+    return table
+
+
+def _sessions_table(s: TraceSummary) -> Table:
+    table = Table(title="resumes", title_justify="left")
+    for name in ("session", "created", "committed steps before", "reused samples", "concurrency", "sample cap"):
+        table.add_column(name)
+    for r in s.resumes:
+        table.add_row(str(r.get("session", "")), str(r.get("created")), f"{r.get('committed_steps', 0):,}",
+                      str(r.get("recorded_samples_unfinished", "")), str((r.get("settings") or {}).get("concurrency")),
+                      str(r.get("max_samples", "")))
+    return table
+
+
+def _hardest_table(s: TraceSummary) -> Table:
+    table = Table(title="hardest steps (most voting rounds)", title_justify="left")
+    for name in ("step", "rounds", "samples", "red flags", "candidates", "winner", "right?"):
+        table.add_column(name)
+    for d in s.hardest:
+        right = "" if d.get("correct") is None else ("yes" if d["correct"] else "[red]no[/]")
+        table.add_row(str(d["step"]), str(d["rounds"]), str(d["samples"]), str(d.get("flagged", 0)),
+                      str(len(d.get("votes") or {})), _short(d.get("winner")), right)
+    return table
+
+
+def _print_step(d: StepDetail, console: Console, show_text: bool) -> None:
+    if not (d.samples or d.decision or d.errors):
+        console.print(f"[yellow]step {escape(str(d.step))}: the trace holds nothing for it[/]")
+        return
+    table = Table(title=f"step {escape(str(d.step))}: {len(d.samples)} samples in the order voting saw them",
+                  title_justify="left")
+    for name in ("#", "sample", "temp", "finish", "tokens out", "latency s", "vote (or red flag)", "late"):
+        table.add_column(name)
+    for n, e in enumerate(d.samples, start=1):
+        vote = _short(e["key"]) if e.get("key") is not None else f"[red]{_short(e.get('flag') or 'red flag')}[/]"
+        table.add_row(str(n), str(e["i"]), str(e["temperature"]), str(e["finish"]), str(e["tokens_out"]),
+                      f"{e['latency']:.3f}", vote, "late" if e.get("late") else "")
+    console.print(table)
+    if d.decision is not None:
+        dec = d.decision
+        votes = ", ".join(f"{n}× {_short(k, 40)}" for k, n in sorted((dec.get("votes") or {}).items(),
+                                                                      key=lambda kv: -kv[1]))
+        right = "" if dec.get("correct") is None else (" — right" if dec["correct"] else " — [red]wrong[/]")
+        console.print(f"decided {_short(dec.get('winner'))} after {dec.get('samples')} samples in {dec.get('rounds')} "
+                      f"rounds{right}; votes: {votes}")
+    for err in d.errors:
+        console.print(f"[red]{escape(str(err.get('error')))}: {escape(str(err.get('message')))}[/]")
+    if show_text:
+        for e in d.samples:
+            console.print(f"[bold]sample {e['i']}[/] ({e['finish']}):")
+            console.print(escape(e["text"]), soft_wrap=True)
