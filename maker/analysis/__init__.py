@@ -13,14 +13,17 @@ from __future__ import annotations
 from maker.analysis._analyze import (
     ALPHA, Analysis, Bin, Collisions, Convergence, Heterogeneity, Outlier, Projection, analyze,
 )
+from maker.analysis._calibrate import Calibration, acalibrate, calibrate
 from maker.analysis._estimate import Estimate, KRow, estimate, majority_equivalent
 from maker.analysis._stats import Proportion, wilson
+from maker.analysis._plots import write_plots  # matplotlib itself is imported only when plotting
 from maker.analysis._walk import undecided
 
 __all__ = [
     "ALPHA",
     "Analysis",
     "Bin",
+    "Calibration",
     "Collisions",
     "Convergence",
     "Estimate",
@@ -29,9 +32,12 @@ __all__ = [
     "Outlier",
     "Projection",
     "Proportion",
+    "acalibrate",
     "analyze",
+    "calibrate",
     "estimate",
     "majority_equivalent",
     "undecided",
     "wilson",
+    "write_plots",
 ]

@@ -12,7 +12,7 @@ import anyio
 
 from maker._pricing import Price, load_prices, price_of
 from maker._runner import DEFAULT_MODEL
-from maker.analysis import analyze, estimate
+from maker.analysis import analyze, estimate, write_plots
 from maker._recorder import Progress
 from maker.analysis._calibrate import DEFAULT_MAX_SAMPLES, DEFAULT_SAMPLES, Calibration, acalibrate
 from maker.cli._analysis_view import analysis_tables, calibration_tables, estimate_tables, show
@@ -208,8 +208,6 @@ def _analyze(args: argparse.Namespace) -> int:
     result = analyze(args.trace, prices=load_prices(args.prices))
     written: list[Path] = []
     if args.plots is not None:
-        from maker.analysis._plots import write_plots
-
         written = write_plots(result, args.plots)
     if args.json:
         _emit({**result.to_json(), "plots": [str(p) for p in written]})
