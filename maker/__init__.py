@@ -18,7 +18,9 @@ from maker._graph import DAG
 from maker._oracles import SimOracle, sim_backend, sim_oracle
 from maker._pricing import PRICES, Price, load_prices, price_of
 from maker._recorder import Decision, Progress, Totals
+from maker._replay import ReplayReport, areplay, replay
 from maker._result import RunResult
+from maker._resume import aresume, resume
 from maker._runner import DEFAULT_MODEL, arun, run
 from maker._settings import RunSettings
 from maker._steps import LLMFunctionStep, PythonFunctionStep, llm_step, parse_last, python_step
@@ -37,12 +39,15 @@ __all__ = [
     "Price",
     "Progress",
     "PythonFunctionStep",
+    "ReplayReport",
     "Request",
     "RunResult",
     "RunSettings",
     "SimOracle",
     "Totals",
     "__version__",
+    "areplay",
+    "aresume",
     "arun",
     "load_prices",
     "price_of",
@@ -51,6 +56,8 @@ __all__ = [
     "open_backend",
     "parse_last",
     "python_step",
+    "replay",
+    "resume",
     "run",
     "sim_backend",
     "sim_oracle",

@@ -31,7 +31,7 @@ from maker._result import RunResult
 from maker._runner import _execute
 from maker._settings import RunSettings
 from maker._version import __version__
-from maker.backends._protocol import Backend, Completion
+from maker.backends._protocol import Backend, Completion, Request
 from maker.backends._registry import open_backend
 from maker.backends._replay import ReplayBackend, Tape, completion_of
 from maker.errors import ConfigError, TraceError, TraceMismatch
@@ -43,10 +43,6 @@ from voting import Verdict, Voting
 
 # Finished runs: nothing left to resume.
 FINISHED = ("solved", "failed", "measured")
-
-# Reused samples are free and wait for nothing, so the microagent's own limit is
-# lifted; the user's concurrency limit applies to real requests in the backend.
-UNLIMITED = 1 << 30
 
 
 @dataclass(slots=True)
@@ -299,8 +295,6 @@ async def _continue(path: Path, history: History, run: _Run, voting: Voting, set
     repaired = repair_tail(path)
     tape = Tape.of_samples(history.unfinished)
     reused = sum(len(v) for v in history.unfinished.values())
-    limiter = None if getattr(backend, "instant", False) else anyio.CapacityLimiter(settings.concurrency)
-    source = ReplayBackend(tape, backend.model, fallback=backend, limiter=limiter, guard=guard)
     writer = TraceWriter(path, append=True)
     writer.write({
         "type": "resume", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -310,15 +304,29 @@ async def _continue(path: Path, history: History, run: _Run, voting: Voting, set
     })
     writer.commit(force=True)
     recorder = _Continuing(writer, progress, history.totals, tape)
-    inner = replace(settings, concurrency=UNLIMITED, max_steps=settings.step_limit)
+    source = ReplayBackend(tape, backend.model, fallback=backend)
     try:
-        result = await _execute(_Continued(run.task, run.earlier), run.plan, source, voting, inner,  # type: ignore[arg-type]
-                                recorder, history.header.get("run_id", ""), path, None, check)
+        result = await _execute(_Continued(run.task, run.earlier), run.plan, source, voting, settings,  # type: ignore[arg-type]
+                                recorder, history.header.get("run_id", ""), path, _free_if_recorded(guard, tape), check)
     finally:
         writer.close()
     if not result.outputs and run.earlier and run.plan.keep != "none":
         result.outputs = dict(run.earlier)  # every step was committed before: the outputs are the trace's
     return result
+
+
+def _free_if_recorded(guard: Guard | None, tape: Tape) -> Guard | None:
+    """The guard (a budget), skipping requests the trace answers: those cost nothing."""
+    if guard is None:
+        return None
+
+    def check(request: Request) -> Any:
+        st = tape.get(request.step)
+        if st is not None and request.index in st.samples:
+            return None
+        return guard(request)
+
+    return check
 
 
 def resume(trace: str | Path, **options: Any) -> RunResult:

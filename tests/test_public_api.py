@@ -13,9 +13,9 @@ import pytest
 PUBLIC = {
     "maker": {
         "Backend", "Budget", "Completion", "DAG", "DEFAULT_MODEL", "Decision", "LLMFunctionStep", "PRICES", "Price",
-        "Progress", "PythonFunctionStep", "Request", "RunResult", "RunSettings", "SimOracle", "Totals",
-        "__version__", "arun", "errors", "llm_step", "load_prices", "open_backend", "parse_last", "price_of",
-        "python_step", "run", "sim_backend", "sim_oracle",
+        "Progress", "PythonFunctionStep", "ReplayReport", "Request", "RunResult", "RunSettings", "SimOracle", "Totals",
+        "__version__", "areplay", "aresume", "arun", "errors", "llm_step", "load_prices", "open_backend", "parse_last",
+        "price_of", "python_step", "replay", "resume", "run", "sim_backend", "sim_oracle",
     },
     "maker.errors": {
         "BackendError", "BackendRejected", "BackendUnavailable", "BudgetExceeded", "ConfigError", "MakerError",
@@ -40,7 +40,8 @@ PUBLIC = {
         "Chain", "Inputs", "LLMStep", "Messages", "NodeId", "Oracle", "Param", "PythonStep", "SampleableTask", "Task",
         "TaskInfo", "build_task", "oracles", "register", "task_info", "task_names",
     },
-    "traces": {"EVENT_FIELDS", "OUTCOMES", "SCHEMA_VERSION", "Trace", "TraceWriter", "load_trace", "read_events"},
+    "traces": {"EVENT_FIELDS", "OUTCOMES", "SCHEMA_VERSION", "Revote", "StepRevote", "Trace", "TraceSummary",
+               "TraceWriter", "load_trace", "read_events", "repair_tail", "revote", "summarize"},
 }
 
 

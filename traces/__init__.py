@@ -10,8 +10,25 @@ from __future__ import annotations
 # package's modules keeps the maker ↔ traces import cycle in a safe order.
 import maker.errors  # noqa: F401
 
+from traces._inspect import TraceSummary, summarize
 from traces._reader import Trace, load_trace, read_events
+from traces._repair import repair_tail
+from traces._replay import Revote, StepRevote, revote
 from traces._schema import EVENT_FIELDS, OUTCOMES, SCHEMA_VERSION
 from traces._writer import TraceWriter
 
-__all__ = ["EVENT_FIELDS", "OUTCOMES", "SCHEMA_VERSION", "Trace", "TraceWriter", "load_trace", "read_events"]
+__all__ = [
+    "EVENT_FIELDS",
+    "OUTCOMES",
+    "SCHEMA_VERSION",
+    "Revote",
+    "StepRevote",
+    "Trace",
+    "TraceSummary",
+    "TraceWriter",
+    "load_trace",
+    "read_events",
+    "repair_tail",
+    "revote",
+    "summarize",
+]

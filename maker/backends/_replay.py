@@ -39,8 +39,6 @@ PATIENCE = 200
 # Decided steps whose tapes are kept for their late samples before being dropped.
 RETAIN = 1024
 
-Guard = Callable[[Request], Any]
-
 
 class EndOfHistory(Exception):
     """The code needs a sample of a step that the trace never finished: replay stops there."""
@@ -214,19 +212,15 @@ class ReplayBackend:
 
     strict (replay): a recorded sample asked for out of its turn for good, or a
     sample the trace lacks at a decided step, is a `TraceMismatch`; a sample
-    the trace lacks at an unfinished step is the `EndOfHistory`.
-    With a fallback (resume), `limiter` and `guard` apply to real requests
-    only: a sample served from the trace costs nothing and waits for nothing.
+    the trace lacks at an unfinished step is the `EndOfHistory`. Out of turn
+    for good without strict (resume): served anyway, the order is then lost.
     """
 
-    def __init__(self, tape: Tape, model: str, *, fallback: Backend | None = None,
-                 limiter: anyio.CapacityLimiter | None = None, guard: Guard | None = None) -> None:
+    def __init__(self, tape: Tape, model: str, *, fallback: Backend | None = None) -> None:
         self.tape = tape
         self.model = model
         self.fallback = fallback
         self.strict = fallback is None
-        self.limiter = limiter
-        self.guard = guard
         # An instant fallback keeps the microagent's fast in-order path; replay
         # always takes the concurrent path, where arrival order is ours to set.
         self.instant = bool(getattr(fallback, "instant", False))
@@ -247,7 +241,7 @@ class ReplayBackend:
         if st is not None and st.pending:
             # Recorded samples first, as the interrupted run saw them; then real ones.
             await self.tape.wait(st, lambda: not st.pending)
-        return await self._draw(request)
+        return await self.fallback.complete(request)
 
     async def _recorded(self, node: Hashable, index: int, st: StepTape, event: dict[str, Any]) -> Completion:
         if index in st.pending:
@@ -268,26 +262,6 @@ class ReplayBackend:
         drawn = len(st.samples)
         raise TraceMismatch(node, f"{drawn} sample{'s' if drawn != 1 else ''} drawn",
                             f"the code asked for sample {index} to decide")
-
-    async def _draw(self, request: Request) -> Completion:
-        assert self.fallback is not None
-        if self.limiter is None:
-            return await self._guarded(request)
-        async with self.limiter:
-            return await self._guarded(request)
-
-    async def _guarded(self, request: Request) -> Completion:
-        assert self.fallback is not None
-        settle = self.guard(request) if self.guard is not None else None  # a budget: real requests only
-        if settle is None:
-            return await self.fallback.complete(request)
-        try:
-            completion = await self.fallback.complete(request)
-        except BaseException:
-            settle(None)
-            raise
-        settle(completion)
-        return completion
 
     async def aclose(self) -> None:
         if self.fallback is not None:
