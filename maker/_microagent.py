@@ -12,12 +12,13 @@ import math
 from typing import Any, Callable, Hashable
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from maker._recorder import Decision, Recorder
 from maker.backends._protocol import Backend, Completion, Request
-from maker.errors import VoteUndecided
+from maker.errors import BudgetExceeded, VoteUndecided
 from tasks._protocol import Inputs, LLMStep, Messages
 from voting import Reply, Tally, Verdict, Voting, judge
 
@@ -103,6 +104,8 @@ class Microagent:
         # with no latency) gains nothing from concurrent samples: draw them in
         # order, in this task, and skip the task spawning that would dominate.
         self.instant = bool(getattr(backend, "instant", False))
+        self._sending = 0  # requests on the wire
+        self._quiet: anyio.Event | None = None  # set when the last of them comes back
 
     async def vote(self, node: Hashable, step: LLMStep, inputs: Inputs, voting: Voting) -> Decision:
         ballot = _Ballot(node, step, voting, self.recorder)
@@ -153,13 +156,31 @@ class Microagent:
     async def _call(self, ballot: _Ballot, messages: Messages, index: int) -> Completion:
         v = ballot.voting
         request = Request(messages, v.temperature_for(index), v.max_output_tokens, ballot.node, index)
-        settle = self.guard(request) if self.guard is not None else None  # a budget check, right before sending
-        if settle is None:
-            return await self.backend.complete(request)
+        try:
+            settle = self.guard(request) if self.guard is not None else None  # a budget check, right before sending
+        except BudgetExceeded:
+            await self._land_in_flight()
+            raise
+        self._sending += 1
         try:
             completion = await self.backend.complete(request)
         except BaseException:
-            settle(None)
+            if settle is not None:
+                settle(None)
             raise
-        settle(completion)
+        finally:
+            self._sending -= 1
+            if self._sending == 0 and self._quiet is not None:
+                self._quiet.set()
+                self._quiet = None
+        if settle is not None:
+            settle(completion)
         return completion
+
+    async def _land_in_flight(self) -> None:
+        """Before a budget stops the run, let requests already sent come back and be recorded: they are paid for."""
+        while self._sending:
+            self._quiet = self._quiet or anyio.Event()
+            await self._quiet.wait()
+        for _ in range(3):  # let the steps' vote loops judge and record what just arrived
+            await anyio.lowlevel.checkpoint()
