@@ -159,6 +159,8 @@ async def _execute(task: Task, plan: Plan, backend: Backend, voting: Voting, set
             outputs = await run_plan(plan, execute, max_steps=settings.step_limit)
         solved = task.solved(outputs, recorder.totals.errors)
         outcome = "solved" if solved else "failed"
+        if isinstance(plan, IndependentPlan):
+            outcome = "measured"  # independent steps measure reliability; they solve nothing
     except Exception as exc:  # noqa: BLE001 - task groups wrap the real error; unwrap it
         leaf = _first_error(exc)
         if not isinstance(leaf, RunError):
@@ -173,8 +175,6 @@ async def _execute(task: Task, plan: Plan, backend: Backend, voting: Voting, set
         if recorder.writer:
             recorder.writer.write({"type": "end", "outcome": outcome, "message": str(error) if error else None,
                                    "totals": recorder.totals.as_dict(), "wall_s": round(wall, 3)})
-    if isinstance(plan, IndependentPlan) and outcome in ("solved", "failed"):
-        outcome = "measured"  # independent steps measure reliability; they solve nothing
     result = RunResult(run_id, task.name, backend.model, outcome, outcome == "solved", plan.total, recorder.totals,
                        wall, path, dict(outputs), error, "independent" if isinstance(plan, IndependentPlan) else "sequential")
     if check and error is not None:

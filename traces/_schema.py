@@ -13,6 +13,7 @@ SCHEMA_VERSION = 1
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "header": (
         "type", "schema_version", "run_id", "maker_version", "created", "task", "model", "voting", "seed", "settings",
+        "mode",
     ),
     "sample": (
         "type", "step", "i", "temperature", "text", "finish", "tokens_in", "tokens_out", "latency", "retries",
