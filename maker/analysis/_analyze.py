@@ -456,6 +456,8 @@ def _findings(a: Analysis) -> list[str]:
     else:
         out.append("no scored votes: nothing to estimate an error rate from")
     h, c, conv = a.heterogeneity, a.collisions, a.convergence
+    if a.undecided:
+        out.append(f"{a.undecided} step(s) never decided: they hit the per-step sample cap")
     if h is not None and h.count:
         out.append(f"heterogeneous steps: {h.count} step(s) needed far more votes than independent errors "
                    f"predict (at least {h.threshold} votes each)" if h.threshold else
