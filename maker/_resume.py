@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import anyio
 import networkx as nx
@@ -160,6 +160,18 @@ class ResumedChainPlan(ChainPlan):
         return {"prev": outputs[node - 1]}  # type: ignore[operator]
 
 
+class RemainingSteps(IndependentPlan):
+    """The independent steps not yet committed, counted out of all of them."""
+
+    def __init__(self, step: Any, remaining: Sequence[int], inputs_of: Any, window: int, *, total: int) -> None:
+        super().__init__(step, remaining, inputs_of, window)
+        self.total = total  # progress and the result count every step of the run
+
+    def extend(self, done: Hashable) -> Iterable[Hashable]:
+        self.graph.remove_node(done)
+        return (self._add(),) if self._next < len(self.steps) else ()
+
+
 class ResumedPlan(Plan):
     """The steps of a DAG not yet committed; committed predecessors feed their recorded answers."""
 
@@ -204,9 +216,9 @@ def _rebuild(task: Task, history: History, settings: RunSettings, independent: S
         assert isinstance(task, SampleableTask)
         chain = task.plan()
         done = set(history.committed)
-        plan: Plan = IndependentPlan(chain.step, [s for s in independent if s not in done],  # type: ignore[union-attr]
-                                     task.step_inputs, settings.window)
-        plan.total = len(independent)
+        remaining = [s for s in independent if s not in done]
+        plan: Plan = RemainingSteps(chain.step, remaining, task.step_inputs, settings.window,  # type: ignore[union-attr]
+                                    total=len(independent))
         return _Run(task, plan, {})
     source = task.plan()
     if isinstance(source, Chain):
