@@ -279,7 +279,8 @@ class OpenAIBackend:
             text = f"HTTP {exc.status_code}" + (f": {said}" if said else "")
         elif isinstance(exc, _InvalidReply):
             text = f"{reason}: {exc}"
-        elif isinstance(exc, openai.APIConnectionError) and exc.__cause__ is not None:
+        elif isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError) \
+                and exc.__cause__ is not None:
             text = f"{reason}: {_root(exc.__cause__)}"
         return self.scrub(" ".join(str(text).split()))[:300]
 
