@@ -22,6 +22,7 @@ from maker.analysis import ALPHA, analyze, undecided, wilson
 from maker.analysis._stats import binom_cdf, binom_sf, chi2_sf, fisher_greater
 from maker.cli._app import main
 from tasks import build_task
+from traces._reader import read_events
 from voting import expected_votes
 
 pytestmark = pytest.mark.timeout(180)
@@ -188,6 +189,25 @@ def test_a_trace_without_ground_truth_is_scored_against_the_winner(tmp_path, wor
     assert a.vote_error.n == worst_case.vote_error.n
     assert a.vote_error.hits <= worst_case.vote_error.hits
     assert "no ground truth" in a.notes[0]
+
+
+def test_a_resumed_trace_counts_every_sample_once(tmp_path):
+    from maker._budget import Budget
+
+    path = tmp_path / "resumed.jsonl"
+    hanoi8 = build_task("hanoi", disks=8)
+    first = maker.run(hanoi8, model=BASE + "&malformed_rate=0.1", trace=path, check=False,
+                      budget=Budget(max_samples=300))
+    assert first.outcome == "budget"
+    assert maker.resume(path, check=False).solved
+    a = analyze(path)
+    samples = [e for e in read_events(path) if e["type"] == "sample"]
+    votes = [e for e in samples if e["key"] is not None and not e["late"]]
+    # The step cut off by the budget is finished after the resume from its recorded samples
+    # (never written twice), so it is one decided step whose votes span both sessions.
+    assert a.decided == 255 and a.undecided == 0
+    assert a.samples == len(samples) and sum(b.count for b in a.by_length) == len(samples)
+    assert a.vote_error.n == len(votes) == sum(a.votes[n] * n for n in a.votes)
 
 
 def test_a_gzip_trace_reads_like_a_plain_one(tmp_path, worst_case):

@@ -73,6 +73,10 @@ def test_a_step_that_never_gets_a_valid_reply_stops_calibration_with_a_verdict()
     cal = calibrate(HANOI_14, model="sim/gpt-4.1-mini?malformed_rate=1", samples=50, max_samples=4, trace=False)
     assert cal.outcome == "undecided" and "undecided after 4 samples" in cal.stopped
     assert "calibration stopped early" in cal.verdict
+    # Every recorded sample is counted, including those of steps that never decided.
+    a = cal.analysis
+    assert a.undecided >= 1 and a.samples >= 4 * a.undecided
+    assert sum(b.count for b in a.by_length) == sum(b.flagged for b in a.by_length) == a.samples
 
 
 def test_an_interval_straddling_one_half_cannot_tell_yet():

@@ -76,27 +76,39 @@ def accumulate(path: str | os.PathLike[str]) -> Table:
 
 
 def _feed(table: Table, events: Iterable[dict[str, Any]]) -> None:
+    # Samples wait here for their step's decision. They stay across a step
+    # error and a resume: a resumed run reuses the samples already recorded for
+    # an unfinished step (it never writes them again) and counts them as votes.
     pending: dict[Hashable, list[tuple[int, str | None, bool]]] = {}
+    stuck: dict[Hashable, dict[str, Any]] = {}
     for event in events:
         kind = event["type"]
         if kind == "sample":
             _sample(table, pending, event)
         elif kind == "decision":
-            samples = pending.pop(_hashable(event["step"]), [])
+            step = _hashable(event["step"])
+            samples = pending.pop(step, [])
+            stuck.pop(step, None)
             if event.get("kind") == "python":
                 table.python_steps += 1
             else:
                 _decision(table, event, samples)
         elif kind == "step_error":
-            pending.pop(_hashable(event["step"]), None)
-            table.undecided.append(event)
+            stuck[_hashable(event["step"])] = event
         elif kind == "resume":
-            # Steps in progress at the crash are re-run from scratch after it:
-            # their earlier samples cost money but were never counted as votes.
-            pending.clear()
             table.resumes += 1
         elif kind == "end":
             table.end = event
+    table.undecided.extend(stuck.values())
+    for samples in pending.values():  # steps that never got a decision
+        _unscored(table, samples)
+
+
+def _unscored(table: Table, samples: list[tuple[int, str | None, bool]]) -> None:
+    """Samples of a step that was never decided: they count by length, but there is nothing to score them by."""
+    for col in (table.truth, table.winner):
+        for out, key, _ in samples:
+            col.by_length[(out, FLAGGED if key is None else UNSCORED)] += 1
 
 
 def _hashable(step: Any) -> Hashable:

@@ -114,7 +114,8 @@ def calibration_tables(c: Calibration) -> list[Any]:
     rows = [
         ("task", f"{c.task} {c.params}"),
         ("model", c.model),
-        ("steps sampled", f"{len(c.steps):,}" + (f" (stopped early: {c.stopped})" if c.stopped else "")),
+        ("steps sampled", f"{len(c.steps):,}" if not c.stopped else
+         f"{a.decided:,} of {len(c.steps):,} (stopped early: {c.stopped})"),
         ("samples", f"{a.samples:,} ({_flags(a.flags)})"),
         ("error rate 1 − p (95% CI)", interval(c.error)),
         ("valid rate v (95% CI)", interval(c.valid)),
