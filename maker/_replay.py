@@ -46,7 +46,7 @@ class ReplayReport:
     trace: Path
     task: str
     model: str
-    steps: int  # decisions replayed and found equal
+    steps: int  # decisions replayed and found equal to the trace's
     samples: int  # recorded samples voting counted again
     total_steps: int
     recorded_outcome: str | None  # the trace's last `end` event, if it has one
@@ -55,6 +55,9 @@ class ReplayReport:
     totals_match: bool | None = None  # vs the trace's end event; None without one
     totals_differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     reproduced: bool = True
+    # Decided from the trace's samples where the trace lost the decision line itself
+    # (the process died between the last sample and its decision): checked against nothing.
+    unrecorded: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,6 +72,7 @@ class _Verifier(Recorder):
     def __init__(self, tape: Tape, progress: Progress | None) -> None:
         super().__init__(None, progress)
         self.tape = tape
+        self.unrecorded = 0
 
     def sample(self, step: Hashable, index: int, temperature: float, c: Completion, v: Verdict, late: bool) -> None:
         if c is LOST:
@@ -88,6 +92,8 @@ class _Verifier(Recorder):
             _compare(d.step, st.decision, {"winner": d.winner, "votes": d.votes, "samples": d.samples,
                                            "flagged": d.flagged, "rounds": d.rounds, "truth": truth,
                                            "answer": _plain(d.answer)})
+        else:
+            self.unrecorded += 1
         super().decision(d, truth)
         self.tape.decided(d.step)
 
@@ -194,7 +200,8 @@ def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
     while tape._pump():  # read to the end for the last `end` event
         pass
     totals = verifier.totals
-    report.steps, report.samples = totals.steps, totals.samples
+    report.steps, report.samples = totals.steps - verifier.unrecorded, totals.samples
+    report.unrecorded = verifier.unrecorded
     end = tape.end
     if end is None:
         return
