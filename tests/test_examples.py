@@ -8,6 +8,7 @@ simulated model server started here on 127.0.0.1.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,8 @@ def example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str
 
 
 def test_every_example_is_tested():
-    tested = {"custom_step.py", "dag.py", "openai_server.py"}
-    assert {p.name for p in EXAMPLES.glob("*.py")} <= tested | {"replay_analyse.py"}
+    tested = {"custom_step.py", "dag.py", "openai_server.py", "replay_analyse.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
 def test_custom_step_counts_letters_right_under_voting(tmp_path):
@@ -70,3 +71,34 @@ async def test_openai_server_example_solves_a_task_over_http(tmp_path):
     assert summary["solved"] and summary["errors"] == 0 and summary["model"] == "openai/gpt-4.1-mini"
     assert summary["samples"] >= 3 * summary["scored_steps"]
     assert load_trace(tmp_path / "http.jsonl").end["outcome"] == "solved"
+
+
+def test_replay_and_analyse_example_reproduces_revotes_and_analyses(tmp_path):
+    result = example("replay_analyse.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (tmp_path / "runs" / "sorting-example.jsonl").exists()
+    assert "replay: 544 decisions reproduced" in out  # 543 comparators and the python step
+    assert "re-vote ahead-by-3: 543 same, 0 different, 0 would need more samples" in out
+    fewer = re.search(r"re-vote ahead-by-1: \d+ same, (\d+) different, 0 would need more samples; (\d+) wrong", out)
+    assert fewer and int(fewer[1]) > 0 and int(fewer[2]) > 0  # k = 1 would have decided some steps wrongly
+    assert "analysis: per-vote error rate" in out
+
+
+def test_replay_and_analyse_example_reads_a_given_trace(tmp_path):
+    trace = tmp_path / "sum.jsonl"
+    recorded = subprocess.run([sys.executable, "-m", "maker.cli", "run", "arithmetic", "--digits", "20", "--model",
+                               "sim/gpt-4.1-mini?error_rate=0.1", "--trace", str(trace), "--json"],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert recorded.returncode == 0, recorded.stderr
+    result = example("replay_analyse.py", "--trace", str(trace), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "replay: 41 decisions reproduced" in result.stdout
+
+
+def test_replay_and_analyse_example_refuses_a_custom_dag_trace_in_one_line(tmp_path):
+    trace = tmp_path / "bill.jsonl"
+    assert example("dag.py", "--trace", str(trace), cwd=tmp_path).returncode == 0
+    result = example("replay_analyse.py", "--trace", str(trace), cwd=tmp_path)
+    # A custom DAG cannot be rebuilt from its trace (replay it from Python with task=dag).
+    assert result.returncode == 1 and "custom DAG" in result.stderr and result.stderr.count("\n") == 1
