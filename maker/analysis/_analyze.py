@@ -258,43 +258,52 @@ def analyze(path: str | os.PathLike[str], *, prices: dict[str, Price] | None = N
 
 
 def analyze_table(t: Table, path: Path, *, prices: dict[str, Price] | None = None) -> Analysis:
+    """The analysis of an already accumulated trace (`analyze` reads the file first)."""
     ref_name, col = ("ground truth", t.truth) if t.has_truth else ("voted winner", t.winner)
-    notes: list[str] = []
-    scored = [w for w in col.wrong_votes if w >= 0]
-    scored_votes = sum(n for n, w in zip(t.votes, col.wrong_votes) if w >= 0)
-    vote_error = Proportion(sum(scored), scored_votes)
-    first = [f for f in col.first_wrong if f >= 0]
-    step_wrong = [s for s in col.step_wrong if s >= 0]
+    vote_error, first_error, wrong_steps = _error_rates(t, col)
     k = _k(t.header)
     p = 1.0 - vote_error.value if vote_error.n else math.nan
+    theory = k is not None and vote_error.n > 0 and p > 0
     valid = Proportion(t.sample_count - sum(t.flags.values()), t.sample_count)
     convergence = _convergence(t, k, p)
     price = price_of(str(t.header.get("model", "")), prices if prices is not None else load_prices())
-    if ref_name == "voted winner":
+    by_step, drift = _by_step(t, col)
+    return Analysis(
+        path=path, header=t.header, outcome=None if t.end is None else t.end.get("outcome"), reference=ref_name,
+        decided=len(t.ids), python_steps=t.python_steps, undecided=len(t.undecided),
+        scored_steps=sum(1 for w in col.wrong_votes if w >= 0), samples=t.sample_count, late=t.late,
+        flags=dict(t.flags), valid=valid, vote_error=vote_error, first_vote_error=first_error,
+        wrong_steps=wrong_steps if ref_name == "ground truth" else None,
+        wrong_steps_expected=wrong_steps.n * (1.0 - p_step(p, k)) if theory and ref_name == "ground truth" else None,
+        tokens_in=t.tokens_in, tokens_out=t.tokens_out,
+        mean_votes=sum(t.votes) / len(t.votes) if t.votes else 0.0,
+        expected_votes=expected_votes(p, k) if theory else None,
+        by_length=_by_length(col), by_step=by_step, drift_p_value=drift,
+        rounds=dict(sorted(Counter(t.rounds).items())), votes=dict(sorted(Counter(t.votes).items())),
+        convergence=convergence, collisions=_collisions(col), heterogeneity=_heterogeneity(t, k, p, convergence),
+        price=price, cost=None if price is None else price.cost(t.tokens_in, t.tokens_out),
+        projections=_projections(vote_error, valid, k, t, price), notes=_notes(t, ref_name, k),
+    )
+
+
+def _error_rates(t: Table, col: Scored) -> tuple[Proportion, Proportion, Proportion]:
+    """Wrong votes among scored votes, wrong first votes among steps, steps decided wrong."""
+    scored = [(n, w) for n, w in zip(t.votes, col.wrong_votes) if w >= 0]
+    first = [f for f in col.first_wrong if f >= 0]
+    steps = [s for s in col.step_wrong if s >= 0]
+    return (Proportion(sum(w for _, w in scored), sum(n for n, _ in scored)), Proportion(sum(first), len(first)),
+            Proportion(sum(steps), len(steps)))
+
+
+def _notes(t: Table, reference: str, k: int | None) -> tuple[str, ...]:
+    notes = []
+    if reference == "voted winner":
         notes.append("no ground truth in this trace: errors are counted against the voted winner, "
                      "which understates them")
     if k is None:
         notes.append(f"rule {(t.header.get('voting') or {}).get('rule')!r}: convergence and heterogeneity "
                      "checks need ahead-by-k voting")
-    by_step, drift = _by_step(t, col)
-    return Analysis(
-        path=path, header=t.header, outcome=None if t.end is None else t.end.get("outcome"), reference=ref_name, decided=len(t.ids), python_steps=t.python_steps,
-        undecided=len(t.undecided), scored_steps=len(scored), samples=t.sample_count, late=t.late,
-        flags=dict(t.flags), valid=valid, vote_error=vote_error, first_vote_error=Proportion(sum(first), len(first)),
-        wrong_steps=Proportion(sum(step_wrong), len(step_wrong)) if ref_name == "ground truth" else None,
-        wrong_steps_expected=(len(step_wrong) * (1.0 - p_step(p, k)) if ref_name == "ground truth" and k is not None
-                              and vote_error.n and p > 0 else None),
-        tokens_in=t.tokens_in, tokens_out=t.tokens_out,
-        mean_votes=sum(t.votes) / len(t.votes) if t.votes else 0.0,
-        expected_votes=expected_votes(p, k) if k is not None and vote_error.n and p > 0 else None,
-        by_length=_by_length(col), by_step=by_step, drift_p_value=drift,
-        rounds=dict(sorted(Counter(t.rounds).items())), votes=dict(sorted(Counter(t.votes).items())),
-        convergence=convergence, collisions=_collisions(col),
-        heterogeneity=_heterogeneity(t, k, p, convergence),
-        price=price, cost=None if price is None else price.cost(t.tokens_in, t.tokens_out),
-        projections=_projections(vote_error, valid, k, t, price),
-        notes=tuple(notes),
-    )
+    return tuple(notes)
 
 
 def _k(header: dict[str, Any]) -> int | None:
@@ -470,7 +479,7 @@ def _findings(a: Analysis) -> list[str]:
     if c is not None and c.excess:
         out.append(f"excess collisions: {c.observed} steps had both first votes wrong, {c.expected:.1f} expected "
                    f"if errors were independent (p = {c.p_value:.2g})")
-    if h is not None and not h.flagged and (c is None or not c.excess):
+    if h is not None and not h.flagged and (c is None or not c.excess) and not a.excess_wrong_steps:
         out.append("errors look independent: no step needed far more votes than predicted"
                    + ("" if c is None else f", collisions as expected ({c.observed} vs {c.expected:.1f})"))
     if a.excess_wrong_steps:

@@ -12,7 +12,6 @@ this model, and if so, at what k and what cost for the whole task?
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +109,8 @@ def pick_steps(total: int, samples: int, seed: int) -> list[int]:
 
 async def acalibrate(task: Task, *, model: str = DEFAULT_MODEL, samples: int = DEFAULT_SAMPLES, seed: int = 0,
                      concurrency: int = 16, temperature: float = 0.1, max_output_tokens: int = 750,
-                     max_samples: int = DEFAULT_MAX_SAMPLES, target: float = 0.95, trace: str | Path | None | bool = None,
+                     max_samples: int = DEFAULT_MAX_SAMPLES, target: float = 0.95,
+                     trace: str | Path | None | bool = None,
                      backend: Backend | None = None, progress: Progress | None = None,
                      prices: dict[str, Price] | None = None, budget: Budget | None = None) -> Calibration:
     """Calibrate `model` on `samples` random steps of `task`; see `Calibration`.
@@ -129,28 +129,24 @@ async def acalibrate(task: Task, *, model: str = DEFAULT_MODEL, samples: int = D
                         max_output_tokens=max_output_tokens, max_samples=max_samples)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    settings = RunSettings(concurrency=concurrency, seed=seed)
+    run = {"model": model, "voting": voting, "settings": RunSettings(concurrency=concurrency, seed=seed),
+           "backend": backend, "progress": progress, "budget": budget, "independent": steps}
+    prices = prices if prices is not None else load_prices()
     if trace is False:
         with tempfile.TemporaryDirectory(prefix="maker-calibrate-") as tmp:
-            return await _calibrate(task, steps, model, voting, settings, Path(tmp) / "calibration.jsonl", backend,
-                                    progress, prices, target, budget, keep=False)
-    return await _calibrate(task, steps, model, voting, settings, trace, backend, progress, prices, target, budget,
-                            keep=True)
+            return await _calibrate(task, Path(tmp) / "calibration.jsonl", False, prices, target, run)
+    return await _calibrate(task, trace, True, prices, target, run)
 
 
-async def _calibrate(task: SampleableTask, steps: list[int], model: str, voting: Voting, settings: RunSettings,
-                     trace: str | Path | None, backend: Backend | None, progress: Progress | None,
-                     prices: dict[str, Price] | None, target: float, budget: Budget | None, *,
-                     keep: bool) -> Calibration:
-    result = await arun(task, model=model, voting=voting, settings=settings, trace=trace, backend=backend,
-                        progress=progress, check=False, independent=steps, budget=budget)
+async def _calibrate(task: SampleableTask, trace: str | Path | None, keep: bool, prices: dict[str, Price],
+                     target: float, run: dict[str, Any]) -> Calibration:
+    result = await arun(task, trace=trace, check=False, **run)
     assert result.trace is not None
-    prices = prices if prices is not None else load_prices()
     analysis = analyze(result.trace, prices=prices)
     est, pessimistic = _project(analysis, task.steps, target, price_of(result.model, prices), result.model)
-    helps, verdict = _verdict(analysis, est, pessimistic, task.steps, voting.max_samples, result.error)
-    return Calibration(task.name, task.params(), result.model, tuple(steps), analysis, est, pessimistic, helps,
-                       verdict, result.outcome, None if result.error is None else str(result.error),
+    helps, verdict = _verdict(analysis, est, pessimistic, task.steps, result.error)
+    return Calibration(task.name, task.params(), result.model, tuple(run["independent"]), analysis, est,
+                       pessimistic, helps, verdict, result.outcome, None if result.error is None else str(result.error),
                        result.trace if keep else None)
 
 
@@ -170,7 +166,7 @@ def _project(a: Analysis, steps: int, target: float, price: Price | None,
     return est, pessimistic
 
 
-def _verdict(a: Analysis, est: Estimate | None, pessimistic: int | None, steps: int, cap: int,
+def _verdict(a: Analysis, est: Estimate | None, pessimistic: int | None, steps: int,
              error: Exception | None) -> tuple[bool | None, str]:
     stopped = f" (calibration stopped early: {error})" if error is not None else ""
     e = a.vote_error

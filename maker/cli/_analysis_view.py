@@ -202,7 +202,8 @@ def _step_table(a: Analysis) -> Table:
         t.add_column(col, justify="right")
     for b in a.by_step:
         e = b.error
-        t.add_row(f"{b.low:,}–{b.high - 1:,}", f"{b.count:,}", f"{e.hits:,}", f"{pct(e.value)} ({pct(e.low)}–{pct(e.high)})")
+        t.add_row(f"{b.low:,}–{b.high - 1:,}", f"{b.count:,}", f"{e.hits:,}",
+                  f"{pct(e.value)} ({pct(e.low)}–{pct(e.high)})")
     return t
 
 
