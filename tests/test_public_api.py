@@ -22,7 +22,7 @@ PUBLIC = {
         "PlanError", "RunError", "StepFailed", "TraceError", "TraceMismatch", "UsageError", "VoteUndecided",
     },
     "maker.backends": {
-        "Backend", "Completion", "Faults", "ModelName", "OpenAIBackend", "OpenAIOptions", "PROFILES", "Request",
+        "Backend", "Completion", "Faults", "LocalServer", "LocalServerConfig", "ModelName", "OpenAIBackend", "OpenAIOptions", "PROFILES", "Request",
         "RetryEvent", "RetryPolicy", "SimBackend", "SimModel", "SimProfile", "SimServer", "SimServerConfig",
         "open_backend", "register_provider", "serve_sim",
     },

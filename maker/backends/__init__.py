@@ -3,12 +3,14 @@
 `sim/PROFILE` is the in-process simulated model; `openai/MODEL` any
 OpenAI-compatible HTTP server (OpenAI, llama.cpp, vLLM, Ollama, `maker
 serve-sim`); other providers register themselves with `register_provider`.
+`SimServer` and `LocalServer` are servers to point `openai/` at (docs/backends.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from maker._local_server import LocalServer, LocalServerConfig
 from maker.backends._protocol import Backend, Completion, Request
 from maker.backends._registry import ModelName, open_backend, register_provider
 from maker.backends._retry import RetryEvent, RetryPolicy
@@ -20,6 +22,8 @@ __all__ = [
     "Backend",
     "Completion",
     "Faults",
+    "LocalServer",
+    "LocalServerConfig",
     "ModelName",
     "OpenAIBackend",
     "OpenAIOptions",
