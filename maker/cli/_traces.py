@@ -126,7 +126,8 @@ def _replay(args: argparse.Namespace) -> int:
         else:
             print_revotes(args.trace, recorded, results, show_steps=args.steps)
         return 0
-    progress = None if (args.quiet or args.json) else RichProgress(label="replay")
+    # A bar only on a terminal: a trace found corrupt mid-replay must still read as one line in a log.
+    progress = RichProgress(label="replay") if sys.stderr.isatty() and not (args.quiet or args.json) else None
     result = anyio.run(lambda: areplay(args.trace, progress=progress))
     if args.json:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
