@@ -50,7 +50,7 @@ async def test_hanoi_8_disks_solves_with_zero_errors_while_30_percent_of_request
     faults = Faults.mixed(0.3, retry_after=0.01, slow_seconds=10)
     events: list[RetryEvent] = []
     async with serve_sim(SimServerConfig(faults=faults, seed=3)) as server:
-        http = backend(server, FAST_RETRIES + "&timeout=0.25", events=events)
+        http = backend(server, FAST_RETRIES + "&timeout=0.2", events=events)
         try:
             result = await maker.arun(HANOI_8, backend=http, trace=tmp_path / "t.jsonl")
         finally:
@@ -60,14 +60,17 @@ async def test_hanoi_8_disks_solves_with_zero_errors_while_30_percent_of_request
     # Every kind of fault really happened, at about the rate asked for.
     assert set(stats.faults) == {"rate_limit", "server_error", "drop", "slow", "bad_json", "truncate"}
     assert 0.25 < sum(stats.faults.values()) / stats.chat_requests < 0.35
-    # Each failed attempt was retried exactly once; truncations are red flags, not retries.
+    # Every fault but truncation fails its attempt; truncations are red flags, not retries.
     failed_attempts = stats.chat_requests - stats.completions
-    assert result.totals.retries == len(events) == failed_attempts
+    assert failed_attempts == sum(n for kind, n in stats.faults.items() if kind != "truncate")
     assert result.totals.red_flags >= stats.faults["truncate"]
-    # Every completion the server sent is a sample in the trace.
+    # Every failed attempt was retried once, and every reply the client read is a sample in the trace.
+    # (`late`: clean replies the client had already given up on; only a badly overloaded machine has any.)
     samples = load_trace(tmp_path / "t.jsonl").samples
-    assert len(samples) == stats.completions == result.totals.samples
-    assert sum(e["retries"] for e in samples) == failed_attempts
+    late = stats.completions - len(samples)
+    assert result.totals.retries == len(events) == sum(e["retries"] for e in samples) == failed_attempts + late
+    assert len(samples) == result.totals.samples
+    assert 0 <= late <= stats.completions // 100
     assert {e.reason for e in events} >= {"HTTP 429", "HTTP 500", "HTTP 502", "HTTP 503", "connection failed",
                                          "timed out", "invalid response body"}
 
