@@ -194,3 +194,20 @@ def test_serve_sim_command_prints_its_url_and_serves_until_stopped():
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "Traceback" not in err
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("raw", [
+    b"NONSENSE\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: lots\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\n{oops",
+])
+async def test_malformed_requests_get_a_400_and_the_server_keeps_serving(raw):
+    import anyio
+
+    async with serve_sim(SimServerConfig(profile="perfect")) as server:
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+            await stream.send(raw)
+            reply = await stream.receive()
+        assert reply.startswith(b"HTTP/1.1 400 ")
+        assert (await ask(server, model="perfect")).choices[0].finish_reason == "stop"

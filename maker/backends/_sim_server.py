@@ -19,6 +19,7 @@ GET /stats (the server's own counters: requests, faults, peak in-flight).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import signal
 import time
@@ -36,12 +37,15 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from maker.backends._sim import PROFILES, SimModel, SimProfile, input_tokens
 from maker.errors import ConfigError
 
+log = logging.getLogger("maker.serve_sim")
+
 FAULT_KINDS = ("rate_limit", "server_error", "drop", "slow", "bad_json", "truncate")
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
             413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Unavailable"}
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
+_SEEN_MAX = 1 << 16  # prompts remembered for sample numbering (a million-step dry run stays small)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +189,7 @@ class SimServer:
         self.model = SimModel(config.sim_profile(), seed=config.seed)
         self.stats = ServerStats()
         self.port = 0
-        self._seen: Counter[int] = Counter()
+        self._seen: dict[int, int] = {}
 
     @property
     def base_url(self) -> str:
@@ -203,6 +207,8 @@ class SimServer:
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
                     anyio.ClosedResourceError, anyio.DelimiterNotFound, ConnectionError):
                 return  # the client went away; nothing to answer
+            except Exception:  # noqa: BLE001 - one bad request must not take the server down
+                log.exception("serve-sim: dropped a connection after an unexpected error")
 
     async def _one_request(self, stream: SocketStream, reader: BufferedByteReceiveStream) -> bool:
         head = await reader.receive_until(b"\r\n\r\n", _MAX_HEAD)
@@ -216,9 +222,12 @@ class SimServer:
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0") or 0)
-        if length > _MAX_BODY:
-            await self._send(stream, _error(413, "body too large", "invalid_request_error"))
+        try:
+            length = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= _MAX_BODY:
+            await self._send(stream, _error(400 if length < 0 else 413, "bad Content-Length", "invalid_request_error"))
             return False
         body = await reader.receive_exactly(length) if length else b""
         self.stats.requests += 1
@@ -297,8 +306,10 @@ class SimServer:
                           "invalid_request_error")
         temperature = 1.0 if payload.get("temperature") is None else float(payload["temperature"])
         key = zlib.crc32(body)
-        seen = self._seen[key]
-        self._seen[key] += n
+        seen = self._seen.pop(key, 0)
+        self._seen[key] = seen + n  # re-inserted: the dict stays in least-recently-seen order
+        if len(self._seen) > _SEEN_MAX:
+            del self._seen[next(iter(self._seen))]  # a prompt not seen for this long is done with
         fault = self._fault(key, seen)
         if fault is not None:
             self.stats.faults[fault] += 1
