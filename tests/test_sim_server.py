@@ -12,6 +12,7 @@ import sys
 import urllib.request
 from typing import Any
 
+import anyio
 import openai
 import pytest
 
@@ -203,8 +204,6 @@ def test_serve_sim_command_prints_its_url_and_serves_until_stopped():
     b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\n{oops",
 ])
 async def test_malformed_requests_get_a_400_and_the_server_keeps_serving(raw):
-    import anyio
-
     async with serve_sim(SimServerConfig(profile="perfect")) as server:
         async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
             await stream.send(raw)
