@@ -22,6 +22,7 @@ import maker
 from maker.errors import ConfigError, TraceError, VoteUndecided
 from tasks import build_task
 from _http import clean_env, maker_command
+from test_trace_schema import check
 from traces import TraceWriter, load_trace, read_events
 from voting import AheadByK, Voting
 
@@ -191,6 +192,7 @@ def test_a_resumed_trace_replays_exactly(tmp_path: Path) -> None:
     report = maker.replay(trace)
     assert result.totals == reference.totals
     assert report.reproduced and report.totals_match and report.steps == 63
+    check(list(read_events(trace)))  # the resume event carries only fields docs/traces.md documents
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
