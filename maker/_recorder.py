@@ -29,6 +29,7 @@ class Totals:
     retries: int = 0
     errors: int = 0
     scored: int = 0
+    undecided: int = 0
     max_rounds: int = 0
     hardest_step: Hashable = None
     hardest_samples: int = 0

@@ -53,6 +53,7 @@ class RunResult:
             "total_steps": self.total_steps,
             "errors": t.errors,
             "scored_steps": t.scored,
+        "undecided_steps": t.undecided,
             "samples": t.samples,
             "red_flags": t.red_flags,
             "votes": t.votes,

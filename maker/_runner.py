@@ -155,7 +155,8 @@ async def _execute(task: Task, plan: Plan, backend: Backend, voting: Voting, set
     try:
         async with anyio.create_task_group() as samples:
             agent = Microagent(backend, recorder, anyio.CapacityLimiter(settings.concurrency), samples, guard)
-            execute = partial(_step, agent, recorder, voting)
+            # Independent steps are measurements: an undecided one is a data point, not a reason to stop.
+            execute = partial(_step, agent, recorder, voting, isinstance(plan, IndependentPlan))
             outputs = await run_plan(plan, execute, max_steps=settings.step_limit)
         solved = task.solved(outputs, recorder.totals.errors)
         outcome = "solved" if solved else "failed"
@@ -198,8 +199,8 @@ def _outcome_of(error: RunError) -> str:
     return "error"
 
 
-async def _step(agent: Microagent, recorder: Recorder, voting: Voting, node: Hashable, data: dict[str, Any],
-                inputs: dict[str, Any]) -> Any:
+async def _step(agent: Microagent, recorder: Recorder, voting: Voting, skip_undecided: bool, node: Hashable,
+                data: dict[str, Any], inputs: dict[str, Any]) -> Any:
     step = data["step"]
     if _is_llm_step(step):
         try:
@@ -207,6 +208,11 @@ async def _step(agent: Microagent, recorder: Recorder, voting: Voting, node: Has
             # Scored only now, after the decision: ground truth never reaches voting.
             truth = step.expected(inputs)
             truth_key = None if truth is None else step.vote_key(truth)
+        except VoteUndecided:
+            if not skip_undecided:
+                raise
+            recorder.totals.undecided += 1  # its samples and a step_error event are in the trace
+            return None
         except MakerError:
             raise
         except Exception as exc:  # a bug in the step's own prompt builder, parser or vote key
