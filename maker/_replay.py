@@ -27,16 +27,13 @@ from maker.backends._protocol import Completion
 from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape
 from maker.errors import RunError, TraceMismatch, VoteUndecided
 from tasks._protocol import Task
-from traces._reader import read_events
+from traces._reader import _Lines, read_events
 from voting import Tally, Verdict, Voting
 
 # Replay has no network to protect: every recorded sample may be "in flight" at
 # once, so that none waits for a slot while an earlier one waits for its turn.
 UNLIMITED = 1 << 30
 
-# Totals compared with the trace's last `end` event (wall time is not a decision).
-COMPARED_TOTALS = ("steps", "llm_steps", "samples", "red_flags", "votes", "late", "tokens_in", "tokens_out",
-                   "retries", "errors", "scored", "max_rounds", "hardest_step", "hardest_samples")
 
 
 @dataclass(slots=True)
@@ -150,7 +147,7 @@ async def areplay(trace: str | Path, *, task: Task | nx.DiGraph | None = None, v
     header = next(events)
     task = task_of(header, task)
     steps = independent_of(header, independent if independent is not None else _independent_steps(path, header))
-    voting = _voting(header, voting)
+    voting = replace(voting_of(header, voting), max_samples=_largest_cap(path, header))
     recorded = settings_of(header)
     settings = replace(recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit)
     plan = _plan_for(task, settings, steps)
@@ -178,11 +175,19 @@ async def areplay(trace: str | Path, *, task: Task | nx.DiGraph | None = None, v
     return report
 
 
-def _voting(header: dict[str, Any], voting: Voting | None) -> Voting:
-    voting = voting_of(header, voting)
-    # The cap may have been raised on resume; replay follows the samples the trace
-    # holds instead, so an unfinished step ends the history rather than the run.
-    return replace(voting, max_samples=UNLIMITED)
+def _largest_cap(path: Path, header: dict[str, Any]) -> int:
+    """The largest per-step sample cap any session ran with.
+
+    Resume may raise the cap (to get a step past it); a cap only matters when a
+    step reaches it, so the largest one decides every step as its session did,
+    and a step stopped at a smaller cap and continued later replays as continued.
+    Found by a quick scan for resume lines, without parsing the others.
+    """
+    cap = int(header["voting"]["max_samples"])
+    for raw in _Lines(path):
+        if raw.startswith(b'{"type":"resume"'):
+            cap = max(cap, int(json.loads(raw).get("max_samples", cap)))
+    return cap
 
 
 def _independent_steps(path: Path, header: dict[str, Any]) -> Sequence[int] | None:
@@ -209,7 +214,8 @@ def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
     if report.outcome == "history ends" or report.outcome != report.recorded_outcome:
         return  # the replay stopped where the recording did not; totals cannot match
     replayed, recorded = totals.as_dict(), end.get("totals") or {}
-    report.totals_differences = {k: (recorded.get(k), replayed[k]) for k in COMPARED_TOTALS
+    # Every total the trace's last `end` line has (all of them are counts, none is wall time).
+    report.totals_differences = {k: (recorded[k], replayed[k]) for k in replayed
                                  if k in recorded and recorded[k] != replayed[k]}
     report.totals_match = not report.totals_differences
 

@@ -66,12 +66,18 @@ def read_history(path: Path, *, chain: bool) -> History:
     header = next(events)
     history = History(header, Totals(), cap=int(header["voting"]["max_samples"]))
     recorder = Recorder(None, totals=history.totals)  # the very code that counted them the first time
+    measuring = header.get("mode") == "independent"
     for event in events:
         kind = event["type"]
         if kind == "sample":
             _count_sample(recorder, history, event, chain)
         elif kind == "decision":
             _count_decision(recorder, history, event, chain)
+        elif kind == "step_error" and measuring and event.get("error") == "VoteUndecided":
+            # An independent step that ran out of samples is a measurement, done with.
+            history.totals.undecided += 1
+            history.committed[event["step"]] = None
+            history.unfinished.pop(event["step"], None)
         elif kind == "end":
             history.outcome = event.get("outcome")
         elif kind == "resume":

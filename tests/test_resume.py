@@ -326,3 +326,55 @@ def _recorded(where: Path, *, disks: int) -> bytes:
     path = where / f"recorded{disks}-{os.getpid()}-{time.monotonic_ns()}.jsonl"
     maker.run(build_task("hanoi", disks=disks), model="sim/gpt-4.1-mini?error_rate=0.05", trace=path)
     return path.read_bytes()
+
+
+def test_a_users_dag_with_python_steps_resumes_and_replays_when_given_again(tmp_path: Path) -> None:
+    dag, backend = _users_dag, lambda: maker.sim_backend("sim/gpt-4.1-mini?error_rate=0.3", oracles=[_ORACLE])
+    ref = tmp_path / "ref.jsonl"
+    reference = maker.run(dag(), backend=backend(), trace=ref)
+    assert reference.solved and reference.outputs["report"] == "total 27"
+    with pytest.raises(ConfigError, match="custom DAG"):
+        maker.replay(ref)  # a header cannot rebuild a user's code
+    raw = ref.read_bytes()
+    for cut in (len(raw) // 3, 2 * len(raw) // 3, len(raw) - 5):
+        trace = tmp_path / f"cut{cut}.jsonl"
+        trace.write_bytes(raw[:cut])
+        result = maker.resume(trace, task=dag(), backend=backend())
+        assert result.totals == reference.totals and result.outputs["report"] == "total 27"
+        assert maker.replay(trace, task=dag()).totals_match
+
+
+def test_an_independent_step_that_ran_out_of_samples_stays_measured(tmp_path: Path) -> None:
+    steps = range(0, 255, 3)
+    voting = Voting(rule=AheadByK(4), max_samples=8)
+    ref = tmp_path / "ref.jsonl"
+    reference = maker.run(build_task("hanoi", disks=8), model="sim/hostile", voting=voting, independent=steps,
+                          trace=ref)
+    assert reference.totals.undecided > 0
+    raw = ref.read_bytes()
+    trace = tmp_path / "cut.jsonl"
+    trace.write_bytes(raw[: len(raw) // 2])
+    result = maker.resume(trace, independent=steps)
+    assert result.outcome == "measured" and result.totals == reference.totals
+    undecided = [e["step"] for e in read_events(trace) if e["type"] == "step_error"]
+    assert len(undecided) == len(set(undecided)) == reference.totals.undecided  # none run twice
+
+
+def _sum_prompt(a: int, b: int) -> str:
+    return f"Add {a} and {b}.\nAnswer with one line: sum = <number>"
+
+
+_ORACLE = maker.sim_oracle(solve=lambda text: sum(int(n) for n in text.split("Add ")[1].split(".")[0].split(" and ")),
+                           render=lambda n: f"sum = {n}", wrong=lambda n, rng: n + rng.choice([-1, 1]))
+_add = maker.llm_step(_sum_prompt, parse=maker.parse_last(r"sum = (-?[0-9]+)", int), expected=lambda a, b: a + b)
+
+
+def _users_dag() -> maker.DAG:
+    dag = maker.DAG()
+    dag.add_step("numbers", maker.python_step(lambda: [4, 5, 8, 10]))
+    dag.add_step("first", maker.python_step(lambda xs: xs[0]), inputs={"xs": "numbers"})
+    dag.add_step("ab", _add, inputs={"a": "first"}, args={"b": 5})
+    dag.add_step("cd", _add, args={"a": 8, "b": 10})
+    dag.add_step("total", _add, inputs={"a": "ab", "b": "cd"})
+    dag.add_step("report", maker.python_step(lambda total: f"total {total}"), inputs={"total": "total"})
+    return dag
