@@ -63,12 +63,13 @@ class Counter:
         self.sent += 1
 
 
-async def run_step(url: str, tmp_path: Path, voting: Voting, step: int = 0) -> tuple[Any, Any, Counter]:
+async def run_step(url: str, tmp_path: Path, voting: Voting, step: int | None = None) -> tuple[Any, Any, Counter]:
+    """Hanoi from its start (step None: a run stops at its first undecided step), or one step measured alone."""
     http = open_backend("openai/local", base_url=url)
     counter = Counter()
     try:
-        result = await maker.arun(HANOI, backend=http, voting=voting, independent=[step], trace=tmp_path / "t.jsonl",
-                                  guard=counter, check=False)
+        result = await maker.arun(HANOI, backend=http, voting=voting, independent=None if step is None else [step],
+                                  trace=tmp_path / "t.jsonl", guard=counter, check=False)
     finally:
         await http.aclose()
     return result, load_trace(tmp_path / "t.jsonl"), counter
@@ -84,7 +85,7 @@ def test_the_model_file_is_found_without_importing_its_package():
 async def test_the_sample_cap_ends_a_step_of_cut_off_replies_cleanly_with_every_sample_recorded(local_url, tmp_path):
     # Eight tokens cannot hold both answer lines: every reply is cut off and red-flagged.
     voting = Voting(rule=AheadByK(2), max_output_tokens=8, max_samples=4)
-    result, trace, counter = await run_step(local_url, tmp_path, voting)
+    result, trace, counter = await run_step(local_url, tmp_path, voting)  # a run: its first step is undecided
     assert result.outcome == "undecided" and isinstance(result.error, VoteUndecided)
     assert counter.sent == len(trace.samples) == 4  # every request sent is a sample in the trace
     assert {s["finish"] for s in trace.samples} == {"length"}
@@ -96,7 +97,8 @@ async def test_the_sample_cap_ends_a_step_of_cut_off_replies_cleanly_with_every_
 @pytest.mark.anyio
 async def test_free_text_garbage_is_red_flagged_and_never_voted(local_url, tmp_path):
     voting = Voting(rule=AheadByK(2), first_temperature=0.8, temperature=0.8, max_output_tokens=96, max_samples=3)
-    result, trace, counter = await run_step(local_url, tmp_path, voting, step=5)
+    result, trace, counter = await run_step(local_url, tmp_path, voting, step=5)  # one step, measured
+    assert result.outcome == "measured"
     assert counter.sent == len(trace.samples) == result.totals.samples
     flagged = [s for s in trace.samples if s["flag"]]
     assert flagged, "SmolLM2 writes prose, not the two required lines"
