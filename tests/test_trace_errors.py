@@ -59,6 +59,9 @@ BAD: dict[str, tuple[Callable[[bytes], bytes | None], str]] = {
     "binary": (lambda raw: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not a maker trace"),
     "json list": (lambda raw: b"[1, 2, 3]\n", "not a maker trace"),
     "another event first": (lambda raw: b"".join(_lines(raw)[1:]), "not a maker trace (first line is a 'sample'"),
+    "an event missing a field": (lambda raw: raw.replace(b',"key":', b',"kee":', 1), ":2: corrupt trace line (a sample event without 'key')"),
+    "a header missing its voting": (lambda raw: _header(raw, voting=None).replace(b'"voting": null, ', b""),
+                                    "corrupt trace line (a header event without 'voting')"),
     "missing": (lambda raw: None, "no such file"),
 }
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from maker.errors import TraceError
-from traces._schema import SCHEMA_VERSION
+from traces._schema import EVENT_FIELDS, SCHEMA_VERSION
 
 # Named upgraders: version N → N+1, applied to each event of an older trace.
 UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -97,7 +97,11 @@ def _events(path: Path) -> Iterator[dict[str, Any]]:
                 raise TraceError(f"{path}:{number}: corrupt trace line (not a JSON event: {_excerpt(raw)})")
             if number == 1:
                 version = _check_header(path, event)
-            yield _upgrade(event, version)
+            event = _upgrade(event, version)
+            missing = _missing(event)
+            if missing:
+                raise TraceError(f"{path}:{number}: corrupt trace line (a {event['type']} event without {missing!r})")
+            yield event
     except OSError as exc:
         raise TraceError(f"{path}: cannot read trace ({exc.strerror or exc})") from None
     if version is None:
@@ -114,6 +118,20 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return None
     return event
+
+
+# What readers rely on in each event; checked on every line, so a hand-edited or
+# half-written event is a clear error, not a KeyError deep in replay. The header
+# is held to what rebuilding the run needs (older traces may lack newer fields).
+_NEEDED = {**{kind: tuple(f for f in fields if f != "type") for kind, fields in EVENT_FIELDS.items()},
+           "header": ("task", "model", "voting")}
+
+
+def _missing(event: dict[str, Any]) -> str | None:
+    for name in _NEEDED.get(event["type"], ()):
+        if name not in event:
+            return name
+    return None
 
 
 def _excerpt(raw: bytes) -> str:
