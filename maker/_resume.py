@@ -60,11 +60,15 @@ class History:
     sessions: int = 1
 
 
-def read_history(path: Path, *, chain: bool) -> History:
-    """Read a trace once, streaming, into what resume needs (a chain keeps only its last answer)."""
+def read_history(path: Path, *, chain: bool, cap: int) -> History:
+    """Read a trace once, streaming, into what resume needs.
+
+    A chain keeps only its last answer, independent steps none (nothing reads
+    them), a DAG every answer (any node may feed one still to run).
+    """
     events = read_events(path)
     header = next(events)
-    history = History(header, Totals(), cap=int(header["voting"]["max_samples"]))
+    history = History(header, Totals(), cap=cap)
     recorder = Recorder(None, totals=history.totals)  # the very code that counted them the first time
     measuring = header.get("mode") == "independent"
     for event in events:
@@ -115,7 +119,7 @@ def _count_decision(recorder: Recorder, history: History, e: dict[str, Any], cha
         history.committed = {step: e["answer"]}
         history.last = step
     else:
-        history.committed[step] = e["answer"]
+        history.committed[step] = None if history.header.get("mode") == "independent" else e["answer"]
 
 
 class _Continuing(Recorder):
@@ -275,7 +279,7 @@ async def aresume(
     steps = independent_of(header, independent)
     voting = voting_of(header, voting)
     chain = steps is None and isinstance(task.plan(), Chain)
-    history = read_history(path, chain=chain)
+    history = read_history(path, chain=chain, cap=voting.max_samples)
     if history.outcome in FINISHED:
         raise ConfigError(f"{path}: the run already finished ({history.outcome}); there is nothing to resume")
     voting = replace(voting, max_samples=max_samples or history.cap)
@@ -328,8 +332,10 @@ async def _continue(path: Path, history: History, run: _Run, voting: Voting, set
                                 recorder, history.header.get("run_id", ""), path, _free_if_recorded(guard, tape), check)
     finally:
         writer.close()
-    if not result.outputs and run.earlier and run.plan.keep != "none":
-        result.outputs = dict(run.earlier)  # every step was committed before: the outputs are the trace's
+    if run.plan.keep == "all":  # a DAG returns every node's output: the committed ones are the trace's
+        result.outputs = {**run.earlier, **result.outputs}
+    elif run.plan.keep == "sinks" and not result.outputs:
+        result.outputs = dict(run.earlier)  # the whole chain was committed before
     return result
 
 
