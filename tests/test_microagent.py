@@ -39,20 +39,21 @@ async def drive(backend: ScriptedBackend, voting: Voting, trace: Path,
     async def run() -> None:
         done["result"] = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=trace, check=False)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run)
-        await settle(lambda: len(backend.requests))
-        while "result" not in done:
-            launched = backend.launched()
-            if len(launched) > sum(batches):
-                batches.append(len(launched) - sum(batches))
-            waiting = [i for i in launched if i not in released]
-            assert waiting, "the step is stuck: nothing in flight and no result"
-            index = order[len(released)] if order else min(waiting)
-            assert index in waiting, f"sample {index} was not launched yet (launched: {launched})"
-            released.append(index)
-            await backend.release(index)
-            await settle(lambda: (len(backend.requests), "result" in done))
+    with anyio.fail_after(30):  # a runtime that stops reacting fails here, not at the suite's timeout
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await settle(lambda: len(backend.requests))
+            while "result" not in done:
+                launched = backend.launched()
+                if len(launched) > sum(batches):
+                    batches.append(len(launched) - sum(batches))
+                waiting = [i for i in launched if i not in released]
+                assert waiting, "the step is stuck: nothing in flight and no result"
+                index = order[len(released)] if order else min(waiting)
+                assert index in waiting, f"sample {index} was not launched yet (launched: {launched})"
+                released.append(index)
+                await backend.release(index)
+                await settle(lambda: (len(backend.requests), "result" in done))
     return done["result"], batches
 
 

@@ -165,16 +165,17 @@ def test_a_decision_is_made_once_and_never_changes_in_any_arrival_order(tmp_path
             done["result"] = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=path,
                                               check=False)
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(run)
-            released: set[int] = set()
-            await settle(lambda: len(backend.requests))
-            while "result" not in done:
-                waiting = sorted(set(backend.launched()) - released)
-                index = data.draw(st.sampled_from(waiting), label="next to arrive")
-                released.add(index)
-                await backend.release(index)
-                await settle(lambda: (len(backend.requests), "result" in done))
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                released: set[int] = set()
+                await settle(lambda: len(backend.requests))
+                while "result" not in done:
+                    waiting = sorted(set(backend.launched()) - released)
+                    index = data.draw(st.sampled_from(waiting), label="next to arrive")
+                    released.add(index)
+                    await backend.release(index)
+                    await settle(lambda: (len(backend.requests), "result" in done))
 
     anyio.run(main)
     assert done["result"].outcome in ("solved", "undecided")
