@@ -148,8 +148,8 @@ def test_sigkill_at_any_point_then_resume_equals_an_uninterrupted_run(tmp_path: 
     run_wall = uninterrupted["result"]["wall_s"]
     # Half the kills right after a commit (the trace just grew by a decision),
     # half at random moments of the run, one as soon as the header is written.
-    plans: list[dict[str, Any]] = [{"decisions": d} for d in sorted(rng.sample(range(1, steps), 11))]
-    plans += [{"seconds": rng.uniform(0.0, 0.9 * run_wall)} for _ in range(11)]
+    plans: list[dict[str, Any]] = [{"decisions": d} for d in sorted(rng.sample(range(1, steps), 12))]
+    plans += [{"seconds": rng.uniform(0.0, 0.9 * run_wall)} for _ in range(12)]
     plans.append({"seconds": 0.0})
     rng.shuffle(plans)
     killed = 0
