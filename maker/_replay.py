@@ -202,12 +202,10 @@ def _independent_steps(path: Path, header: dict[str, Any]) -> Sequence[int] | No
 
 
 def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
-    while tape._pump():  # read to the end for the last `end` event
-        pass
+    end = tape.read_to_end()
     totals = verifier.totals
     report.steps, report.samples = totals.steps - verifier.unrecorded, totals.samples
     report.unrecorded = verifier.unrecorded
-    end = tape.end
     if end is None:
         return
     report.recorded_outcome = end.get("outcome")

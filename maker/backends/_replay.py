@@ -110,6 +110,7 @@ class Tape:
         kind = event["type"]
         if kind == "resume":
             self.segment += 1
+            self.end = None  # an earlier session's end; this one has not ended yet
         elif kind == "end":
             self.end = event
         elif kind in ("sample", "decision", "step_error"):
@@ -134,6 +135,12 @@ class Tape:
             st.decision, st.segment = event, self.segment
         else:
             st.error = event
+
+    def read_to_end(self) -> dict[str, Any] | None:
+        """Read the rest of the trace; return its last `end` event, if any."""
+        while self._pump():
+            pass
+        return self.end
 
     def step(self, node: Hashable) -> StepTape | None:
         """The tape of `node`, read until its decision (or the end of the trace)."""
