@@ -45,6 +45,10 @@ class _Ballot:
         """Indices of the samples to send now: the leader's deficit not already in flight."""
         needed = self.voting.rule.needed(self.tally)
         if needed <= self.in_flight:
+            if needed <= 0 and self.in_flight == 0:
+                # Only a broken custom rule gets here; waiting would hang the run.
+                raise ConfigError(f"decision rule {self.voting.rule.name!r} names no winner at step {self.node!r}"
+                                  " yet asks for no more samples")
             return range(0)
         want = min(needed - self.in_flight, self.voting.max_samples - self.launched)
         if want <= 0:

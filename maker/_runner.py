@@ -166,7 +166,9 @@ async def _execute(task: Task, plan: Plan, backend: Backend, voting: Voting, set
         leaf = _first_error(exc)
         if not isinstance(leaf, RunError):
             outcome = "error"
-            raise leaf from None if leaf is not exc else leaf
+            if leaf is exc:
+                raise
+            raise leaf from None
         error = leaf
         outcome = _outcome_of(error)
     finally:

@@ -63,8 +63,12 @@ class VoteUndecided(RunError):
 
     def __init__(self, step: Hashable, counts: dict[str, int], samples: int, flagged: int) -> None:
         shown = ", ".join(f"{n}× {key[:60]}" for key, n in sorted(counts.items(), key=lambda kv: -kv[1])[:4])
+        hint = ""
+        if samples and flagged == samples:
+            hint = (" (every sample was red-flagged: if they were cut off at the output cap, raise"
+                    " --max-output-tokens; see the step's samples with `maker trace show TRACE --step STEP`)")
         super().__init__(
-            f"step {step} undecided after {samples} samples ({flagged} red-flagged); votes: {shown or 'none'}",
+            f"step {step} undecided after {samples} samples ({flagged} red-flagged); votes: {shown or 'none'}{hint}",
             step=step,
             attempt=samples,
         )
