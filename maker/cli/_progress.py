@@ -17,7 +17,7 @@ class RichProgress:
         self.console = console or Console(stderr=True)
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"),
             TextColumn("{task.fields[rate]}"),
@@ -48,7 +48,7 @@ class RichProgress:
     def _show(self, t: Totals, now: float) -> None:
         votes = t.votes / t.llm_steps if t.llm_steps else 0.0
         rate = t.steps / (now - self._t0) if now > self._t0 else 0.0
-        stats = f"samples {t.samples:,}  red flags {t.red_flags:,}  votes/step {votes:.2f}  errors {t.errors}"
+        stats = f"samples {t.samples:,} · flags {t.red_flags:,} · votes/step {votes:.2f} · errors {t.errors}"
         self._bar.update(self._task, completed=t.steps, stats=stats, rate=f"{rate:,.0f} steps/s")
 
     def stop(self) -> None:
