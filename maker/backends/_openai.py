@@ -311,6 +311,9 @@ class OpenAIBackend:
         try:
             # The other samples of the round are being launched right now: let them join.
             await anyio.sleep(self.options.batch_window)
+        except BaseException:
+            batch.done.set()  # cancelled: whoever joined draws their own sample
+            raise
         finally:
             del self._batches[key]
         try:
