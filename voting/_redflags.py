@@ -8,8 +8,7 @@ knows the right answer would turn voting into cheating.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 
 class ParseError(ValueError):
@@ -20,9 +19,11 @@ class ParseError(ValueError):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What a red flag may look at: the raw reply and how it ended."""
+class Reply(NamedTuple):
+    """What a red flag may look at: the raw reply and how it ended.
+
+    Reply and Verdict are NamedTuples: immutable, and cheap to build once per sample.
+    """
 
     text: str
     finish_reason: str
@@ -47,8 +48,7 @@ def length_flag(reply: Reply, max_output_tokens: int) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """One sample after red flags: either a vote (key and answer) or a flag reason."""
 
     key: str | None

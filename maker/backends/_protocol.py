@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Hashable, Protocol, runtime_checkable
+from typing import Hashable, NamedTuple, Protocol, runtime_checkable
 
 from tasks import Messages
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+# Request and Completion are NamedTuples, not frozen dataclasses: just as
+# immutable, and four times cheaper to build, which a million-step run feels.
+class Request(NamedTuple):
     """One sample's worth of work. `step` and `index` identify it in the trace."""
 
     messages: Messages
@@ -19,8 +19,7 @@ class Request:
     index: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
+class Completion(NamedTuple):
     """One model response, with what it cost and how long it took."""
 
     text: str
