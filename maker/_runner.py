@@ -124,11 +124,11 @@ async def arun(
         guard = with_budget(guard, budget.guard(backend.model))
     path = None if trace is False else Path(default_trace_path(task.name) if trace in (None, True) else trace)
     try:
-        writer = TraceWriter(path) if path else None
-    except FileExistsError:
-        raise ConfigError(f"trace {path} already exists; pick another path (or resume it)") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot write trace {path}: {exc.strerror or exc}") from None
+        writer = _open_writer(path) if path else None
+    except BaseException:
+        if own_backend:
+            await backend.aclose()
+        raise
     run_id = uuid.uuid4().hex
     if writer:
         writer.write(header(run_id, task, backend.model, voting, settings, independent, _spec(model, backend)))
@@ -141,6 +141,15 @@ async def arun(
             writer.close()
         if own_backend:
             await backend.aclose()
+
+
+def _open_writer(path: Path) -> TraceWriter:
+    try:
+        return TraceWriter(path)
+    except FileExistsError:
+        raise ConfigError(f"trace {path} already exists; pick another path (or resume it)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write trace {path}: {exc.strerror or exc}") from None
 
 
 async def _execute(task: Task, plan: Plan, backend: Backend, voting: Voting, settings: RunSettings,
