@@ -18,7 +18,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from maker._recorder import Decision, Recorder
 from maker.backends._protocol import Backend, Completion, Request
-from maker.errors import BudgetExceeded, VoteUndecided
+from maker.errors import BudgetExceeded, ConfigError, VoteUndecided
 from tasks._protocol import Inputs, LLMStep, Messages
 from voting import Reply, Tally, Verdict, Voting, judge
 

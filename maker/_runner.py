@@ -16,7 +16,7 @@ import networkx as nx
 from maker._budget import Budget, with_budget
 from maker._microagent import Guard, Microagent
 from maker._planner import IndependentPlan, Plan, make_plan
-from maker._recorder import Progress, Recorder, Totals
+from maker._recorder import Progress, Recorder
 from maker._result import RunResult
 from maker._scheduler import run_plan
 from maker._settings import RunSettings

@@ -9,6 +9,7 @@ for that word, `x` is a reply the strict parser rejects.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ import pytest
 from _scripted import GARBAGE, ScriptedBackend, one_step_graph, settle, vote
 
 import maker
-from maker.errors import VoteUndecided
+from maker.errors import ConfigError, VoteUndecided
+from tasks import build_task
 from traces._reader import load_trace, read_events
-from voting import AheadByK, DecisionRule, Majority, Single, Voting
+from voting import AheadByK, DecisionRule, Majority, Single, Tally, Voting
 
 
 def script(letters: str) -> list[str]:
@@ -189,3 +191,22 @@ async def test_samples_arriving_together_with_the_deciding_one_are_late(tmp_path
     assert trace.decisions[0]["votes"] == {"A": 2}
     assert [(s["i"], s["late"]) for s in sorted(trace.samples, key=lambda s: s["i"])] == [(0, False), (1, False),
                                                                                         (2, True)]
+
+
+def test_a_custom_rule_that_names_no_winner_but_wants_no_samples_stops_with_a_clear_error():
+    # Without the check the step would wait forever for samples nobody launched.
+    @dataclass(frozen=True)
+    class Broken:
+        name: str = "broken"
+
+        def winner(self, tally: Tally) -> str | None:
+            return None
+
+        def needed(self, tally: Tally) -> int:
+            return 0 if tally.counts else 1
+
+        def describe(self) -> dict[str, object]:
+            return {"rule": self.name}
+
+    with pytest.raises(ConfigError, match="names no winner at step 0 yet asks for no more samples"):
+        maker.run(build_task("hanoi", disks=3), voting=Voting(rule=Broken()), trace=False)

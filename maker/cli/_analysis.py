@@ -16,7 +16,8 @@ from maker.analysis import analyze, estimate, write_plots
 from maker._recorder import Progress
 from maker.analysis._calibrate import DEFAULT_MAX_SAMPLES, DEFAULT_SAMPLES, Calibration, acalibrate
 from maker.cli._analysis_view import analysis_tables, calibration_tables, estimate_tables, show
-from maker.cli._common import add_endpoint_options, backend_from, budget_from, positive
+from maker.cli._common import add_endpoint_options, backend_from, budget_from
+from maker.cli._types import non_negative_float, positive, probability
 from maker.cli._run import _flag, _typed
 from maker.errors import ConfigError, UsageError
 from tasks._protocol import Task, TaskInfo
@@ -31,15 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 # --- argument types -----------------------------------------------------------------------------------------------
 
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
-    return value
-
 
 def count(text: str) -> int:
     """A positive integer, also written as 1e6 or 1_048_575."""
@@ -50,16 +42,6 @@ def count(text: str) -> int:
     if not value.is_integer() or value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(value)
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
 
 
 def _emit(payload: dict[str, Any]) -> None:

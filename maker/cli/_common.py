@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from maker._budget import Budget
 from maker._pricing import load_prices
@@ -12,43 +12,9 @@ from maker._runner import DEFAULT_MODEL
 from maker._settings import RunSettings
 from maker.backends._protocol import Backend
 from maker.backends._registry import ModelName, open_backend
+from maker.cli._types import positive, positive_float
 from maker.errors import ConfigError
 from voting import AheadByK, Majority, Single, Voting
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def bounded(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type for an integer in [low, high]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {value}")
-        return value
-
-    return parse
-
-
-def non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -72,16 +38,6 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON summary on stdout, no table")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_endpoint_options(p)
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def add_endpoint_options(p: argparse.ArgumentParser) -> None:

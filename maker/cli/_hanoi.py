@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from maker.cli._common import add_run_options, bounded
+from maker.cli._common import add_run_options
+from maker.cli._types import bounded
 from maker.cli._execute import execute_task
 
 

@@ -17,28 +17,8 @@ import anyio
 
 from maker._local_server import LocalServer, LocalServerConfig
 from maker.backends._sim_server import FAULT_KINDS, Faults, SimServer, SimServerConfig, run_sim_server
-from maker.cli._common import bounded, non_negative, positive
+from maker.cli._types import bounded, non_negative, non_negative_float, positive, probability
 from maker.errors import MakerError
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,15 +40,15 @@ def _register_sim(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--api-key", default=None, metavar="KEY",
                    help="require this bearer key (a test server: do not reuse a real key)")
     f = p.add_argument_group("faults (shares of requests; they add up to at most 1)")
-    f.add_argument("--faults", type=_rate, default=0.0, metavar="RATE",
+    f.add_argument("--faults", type=probability, default=0.0, metavar="RATE",
                    help="spread RATE evenly over every fault kind below (default 0)")
     for kind in FAULT_KINDS:
-        f.add_argument(f"--{kind.replace('_', '-')}", type=_rate, default=None, metavar="RATE",
+        f.add_argument(f"--{kind.replace('_', '-')}", type=probability, default=None, metavar="RATE",
                        help=_FAULT_HELP[kind])
     f.add_argument("--ignore-n", action="store_true", help="answer one choice whatever n asks for")
-    f.add_argument("--retry-after", type=_seconds, default=1.0, metavar="S",
+    f.add_argument("--retry-after", type=non_negative_float, default=1.0, metavar="S",
                    help="the wait a 429 asks for (default 1 s)")
-    f.add_argument("--slow-seconds", type=_seconds, default=30.0, metavar="S",
+    f.add_argument("--slow-seconds", type=non_negative_float, default=30.0, metavar="S",
                    help="how late a slow reply comes (default 30 s; make it exceed the client's timeout)")
     p.set_defaults(func=_serve_sim)
 

@@ -13,7 +13,8 @@ import anyio
 from maker._history import task_of
 from maker._replay import areplay
 from maker._resume import aresume
-from maker.cli._common import add_endpoint_options, budget_from, positive
+from maker.cli._common import add_endpoint_options, budget_from
+from maker.cli._types import positive
 from maker.cli._execute import independent_steps
 from maker.cli._progress import RichProgress
 from maker.cli._summary import report
