@@ -18,7 +18,7 @@ from maker.analysis._calibrate import DEFAULT_MAX_SAMPLES, DEFAULT_SAMPLES, Cali
 from maker.cli._analysis_view import analysis_tables, calibration_tables, estimate_tables, show
 from maker.cli._common import add_endpoint_options, backend_from, budget_from
 from maker.cli._types import non_negative_float, positive, probability
-from maker.cli._run import _flag, _typed
+from maker.cli._run import add_task_parser
 from maker.errors import ConfigError, UsageError
 from tasks._protocol import Task, TaskInfo
 from tasks._registry import build_task, task_info, task_names
@@ -113,11 +113,7 @@ def _register_calibrate(sub: argparse._SubParsersAction) -> None:  # type: ignor
 
 
 def _add_calibrate_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
-    p = tasks.add_parser(info.name, aliases=list(info.aliases), help=info.summary, description=info.summary)
-    g = p.add_argument_group(f"{info.name} options")
-    for param in info.params:
-        g.add_argument(_flag(param), dest=param.name, type=_typed(param), default=param.default,
-                       metavar=param.name.upper(), help=f"{param.help} (default {param.default})")
+    p = add_task_parser(tasks, info)
     c = p.add_argument_group("calibration")
     c.add_argument("--model", default=DEFAULT_MODEL, help=f"provider/model (default {DEFAULT_MODEL})")
     c.add_argument("--samples", type=positive, default=DEFAULT_SAMPLES, metavar="N",

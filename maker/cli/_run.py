@@ -31,12 +31,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     listing.set_defaults(func=_list)
 
 
-def _add_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
+def add_task_parser(tasks: argparse._SubParsersAction, info: TaskInfo) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """A sub-command for one task, with the task's own options (`maker run` and `maker calibrate`)."""
     p = tasks.add_parser(info.name, aliases=list(info.aliases), help=info.summary, description=info.summary)
     g = p.add_argument_group(f"{info.name} options")
     for param in info.params:
         g.add_argument(_flag(param), dest=param.name, type=_typed(param), default=param.default,
                        metavar=param.name.upper(), help=f"{param.help} (default {param.default})")
+    return p
+
+
+def _add_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
+    p = add_task_parser(tasks, info)
     add_run_options(p)
     p.set_defaults(func=_handle, task_name=info.name, task_params=[p.name for p in info.params])
 
