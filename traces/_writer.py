@@ -88,19 +88,20 @@ class TraceWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file, self._raw = _open(self.path, append)
         self._gz = self.path.suffix == ".gz"
-        self._pending: list[bytes] = []
+        self._pending: list[str] = []  # encoded events, turned into bytes once per batch
         self._interval = commit_interval if commit_interval is not None else (1.0 if self._gz else 0.0)
         self._last_commit = time.monotonic()
         self._fsync = fsync
         self.closed = False
 
     def write(self, event: dict[str, Any]) -> None:
-        self._pending.append(encode_event(event).encode() + b"\n")
+        self._pending.append(encode_event(event))
         if len(self._pending) >= 1024:
             self._drain()  # bounded memory between commits; not yet a commit
 
     def _drain(self) -> None:
-        self._file.write(b"".join(self._pending))
+        self._pending.append("")  # so the batch ends with a newline
+        self._file.write("\n".join(self._pending).encode())
         self._pending.clear()
 
     def commit(self, *, force: bool = False) -> None:
