@@ -1,13 +1,18 @@
 """maker: reliable long-horizon LLM work by maximal decomposition, voting and red flags.
 
-The whole public API::
+The whole public API, in one screen::
 
-    result = maker.run(maker.tasks.build_task("hanoi", disks=10), model="sim/gpt-4.1-mini",
+    import maker
+    from tasks import build_task
+    from voting import AheadByK, Voting
+
+    result = maker.run(build_task("hanoi", disks=10), model="sim/gpt-4.1-mini",
                        voting=Voting(rule=AheadByK(3)))
 
-`run`/`arun` execute a task or a networkx DAG of steps; `RunSettings` says how
-(concurrency, seed); `voting.Voting` says how each step is decided; every run
-writes a trace (see `traces`).
+`run`/`arun` execute a task or a networkx DAG of steps (`DAG`, `llm_step`,
+`python_step`); `RunSettings` says how (concurrency, seed), `Budget` how much
+it may spend, `voting.Voting` how each step is decided. Every run writes a
+trace, which `resume`, `replay` and `maker.analysis` read back.
 """
 
 from __future__ import annotations
