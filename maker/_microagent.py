@@ -20,6 +20,7 @@ from maker._recorder import Decision, Recorder
 from maker.backends._protocol import Backend, Completion, Request
 from maker.errors import BudgetExceeded, ConfigError, VoteUndecided
 from tasks._protocol import Inputs, LLMStep, Messages
+from traces._schema import prompt_digest
 from voting import Reply, Tally, Verdict, Voting, judge
 
 # A guard sees each request right before it is sent and may refuse it by
@@ -32,7 +33,7 @@ Guard = Callable[[Request], Settle | None]
 class _Ballot:
     """One step's voting state: what was launched, what arrived, who leads."""
 
-    __slots__ = ("node", "step", "voting", "recorder", "tally", "answers", "launched", "in_flight", "rounds", "open")
+    __slots__ = ("node", "step", "voting", "recorder", "tally", "answers", "launched", "in_flight", "rounds", "open", "prompt")
 
     def __init__(self, node: Hashable, step: LLMStep, voting: Voting, recorder: Recorder) -> None:
         self.node, self.step, self.voting, self.recorder = node, step, voting, recorder
@@ -40,6 +41,7 @@ class _Ballot:
         self.answers: dict[str, Any] = {}
         self.launched = self.in_flight = self.rounds = 0
         self.open = True  # samples arriving after the step closes are recorded as late
+        self.prompt: str | None = None
 
     def launch(self) -> range:
         """Indices of the samples to send now: the leader's deficit not already in flight."""
@@ -83,7 +85,7 @@ class _Ballot:
         self.open = False
         t = self.tally
         return Decision(self.node, winner, self.answers[winner], dict(t.counts), self.launched - self.in_flight,
-                        t.flagged, self.rounds)
+                        t.flagged, self.rounds, self.prompt)
 
     def _judge(self, completion: Completion) -> Verdict:
         reply = Reply(completion.text, completion.finish_reason, completion.output_tokens)
@@ -114,6 +116,7 @@ class Microagent:
     async def vote(self, node: Hashable, step: LLMStep, inputs: Inputs, voting: Voting) -> Decision:
         ballot = _Ballot(node, step, voting, self.recorder)
         messages = step.prompt(inputs)
+        ballot.prompt = prompt_digest(messages)
         if self.instant:
             return await self._vote_in_order(ballot, messages)
         return await self._vote_concurrently(ballot, messages)

@@ -59,6 +59,7 @@ class Decision:
     samples: int
     flagged: int
     rounds: int
+    prompt: str | None = None  # traces._schema.prompt_digest of the step's messages
 
 
 class Recorder:
@@ -100,7 +101,7 @@ class Recorder:
             self.writer.write({
                 "type": "decision", "step": d.step, "kind": "llm", "winner": d.winner, "answer": d.answer,
                 "votes": d.votes, "samples": d.samples, "flagged": d.flagged, "rounds": d.rounds,
-                "truth": truth, "correct": correct,
+                "truth": truth, "correct": correct, "prompt": d.prompt,
             })
             self.writer.commit()
         self._tick()

@@ -88,7 +88,7 @@ class _Verifier(Recorder):
         if st is not None and st.decision is not None:
             _compare(d.step, st.decision, {"winner": d.winner, "votes": d.votes, "samples": d.samples,
                                            "flagged": d.flagged, "rounds": d.rounds, "truth": truth,
-                                           "answer": _plain(d.answer)})
+                                           "answer": _plain(d.answer), "prompt": d.prompt})
         else:
             self.unrecorded += 1
         super().decision(d, truth)

@@ -112,7 +112,7 @@ def _count_decision(recorder: Recorder, history: History, e: dict[str, Any], cha
         recorder.python_step(step, e["answer"])
     else:
         recorder.decision(Decision(step, e["winner"], e["answer"], e["votes"], e["samples"], e["flagged"],
-                                   e["rounds"]), e.get("truth"))
+                                   e["rounds"], e.get("prompt")), e.get("truth"))
     history.unfinished.pop(step, None)
     history.count += 1
     if chain:

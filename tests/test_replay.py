@@ -20,6 +20,7 @@ from maker._recorder import Recorder
 from maker.backends import _registry
 from maker.backends._protocol import Completion
 from maker.errors import TraceMismatch, VoteUndecided
+import tasks.hanoi as hanoi
 from tasks import build_task
 from traces import read_events, revote
 from voting import AheadByK, Majority, Single, Voting
@@ -270,3 +271,15 @@ def test_revoting_a_real_trace_at_its_own_k_changes_nothing(ten_disks: Path) -> 
     at_k3, at_k2 = revote(ten_disks, [AheadByK(3), AheadByK(2)])
     assert at_k3.same == at_k3.steps == 1023 and at_k3.samples_used == at_k3.samples_recorded
     assert at_k2.needs_more == 0 and at_k2.samples_used < at_k3.samples_used
+
+
+def test_replay_refuses_a_step_whose_prompt_the_code_now_builds_differently(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The recorded samples answered the recorded prompt; after a change to the
+    # prompt template they prove nothing about the new one.
+    path = tmp_path / "four.jsonl"
+    maker.run(build_task("hanoi", disks=4), trace=path)
+    monkeypatch.setattr(hanoi, "_USER", hanoi._USER.replace("Strategy for this puzzle:", "Strategy:"))
+    with pytest.raises(TraceMismatch, match=r"step 0: .*prompt") as caught:
+        maker.replay(path)
+    assert caught.value.step == 0

@@ -7,6 +7,9 @@ add an upgrader in `_reader.py` so old traces keep reading.
 
 from __future__ import annotations
 
+import zlib
+from typing import Iterable, Mapping
+
 SCHEMA_VERSION = 1
 
 # type → fields every event of that type carries (more may follow).
@@ -26,5 +29,18 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "resume": ("type", "created", "committed_steps", "settings"),
     "end": ("type", "outcome", "message", "totals", "wall_s"),
 }
+
+def prompt_digest(messages: Iterable[Mapping[str, str]]) -> str:
+    """A short fingerprint of a step's prompt (crc32 of its messages, 8 hex digits).
+
+    Recorded with each LLM decision so that replay can tell when the code now
+    builds a different prompt than the one the recorded samples answered.
+    A change detector, not a security hash.
+    """
+    crc = 0
+    for m in messages:
+        crc = zlib.crc32(f"{m['role']}\x1f{m['content']}\x1e".encode(), crc)
+    return f"{crc:08x}"
+
 
 OUTCOMES = ("solved", "failed", "measured", "undecided", "budget", "error", "interrupted")
