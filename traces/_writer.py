@@ -124,10 +124,3 @@ class TraceWriter:
         finally:
             self._raw.close()
             self.closed = True
-
-
-def is_gzip(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
-
-
