@@ -11,8 +11,8 @@ import sys
 import time
 
 from maker.backends import PROFILES, SimModel
-from tasks.hanoi import Hanoi
-from voting import AheadByK, Reply, Tally, judge
+from maker.tasks.hanoi import Hanoi
+from maker.voting import AheadByK, Reply, Tally, judge
 
 
 def bare_hanoi(disks: int, k: int = 3, profile: str = "gpt-4.1-mini", seed: int = 0) -> dict[str, float]:

@@ -16,7 +16,7 @@ import time
 import anyio
 
 import maker
-from tasks import build_task
+from maker.tasks import build_task
 
 
 async def sleep_loop(steps: int, latency: float) -> float:
@@ -38,10 +38,12 @@ def main() -> None:
         model = f"sim/gpt-4.1-mini?latency={latency}&latency_sigma=0"
         result = maker.run(build_task("hanoi", disks=args.disks), model=model, trace=False)
         extra = result.totals.samples - 3 * steps
-        print(f"L={ms:5.1f} ms  s={steps}  s·L={steps * latency:6.2f} s  sleep loop {floor:6.2f} s"
-              f"  maker {result.wall_s:6.2f} s  multi-round steps ≤{extra}"
-              f"  RATIO maker/(s·L) = {result.wall_s / (steps * latency):.3f} (target <= 1.1)"
-              f"  maker/sleep-loop = {result.wall_s / floor:.3f}")
+        print(
+            f"L={ms:5.1f} ms  s={steps}  s·L={steps * latency:6.2f} s  sleep loop {floor:6.2f} s"
+            f"  maker {result.wall_s:6.2f} s  multi-round steps ≤{extra}"
+            f"  RATIO maker/(s·L) = {result.wall_s / (steps * latency):.3f} (target <= 1.1)"
+            f"  maker/sleep-loop = {result.wall_s / floor:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -32,17 +32,24 @@ def child_bare(disks: int) -> dict[str, float]:
 
 def child_maker(disks: int, trace: str) -> dict[str, float]:
     import maker
-    from tasks import build_task
+    from maker.tasks import build_task
 
     result = maker.run(build_task("hanoi", disks=disks), model="sim/gpt-4.1-mini", trace=trace or False, check=False)
-    return {"wall_s": result.wall_s, "samples": result.totals.samples, "errors": result.totals.errors,
-            "solved": result.solved, "steps": result.totals.steps}
+    return {
+        "wall_s": result.wall_s,
+        "samples": result.totals.samples,
+        "errors": result.totals.errors,
+        "solved": result.solved,
+        "steps": result.totals.steps,
+    }
 
 
 def run_child(kind: str, disks: int, trace: str = "") -> dict[str, float]:
-    code = (f"import json, resource, sys; sys.path.insert(0, {str(HERE)!r}); from hanoi_scale import child_{kind};"
-            f" r = child_{kind}({disks}{', ' + repr(trace) if kind == 'maker' else ''});"
-            " r['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print(json.dumps(r))")
+    code = (
+        f"import json, resource, sys; sys.path.insert(0, {str(HERE)!r}); from hanoi_scale import child_{kind};"
+        f" r = child_{kind}({disks}{', ' + repr(trace) if kind == 'maker' else ''});"
+        " r['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print(json.dumps(r))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -59,12 +66,18 @@ def main() -> None:
         size = os.path.getsize(trace)
     steps = 2**args.disks - 1
     print(f"{args.disks} disks, {steps:,} steps, sim/gpt-4.1-mini, k=3, gzip trace")
-    print(f"  bare loop : {bare['wall_s']:8.1f} s  {bare['samples'] / bare['wall_s']:9,.0f} samples/s"
-          f"  errors {bare['errors']}  peak RSS {bare['peak_rss_mb']:.0f} MB")
-    print(f"  maker     : {made['wall_s']:8.1f} s  {made['samples'] / made['wall_s']:9,.0f} samples/s"
-          f"  errors {made['errors']}  solved {made['solved']}  peak RSS {made['peak_rss_mb']:.0f} MB")
-    print(f"  samples {made['samples']:,} ({made['samples'] / steps:.4f} per step); trace {size / 1e6:.1f} MB gzip"
-          f" ({size / made['samples']:.0f} bytes/sample)")
+    print(
+        f"  bare loop : {bare['wall_s']:8.1f} s  {bare['samples'] / bare['wall_s']:9,.0f} samples/s"
+        f"  errors {bare['errors']}  peak RSS {bare['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"  maker     : {made['wall_s']:8.1f} s  {made['samples'] / made['wall_s']:9,.0f} samples/s"
+        f"  errors {made['errors']}  solved {made['solved']}  peak RSS {made['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"  samples {made['samples']:,} ({made['samples'] / steps:.4f} per step); trace {size / 1e6:.1f} MB gzip"
+        f" ({size / made['samples']:.0f} bytes/sample)"
+    )
     print(f"  RATIO maker / bare loop = {made['wall_s'] / bare['wall_s']:.3f}  (target <= 1.5)")
 
 

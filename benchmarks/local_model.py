@@ -27,8 +27,8 @@ import anyio
 from maker._local_server import LocalServer, LocalServerConfig
 from maker.backends._protocol import Completion, Request
 from maker.backends._registry import open_backend
-from tasks import build_task
-from voting import Reply, judge
+from maker.tasks import build_task
+from maker.voting import Reply, judge
 
 TASK = build_task("hanoi", disks=10)
 STEP = TASK.plan().step  # type: ignore[attr-defined]
@@ -47,8 +47,12 @@ async def measure(url: str, requests: int, concurrency: int, max_tokens: int, of
             start = time.perf_counter()
             completion = await http.complete(Request(messages, 0.1, max_tokens, step, 0))
             latency = time.perf_counter() - start
-        verdict = judge(Reply(completion.text, completion.finish_reason, completion.output_tokens), STEP.parse,
-                        STEP.vote_key, max_output_tokens=max_tokens)
+        verdict = judge(
+            Reply(completion.text, completion.finish_reason, completion.output_tokens),
+            STEP.parse,
+            STEP.vote_key,
+            max_output_tokens=max_tokens,
+        )
         done.append((latency, completion, verdict.flag))
 
     start = time.perf_counter()
@@ -60,11 +64,17 @@ async def measure(url: str, requests: int, concurrency: int, max_tokens: int, of
     latencies = sorted(d[0] for d in done)
     out = sum(d[1].output_tokens for d in done)
     return {
-        "concurrency": concurrency, "requests": requests, "wall": wall, "rps": requests / wall,
-        "mean": statistics.mean(latencies), "p50": latencies[len(latencies) // 2],
+        "concurrency": concurrency,
+        "requests": requests,
+        "wall": wall,
+        "rps": requests / wall,
+        "mean": statistics.mean(latencies),
+        "p50": latencies[len(latencies) // 2],
         "p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
-        "tokens_in": statistics.mean(d[1].input_tokens for d in done), "tokens_out": out / requests,
-        "out_per_s": out / wall, "flags": Counter((d[2] or "none").split(":")[0] for d in done),
+        "tokens_in": statistics.mean(d[1].input_tokens for d in done),
+        "tokens_out": out / requests,
+        "out_per_s": out / wall,
+        "flags": Counter((d[2] or "none").split(":")[0] for d in done),
         "finish": Counter(d[1].finish_reason for d in done),
     }
 
@@ -78,25 +88,34 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=2, help="llama.cpp slots (2)")
     parser.add_argument("--model", type=Path, default=None, help="GGUF file (default SmolLM2-135M)")
     args = parser.parse_args()
-    config = LocalServerConfig(model=args.model, threads=args.threads, slots=args.slots,
-                               log=Path("runs/benchmark-llama.log"))
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
-          f"llama.cpp threads={args.threads or os.cpu_count()}, slots={args.slots}")
+    config = LocalServerConfig(
+        model=args.model, threads=args.threads, slots=args.slots, log=Path("runs/benchmark-llama.log")
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
+        f"llama.cpp threads={args.threads or os.cpu_count()}, slots={args.slots}"
+    )
     with LocalServer(config) as server:
         rows = [anyio.run(measure, server.base_url, args.requests, c, args.max_tokens, 100 * c) for c in args.levels]
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
     base = rows[0]["rps"]
-    print(f"{'in flight':>9} {'req':>4} {'req/s':>7} {'vs 1':>5} {'mean s':>7} {'p50 s':>6} {'p95 s':>6} "
-          f"{'tok in':>6} {'tok out':>7} {'out tok/s':>9}")
+    print(
+        f"{'in flight':>9} {'req':>4} {'req/s':>7} {'vs 1':>5} {'mean s':>7} {'p50 s':>6} {'p95 s':>6} "
+        f"{'tok in':>6} {'tok out':>7} {'out tok/s':>9}"
+    )
     for r in rows:
-        print(f"{r['concurrency']:>9} {r['requests']:>4} {r['rps']:>7.3f} {r['rps'] / base:>5.2f} {r['mean']:>7.2f} "
-              f"{r['p50']:>6.2f} {r['p95']:>6.2f} {r['tokens_in']:>6.0f} {r['tokens_out']:>7.1f} {r['out_per_s']:>9.1f}")
+        print(
+            f"{r['concurrency']:>9} {r['requests']:>4} {r['rps']:>7.3f} {r['rps'] / base:>5.2f} {r['mean']:>7.2f} "
+            f"{r['p50']:>6.2f} {r['p95']:>6.2f} {r['tokens_in']:>6.0f} {r['tokens_out']:>7.1f} {r['out_per_s']:>9.1f}"
+        )
     flags: Counter[str] = sum((r["flags"] for r in rows), Counter())
     finish: Counter[str] = sum((r["finish"] for r in rows), Counter())
     total = sum(flags.values())
     flagged = total - flags["none"]
-    print(f"red-flagged: {flagged}/{total} = {flagged / total:.0%} "
-          f"({', '.join(f'{k} {v}' for k, v in flags.most_common())}); finish reasons: {dict(finish)}")
+    print(
+        f"red-flagged: {flagged}/{total} = {flagged / total:.0%} "
+        f"({', '.join(f'{k} {v}' for k, v in flags.most_common())}); finish reasons: {dict(finish)}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hanoi_scale import run_child  # noqa: E402
+from hanoi_scale import run_child
 
 
 def main() -> None:
@@ -27,8 +27,11 @@ def main() -> None:
         for n in args.disks:
             r = run_child("maker", n, str(Path(tmp) / f"h{n}.jsonl.gz"))
             rows.append((n, r))
-            print(f"  {n:2d} disks {2**n - 1:>10,} steps  peak RSS {r['peak_rss_mb']:6.1f} MB  {r['wall_s']:7.1f} s"
-                  f"  solved {r['solved']}", flush=True)
+            print(
+                f"  {n:2d} disks {2**n - 1:>10,} steps  peak RSS {r['peak_rss_mb']:6.1f} MB  {r['wall_s']:7.1f} s"
+                f"  solved {r['solved']}",
+                flush=True,
+            )
     base = rows[0][1]["peak_rss_mb"]
     for n, r in rows[1:]:
         print(f"  RATIO peak RSS {n} disks / {rows[0][0]} disks = {r['peak_rss_mb'] / base:.3f}  (target <= 1.2)")

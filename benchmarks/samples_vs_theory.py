@@ -16,9 +16,10 @@ those steps are no longer independent trials.
 from __future__ import annotations
 
 import argparse
+
 import maker
-from tasks import build_task
-from voting import AheadByK, Voting, expected_votes
+from maker.tasks import build_task
+from maker.voting import AheadByK, Voting, expected_votes
 
 
 def main() -> None:
@@ -30,17 +31,25 @@ def main() -> None:
     for err in args.error_rates:
         model = f"sim/gpt-4.1-mini?error_rate={err}&correlated=1"
         task = build_task("hanoi", disks=args.disks)
-        r = maker.run(task, model=model, voting=Voting(rule=AheadByK(args.k)), trace=False, check=False,
-                      independent=range(task.steps))
+        r = maker.run(
+            task,
+            model=model,
+            voting=Voting(rule=AheadByK(args.k)),
+            trace=False,
+            check=False,
+            independent=range(task.steps),
+        )
         t = r.totals
         steps = t.llm_steps
         theory = expected_votes(1 - err, args.k)
         valid = t.votes / (t.samples - t.late) if t.samples else 1.0
         votes = t.votes / steps
         samples = t.samples / steps
-        print(f"1-p={err:<7} k={args.k} steps={steps:,}  votes/step {votes:.4f} vs E[votes] {theory:.4f}"
-              f"  RATIO {votes / theory:.4f}   samples/step {samples:.4f} vs E[votes]/v {theory / valid:.4f}"
-              f"  RATIO {samples / (theory / valid):.4f}  (v={valid:.4f}; target within 2%)")
+        print(
+            f"1-p={err:<7} k={args.k} steps={steps:,}  votes/step {votes:.4f} vs E[votes] {theory:.4f}"
+            f"  RATIO {votes / theory:.4f}   samples/step {samples:.4f} vs E[votes]/v {theory / valid:.4f}"
+            f"  RATIO {samples / (theory / valid):.4f}  (v={valid:.4f}; target within 2%)"
+        )
 
 
 if __name__ == "__main__":

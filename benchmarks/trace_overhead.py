@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import maker
-from tasks import build_task
+from maker.tasks import build_task
 
 VARIANTS = ("no trace", ".jsonl", ".jsonl.gz")
 
@@ -56,8 +56,10 @@ def main() -> None:
         wall = statistics.median(walls[variant])
         extra_us = (wall - base) / steps * 1e6
         size = f"{sizes[variant] / 1e6:7.2f} MB" if sizes[variant] else "        —"
-        print(f"  {variant:10s} {wall:7.3f} s  {steps / wall:9,.0f} steps/s  {size}"
-              f"  RATIO vs no trace = {wall / base:.3f}  ({extra_us:+.1f} µs per step)")
+        print(
+            f"  {variant:10s} {wall:7.3f} s  {steps / wall:9,.0f} steps/s  {size}"
+            f"  RATIO vs no trace = {wall / base:.3f}  ({extra_us:+.1f} µs per step)"
+        )
 
 
 if __name__ == "__main__":

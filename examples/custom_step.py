@@ -15,7 +15,7 @@ import argparse
 import re
 
 import maker
-from voting import AheadByK, Voting
+from maker.voting import AheadByK, Voting
 
 WORDS = ["strawberry", "raspberry", "mirror", "error", "bookkeeper", "committee", "mississippi", "parallel"]
 
@@ -49,15 +49,20 @@ def main() -> None:
     dag = maker.DAG()
     for word in WORDS:
         dag.add_step(word, count_letter, args={"word": word, "letter": "r" if "r" in word else word[1]})
-    backend = (maker.sim_backend(args.model, oracles=[oracle], seed=args.seed) if args.model.startswith("sim/")
-               else maker.open_backend(args.model))
+    backend = (
+        maker.sim_backend(args.model, oracles=[oracle], seed=args.seed)
+        if args.model.startswith("sim/")
+        else maker.open_backend(args.model)
+    )
     result = maker.run(dag, backend=backend, voting=Voting(rule=AheadByK(args.k)), trace=False)
 
     for word in WORDS:
         data = dag.nodes[word]["args"]
         print(f"{word:<12} '{data['letter']}' × {result.outputs[word]}")
     t = result.totals
-    print(f"{t.errors} wrong of {t.scored} scored, {t.samples} samples ({t.red_flags} red-flagged), outcome: {result.outcome}")
+    print(
+        f"{t.errors} wrong of {t.scored} scored, {t.samples} samples ({t.red_flags} red-flagged), outcome: {result.outcome}"
+    )
 
 
 if __name__ == "__main__":

@@ -18,14 +18,15 @@ import argparse
 import re
 
 import anyio
+import anyio.lowlevel
 
 import maker
-from voting import AheadByK, Voting
+from maker.voting import AheadByK, Voting
 
 
 @maker.python_step
 async def orders(table: int) -> dict[str, list[int]]:
-    await anyio.sleep(0)  # an async step: a database or an API call would go here
+    await anyio.lowlevel.checkpoint()  # an async step: a database or an API call would go here
     return {"ana": [12, 30, 7], "ben": [25, 25, 4, 9], "cy": [8, 19, 40]}
 
 
@@ -85,8 +86,10 @@ def main() -> None:
         print(f"{person}: {result.outputs[f'subtotal:{person}']}")
     print(result.outputs["bill"])
     t = result.totals
-    print(f"{result.outcome}: {t.steps} steps ({t.llm_steps} voted), {t.samples} samples, {t.errors} errors; "
-          f"trace {result.trace}")
+    print(
+        f"{result.outcome}: {t.steps} steps ({t.llm_steps} voted), {t.samples} samples, {t.errors} errors; "
+        f"trace {result.trace}"
+    )
 
 
 if __name__ == "__main__":

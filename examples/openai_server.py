@@ -15,8 +15,8 @@ import json
 import anyio
 
 import maker
-from tasks import build_task
-from voting import AheadByK, Voting
+from maker.tasks import build_task
+from maker.voting import AheadByK, Voting
 
 
 def options(pairs: list[str]) -> dict[str, int]:
@@ -34,8 +34,13 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     task = build_task(args.task, **options(args.options))
     backend = maker.open_backend(args.model, base_url=args.base_url)
     try:
-        result = await maker.arun(task, backend=backend, voting=Voting(rule=AheadByK(args.k)),
-                                  settings=maker.RunSettings(concurrency=args.concurrency), trace=args.trace)
+        result = await maker.arun(
+            task,
+            backend=backend,
+            voting=Voting(rule=AheadByK(args.k)),
+            settings=maker.RunSettings(concurrency=args.concurrency),
+            trace=args.trace,
+        )
     finally:
         await backend.aclose()
     return result.to_json()

@@ -20,17 +20,23 @@ from pathlib import Path
 
 import maker
 from maker.analysis import analyze
-from tasks import build_task
-from traces import revote
-from voting import AheadByK, Voting
+from maker.tasks import build_task
+from maker.traces import revote
+from maker.voting import AheadByK, Voting
 
 
 def record(path: Path) -> None:
     """A sorting run on a model that is wrong one time in ten, voted at k = 3."""
-    result = maker.run(build_task("sorting", length=64), model="sim/gpt-4.1-mini?error_rate=0.1",
-                       voting=Voting(rule=AheadByK(3)), trace=path)
-    print(f"recorded: {result.task}, {result.outcome}, {result.totals.samples} samples, "
-          f"{result.totals.errors} errors → {path}")
+    result = maker.run(
+        build_task("sorting", length=64),
+        model="sim/gpt-4.1-mini?error_rate=0.1",
+        voting=Voting(rule=AheadByK(3)),
+        trace=path,
+    )
+    print(
+        f"recorded: {result.task}, {result.outcome}, {result.totals.samples} samples, "
+        f"{result.totals.errors} errors → {path}"
+    )
 
 
 def main() -> None:
@@ -44,12 +50,16 @@ def main() -> None:
         record(path)
 
     report = maker.replay(path)
-    print(f"replay: {report.steps} decisions {'reproduced' if report.reproduced else 'differ'} "
-          f"from {report.samples} recorded samples, no model called")
+    print(
+        f"replay: {report.steps} decisions {'reproduced' if report.reproduced else 'differ'} "
+        f"from {report.samples} recorded samples, no model called"
+    )
 
     for r in revote(path, [AheadByK(1), AheadByK(2), AheadByK(3)]):
-        print(f"re-vote ahead-by-{r.rule['k']}: {r.same} same, {r.different} different, "
-              f"{r.needs_more} would need more samples; {r.errors} wrong of {r.scored} scored")
+        print(
+            f"re-vote ahead-by-{r.rule['k']}: {r.same} same, {r.different} different, "
+            f"{r.needs_more} would need more samples; {r.errors} wrong of {r.scored} scored"
+        )
 
     analysis = analyze(path)
     for finding in analysis.findings():

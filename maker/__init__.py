@@ -3,8 +3,8 @@
 The whole public API, in one screen::
 
     import maker
-    from tasks import build_task
-    from voting import AheadByK, Voting
+    from maker.tasks import build_task
+    from maker.voting import AheadByK, Voting
 
     result = maker.run(build_task("hanoi", disks=10), model="sim/gpt-4.1-mini",
                        voting=Voting(rule=AheadByK(3)))
@@ -17,30 +17,86 @@ trace, which `resume`, `replay` and `maker.analysis` read back.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from maker import errors
-from maker._budget import Budget
-from maker._graph import DAG
-from maker._oracles import SimOracle, sim_backend, sim_oracle
-from maker._pricing import PRICES, Price, load_prices, price_of
-from maker._recorder import Decision, Progress, Totals
-from maker._replay import ReplayReport, areplay, replay
-from maker._result import RunResult
-from maker._resume import aresume, resume
-from maker._runner import DEFAULT_MODEL, arun, run
-from maker._settings import RunSettings
-from maker._steps import LLMFunctionStep, PythonFunctionStep, llm_step, parse_last, python_step
-from maker._version import __version__
-from maker.backends import Backend, Completion, Request, open_backend
+
+if TYPE_CHECKING:
+    from maker._budget import Budget
+    from maker._graph import DAG
+    from maker._oracles import SimOracle, sim_backend, sim_oracle
+    from maker._pricing import PRICES, Price, load_prices, price_of
+    from maker._recorder import Decision, Progress, Totals
+    from maker._replay import ReplayReport, areplay, replay
+    from maker._result import RunResult
+    from maker._resume import aresume, resume
+    from maker._runner import DEFAULT_MODEL, arun, run
+    from maker._settings import RunSettings
+    from maker._steps import LLMFunctionStep, PythonFunctionStep, llm_step, parse_last, python_step
+    from maker._version import __version__
+    from maker.backends import Backend, Completion, Request, open_backend
+
+# Public name -> defining module. Loaded on first use (PEP 562), so that
+# `import maker.traces` or `maker.errors` does not load the whole runtime.
+_LAZY: dict[str, str] = {
+    "Budget": "maker._budget",
+    "DAG": "maker._graph",
+    "SimOracle": "maker._oracles",
+    "sim_backend": "maker._oracles",
+    "sim_oracle": "maker._oracles",
+    "PRICES": "maker._pricing",
+    "Price": "maker._pricing",
+    "load_prices": "maker._pricing",
+    "price_of": "maker._pricing",
+    "Decision": "maker._recorder",
+    "Progress": "maker._recorder",
+    "Totals": "maker._recorder",
+    "ReplayReport": "maker._replay",
+    "areplay": "maker._replay",
+    "replay": "maker._replay",
+    "RunResult": "maker._result",
+    "aresume": "maker._resume",
+    "resume": "maker._resume",
+    "DEFAULT_MODEL": "maker._runner",
+    "arun": "maker._runner",
+    "run": "maker._runner",
+    "RunSettings": "maker._settings",
+    "LLMFunctionStep": "maker._steps",
+    "PythonFunctionStep": "maker._steps",
+    "llm_step": "maker._steps",
+    "parse_last": "maker._steps",
+    "python_step": "maker._steps",
+    "__version__": "maker._version",
+    "Backend": "maker.backends",
+    "Completion": "maker.backends",
+    "Request": "maker.backends",
+    "open_backend": "maker.backends",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'maker' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
-    "DEFAULT_MODEL",
     "DAG",
+    "DEFAULT_MODEL",
+    "PRICES",
     "Backend",
     "Budget",
     "Completion",
     "Decision",
     "LLMFunctionStep",
-    "PRICES",
     "Price",
     "Progress",
     "PythonFunctionStep",
@@ -54,12 +110,12 @@ __all__ = [
     "areplay",
     "aresume",
     "arun",
-    "load_prices",
-    "price_of",
     "errors",
     "llm_step",
+    "load_prices",
     "open_backend",
     "parse_last",
+    "price_of",
     "python_step",
     "replay",
     "resume",

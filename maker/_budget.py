@@ -25,7 +25,7 @@ from typing import Any
 from maker._pricing import PRICES, Price, price_of
 from maker.backends._protocol import Completion, Request
 from maker.errors import BudgetExceeded, ConfigError
-from tasks._protocol import Messages
+from maker.tasks._protocol import Messages
 
 log = logging.getLogger("maker.budget")
 
@@ -69,8 +69,10 @@ class Budget:
             return []
         price = self.price(model)
         if price is None:
-            return [f"no price is known for {model}, so the cost limit of ${self.max_cost:g} cannot be enforced "
-                    "(add the model to a price table: --prices FILE or $MAKER_PRICES)"]
+            return [
+                f"no price is known for {model}, so the cost limit of ${self.max_cost:g} cannot be enforced "
+                "(add the model to a price table: --prices FILE or $MAKER_PRICES)"
+            ]
         if price.output_only:
             return [f"only the output price of {model} is known, so the cost limit counts output tokens only"]
         return []
@@ -156,18 +158,31 @@ class Spending:
 
     def _check(self, worst: _Usage, request: Request) -> None:
         b = self.budget
-        committed = _Usage(self.spent.samples + self.reserved.samples, self.spent.tokens + self.reserved.tokens,
-                           self.spent.cost + self.reserved.cost)
+        committed = _Usage(
+            self.spent.samples + self.reserved.samples,
+            self.spent.tokens + self.reserved.tokens,
+            self.spent.cost + self.reserved.cost,
+        )
         where = {"step": request.step}
         if b.max_samples is not None and committed.samples + 1 > b.max_samples:
-            raise BudgetExceeded("max_samples", f"{self.spent.samples} samples done, {self.reserved.samples} in "
-                                 f"flight, limit {b.max_samples}", **where)
+            raise BudgetExceeded(
+                "max_samples",
+                f"{self.spent.samples} samples done, {self.reserved.samples} in flight, limit {b.max_samples}",
+                **where,
+            )
         if b.max_tokens is not None and committed.tokens + worst.tokens > b.max_tokens:
-            raise BudgetExceeded("max_tokens", f"{self.spent.tokens:,} tokens used, the next request could use "
-                                 f"{worst.tokens:,} more, limit {b.max_tokens:,}", **where)
+            raise BudgetExceeded(
+                "max_tokens",
+                f"{self.spent.tokens:,} tokens used, the next request could use "
+                f"{worst.tokens:,} more, limit {b.max_tokens:,}",
+                **where,
+            )
         if b.max_cost is not None and self.price is not None and committed.cost + worst.cost > b.max_cost:
-            raise BudgetExceeded("max_cost", f"${self.spent.cost:.4f} spent, the next request could cost "
-                                 f"${worst.cost:.4f}, limit ${b.max_cost:g}", **where)
+            raise BudgetExceeded(
+                "max_cost",
+                f"${self.spent.cost:.4f} spent, the next request could cost ${worst.cost:.4f}, limit ${b.max_cost:g}",
+                **where,
+            )
 
     @staticmethod
     def _add(usage: _Usage, delta: _Usage, sign: int) -> None:

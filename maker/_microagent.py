@@ -9,7 +9,8 @@ ground truth.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -19,9 +20,9 @@ from anyio.streams.memory import MemoryObjectSendStream
 from maker._recorder import Decision, Recorder
 from maker.backends._protocol import Backend, Completion, Request
 from maker.errors import BudgetExceeded, ConfigError, VoteUndecided
-from tasks._protocol import Inputs, LLMStep, Messages
-from traces._schema import prompt_digest
-from voting import Reply, Tally, Verdict, Voting, judge
+from maker.tasks._protocol import Inputs, LLMStep, Messages
+from maker.traces._schema import prompt_digest
+from maker.voting import Reply, Tally, Verdict, Voting, judge
 
 # A guard sees each request right before it is sent and may refuse it by
 # raising (a budget); it may return a callback that is told how the request
@@ -33,7 +34,19 @@ Guard = Callable[[Request], Settle | None]
 class _Ballot:
     """One step's voting state: what was launched, what arrived, who leads."""
 
-    __slots__ = ("node", "step", "voting", "recorder", "tally", "answers", "launched", "in_flight", "rounds", "open", "prompt")
+    __slots__ = (
+        "answers",
+        "in_flight",
+        "launched",
+        "node",
+        "open",
+        "prompt",
+        "recorder",
+        "rounds",
+        "step",
+        "tally",
+        "voting",
+    )
 
     def __init__(self, node: Hashable, step: LLMStep, voting: Voting, recorder: Recorder) -> None:
         self.node, self.step, self.voting, self.recorder = node, step, voting, recorder
@@ -49,8 +62,10 @@ class _Ballot:
         if needed <= self.in_flight:
             if needed <= 0 and self.in_flight == 0:
                 # Only a broken custom rule gets here; waiting would hang the run.
-                raise ConfigError(f"decision rule {self.voting.rule.name!r} names no winner at step {self.node!r}"
-                                  " yet asks for no more samples")
+                raise ConfigError(
+                    f"decision rule {self.voting.rule.name!r} names no winner at step {self.node!r}"
+                    " yet asks for no more samples"
+                )
             return range(0)
         want = min(needed - self.in_flight, self.voting.max_samples - self.launched)
         if want <= 0:
@@ -84,21 +99,36 @@ class _Ballot:
     def close(self, winner: str) -> Decision:
         self.open = False
         t = self.tally
-        return Decision(self.node, winner, self.answers[winner], dict(t.counts), self.launched - self.in_flight,
-                        t.flagged, self.rounds, self.prompt)
+        return Decision(
+            self.node,
+            winner,
+            self.answers[winner],
+            dict(t.counts),
+            self.launched - self.in_flight,
+            t.flagged,
+            self.rounds,
+            self.prompt,
+        )
 
     def _judge(self, completion: Completion) -> Verdict:
         reply = Reply(completion.text, completion.finish_reason, completion.output_tokens)
         v = self.voting
-        return judge(reply, self.step.parse, self.step.vote_key, max_output_tokens=v.max_output_tokens,
-                     extra_flags=v.red_flags)
+        return judge(
+            reply, self.step.parse, self.step.vote_key, max_output_tokens=v.max_output_tokens, extra_flags=v.red_flags
+        )
 
 
 class Microagent:
     """Runs LLM steps against one backend under one in-flight request limit."""
 
-    def __init__(self, backend: Backend, recorder: Recorder, limiter: anyio.CapacityLimiter, group: TaskGroup,
-                 guard: Guard | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        recorder: Recorder,
+        limiter: anyio.CapacityLimiter,
+        group: TaskGroup,
+        guard: Guard | None = None,
+    ) -> None:
         self.backend = backend
         self.recorder = recorder
         self.limiter = limiter
@@ -151,8 +181,9 @@ class Microagent:
                 ballot.late(index, completion)
         return decision
 
-    async def _draw(self, ballot: _Ballot, messages: Messages, index: int,
-                    send: MemoryObjectSendStream[tuple[int, Completion]]) -> None:
+    async def _draw(
+        self, ballot: _Ballot, messages: Messages, index: int, send: MemoryObjectSendStream[tuple[int, Completion]]
+    ) -> None:
         async with self.limiter:
             completion = await self._call(ballot, messages, index)
         if ballot.open:

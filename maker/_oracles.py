@@ -9,13 +9,14 @@ so voting and red flags see the same mix of replies a real model produces.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from random import Random
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from maker.backends._protocol import Backend
 from maker.backends._registry import open_backend
-from tasks._protocol import Messages, Oracle
+from maker.tasks._protocol import Messages, Oracle
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +43,23 @@ class SimOracle:
         return self.wrong_answer(answer, rng)
 
 
-def sim_oracle(*, solve: Callable[[str], Any | None], render: Callable[[Any], str],
-               wrong: Callable[[Any, Random], Any]) -> SimOracle:
+def sim_oracle(
+    *, solve: Callable[[str], Any | None], render: Callable[[Any], str], wrong: Callable[[Any, Random], Any]
+) -> SimOracle:
     """Build a `SimOracle` by keyword (see its fields)."""
     return SimOracle(solve, render, wrong)
 
 
-def sim_backend(model: str = "sim/gpt-4.1-mini", *, oracles: Sequence[Oracle], seed: int = 0,
-                with_tasks: bool = False) -> Backend:
+def sim_backend(
+    model: str = "sim/gpt-4.1-mini", *, oracles: Sequence[Oracle], seed: int = 0, with_tasks: bool = False
+) -> Backend:
     """A simulated model (`sim/PROFILE?knob=value`) that knows these oracles.
 
     with_tasks: also answer the registered tasks' prompts (Hanoi, arithmetic …),
     for graphs that mix task steps with the user's own.
     Pass the result to `maker.run(..., backend=...)`.
     """
-    from tasks._registry import oracles as task_oracles
+    from maker.tasks._registry import oracles as task_oracles
 
     known = [*oracles, *(task_oracles() if with_tasks else ())]
     return open_backend(model, seed=seed, oracles=known)

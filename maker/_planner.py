@@ -7,13 +7,14 @@ costs about a gigabyte), adding steps ahead as the run commits steps behind.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 
 from maker.errors import PlanError
-from tasks._protocol import Chain, LLMStep, PythonStep
-from voting import Voting
+from maker.tasks._protocol import Chain, LLMStep, PythonStep
+from maker.voting import Voting
 
 INPUT = "name"  # edge attribute: which input of the target the source's output feeds
 
@@ -104,8 +105,9 @@ class IndependentPlan(Plan):
     lazy = True
     keep = "none"
 
-    def __init__(self, step: LLMStep, steps: Sequence[int], inputs_of: Callable[[int], dict[str, Any]],
-                 window: int = 64) -> None:
+    def __init__(
+        self, step: LLMStep, steps: Sequence[int], inputs_of: Callable[[int], dict[str, Any]], window: int = 64
+    ) -> None:
         super().__init__(nx.DiGraph())
         self.step = step
         self.steps = steps
@@ -165,8 +167,9 @@ def _check_node(graph: nx.DiGraph, node: Hashable, data: dict[str, Any]) -> None
         if not data and fed:
             # networkx creates a node for any edge end: this one was only ever named as a source.
             target, name = fed[0]
-            raise PlanError(f"node {node!r} is unknown: it feeds input {name!r} of node {target!r} but was never "
-                            "added as a step")
+            raise PlanError(
+                f"node {node!r} is unknown: it feeds input {name!r} of node {target!r} but was never added as a step"
+            )
         raise PlanError(f"node {node!r} has no 'step' attribute")
     if not isinstance(step, (LLMStep, PythonStep)):
         raise PlanError(f"node {node!r}: 'step' must be an LLM step or a Python step, got {type(step).__name__}")
@@ -193,5 +196,7 @@ def _check_inputs(graph: nx.DiGraph, node: Hashable, data: dict[str, Any]) -> No
     accepts = getattr(step, "accepts", None)
     unexpected = given - set(accepts) if accepts is not None else set()
     if unexpected:
-        raise PlanError(f"node {node!r}: unexpected input {sorted(unexpected)[0]!r} "
-                        f"(its step takes {', '.join(sorted(accepts)) or 'no inputs'})")
+        raise PlanError(
+            f"node {node!r}: unexpected input {sorted(unexpected)[0]!r} "
+            f"(its step takes {', '.join(sorted(accepts)) or 'no inputs'})"
+        )

@@ -62,7 +62,9 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, Price]:
             pin, pout = pair
             table[model.lower()] = Price(None if pin is None else float(pin), float(pout))
     except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"price table {source}: expected {{\"model\": [input, output]}} in USD per million tokens ({exc})") from None
+        raise ConfigError(
+            f'price table {source}: expected {{"model": [input, output]}} in USD per million tokens ({exc})'
+        ) from None
     return table
 
 

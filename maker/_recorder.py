@@ -6,12 +6,13 @@ trace is the order in which voting saw them, which is what replay relies on.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass
-from typing import Any, Hashable, Protocol
+from typing import Any, Protocol
 
 from maker.backends._protocol import Completion
-from traces._writer import TraceWriter
-from voting import Tally, Verdict
+from maker.traces._writer import TraceWriter
+from maker.voting import Tally, Verdict
 
 
 @dataclass(slots=True)
@@ -81,11 +82,23 @@ class Recorder:
         else:
             t.votes += 1
         if self.writer is not None:
-            self.writer.write({
-                "type": "sample", "step": step, "i": index, "temperature": temperature, "text": c.text,
-                "finish": c.finish_reason, "tokens_in": c.input_tokens, "tokens_out": c.output_tokens,
-                "latency": round(c.latency, 6), "retries": c.retries, "flag": v.flag, "key": v.key, "late": late,
-            })
+            self.writer.write(
+                {
+                    "type": "sample",
+                    "step": step,
+                    "i": index,
+                    "temperature": temperature,
+                    "text": c.text,
+                    "finish": c.finish_reason,
+                    "tokens_in": c.input_tokens,
+                    "tokens_out": c.output_tokens,
+                    "latency": round(c.latency, 6),
+                    "retries": c.retries,
+                    "flag": v.flag,
+                    "key": v.key,
+                    "late": late,
+                }
+            )
 
     def decision(self, d: Decision, truth: str | None) -> None:
         t = self.totals
@@ -98,31 +111,59 @@ class Recorder:
             t.scored += 1
             t.errors += not correct
         if self.writer is not None:
-            self.writer.write({
-                "type": "decision", "step": d.step, "kind": "llm", "winner": d.winner, "answer": d.answer,
-                "votes": d.votes, "samples": d.samples, "flagged": d.flagged, "rounds": d.rounds,
-                "truth": truth, "correct": correct, "prompt": d.prompt,
-            })
+            self.writer.write(
+                {
+                    "type": "decision",
+                    "step": d.step,
+                    "kind": "llm",
+                    "winner": d.winner,
+                    "answer": d.answer,
+                    "votes": d.votes,
+                    "samples": d.samples,
+                    "flagged": d.flagged,
+                    "rounds": d.rounds,
+                    "truth": truth,
+                    "correct": correct,
+                    "prompt": d.prompt,
+                }
+            )
             self.writer.commit()
         self._tick()
 
     def python_step(self, step: Hashable, output: Any) -> None:
         self.totals.steps += 1
         if self.writer is not None:
-            self.writer.write({
-                "type": "decision", "step": step, "kind": "python", "winner": None, "answer": output, "votes": {},
-                "samples": 0, "flagged": 0, "rounds": 0, "truth": None, "correct": None,
-            })
+            self.writer.write(
+                {
+                    "type": "decision",
+                    "step": step,
+                    "kind": "python",
+                    "winner": None,
+                    "answer": output,
+                    "votes": {},
+                    "samples": 0,
+                    "flagged": 0,
+                    "rounds": 0,
+                    "truth": None,
+                    "correct": None,
+                }
+            )
             self.writer.commit()
         self._tick()
 
     def step_error(self, step: Hashable, error: Exception, tally: Tally | None = None, samples: int = 0) -> None:
         if self.writer is not None:
-            self.writer.write({
-                "type": "step_error", "step": step, "error": type(error).__name__, "message": str(error),
-                "votes": dict(tally.counts) if tally else {}, "samples": samples,
-                "flagged": tally.flagged if tally else 0,
-            })
+            self.writer.write(
+                {
+                    "type": "step_error",
+                    "step": step,
+                    "error": type(error).__name__,
+                    "message": str(error),
+                    "votes": dict(tally.counts) if tally else {},
+                    "samples": samples,
+                    "flagged": tally.flagged if tally else 0,
+                }
+            )
             self.writer.commit(force=True)
 
     def _tick(self) -> None:

@@ -13,9 +13,10 @@ which no longer matches its history says so.
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import anyio
 import networkx as nx
@@ -26,14 +27,13 @@ from maker._runner import _execute, _plan_for
 from maker.backends._protocol import Completion
 from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape
 from maker.errors import RunError, TraceMismatch, VoteUndecided
-from tasks._protocol import Task
-from traces._reader import _Lines, read_events
-from voting import Tally, Verdict, Voting
+from maker.tasks._protocol import Task
+from maker.traces._reader import _Lines, read_events
+from maker.voting import Tally, Verdict, Voting
 
 # Replay has no network to protect: every recorded sample may be "in flight" at
 # once, so that none waits for a slot while an earlier one waits for its turn.
 UNLIMITED = 1 << 30
-
 
 
 @dataclass(slots=True)
@@ -79,16 +79,29 @@ class _Verifier(Recorder):
         if recorded.get("key") != v.key:
             raise TraceMismatch(step, f"sample {index} {_vote(recorded.get('key'))}", f"sample {index} {_vote(v.key)}")
         if bool(recorded.get("late")) != late:
-            raise TraceMismatch(step, f"sample {index} {_timing(recorded.get('late'))}", f"sample {index} {_timing(late)}")
+            raise TraceMismatch(
+                step, f"sample {index} {_timing(recorded.get('late'))}", f"sample {index} {_timing(late)}"
+            )
         super().sample(step, index, temperature, c, v, late)
         self.tape.delivered(step, index)
 
     def decision(self, d: Decision, truth: str | None) -> None:
         st = self.tape.get(d.step)
         if st is not None and st.decision is not None:
-            _compare(d.step, st.decision, {"winner": d.winner, "votes": d.votes, "samples": d.samples,
-                                           "flagged": d.flagged, "rounds": d.rounds, "truth": truth,
-                                           "answer": _plain(d.answer), "prompt": d.prompt})
+            _compare(
+                d.step,
+                st.decision,
+                {
+                    "winner": d.winner,
+                    "votes": d.votes,
+                    "samples": d.samples,
+                    "flagged": d.flagged,
+                    "rounds": d.rounds,
+                    "truth": truth,
+                    "answer": _plain(d.answer),
+                    "prompt": d.prompt,
+                },
+            )
         else:
             self.unrecorded += 1
         super().decision(d, truth)
@@ -132,8 +145,14 @@ def _timing(late: Any) -> str:
     return "late (after the decision)" if late else "counted (before the decision)"
 
 
-async def areplay(trace: str | Path, *, task: Task | nx.DiGraph | None = None, voting: Voting | None = None,
-                  independent: Sequence[int] | None = None, progress: Progress | None = None) -> ReplayReport:
+async def areplay(
+    trace: str | Path,
+    *,
+    task: Task | nx.DiGraph | None = None,
+    voting: Voting | None = None,
+    independent: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> ReplayReport:
     """Re-execute the run a trace recorded, from its samples alone, and check every decision.
 
     Raises `TraceMismatch` at the first step where the code decides differently
@@ -156,8 +175,9 @@ async def areplay(trace: str | Path, *, task: Task | nx.DiGraph | None = None, v
     verifier = _Verifier(tape, progress)
     report = ReplayReport(path, task.name, header["model"], 0, 0, plan.total, None, "")
     try:
-        result = await _execute(task, plan, backend, voting, settings, verifier, header.get("run_id", ""), None,
-                                None, True)
+        result = await _execute(
+            task, plan, backend, voting, settings, verifier, header.get("run_id", ""), None, None, True
+        )
         report.outcome = result.outcome
     except EndOfHistory as end:
         report.outcome, report.stopped_at = "history ends", end.step
@@ -213,12 +233,12 @@ def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
         return  # the replay stopped where the recording did not; totals cannot match
     replayed, recorded = totals.as_dict(), end.get("totals") or {}
     # Every total the trace's last `end` line has (all of them are counts, none is wall time).
-    report.totals_differences = {k: (recorded[k], replayed[k]) for k in replayed
-                                 if k in recorded and recorded[k] != replayed[k]}
+    report.totals_differences = {
+        k: (recorded[k], replayed[k]) for k in replayed if k in recorded and recorded[k] != replayed[k]
+    }
     report.totals_match = not report.totals_differences
 
 
 def replay(trace: str | Path, **options: Any) -> ReplayReport:
     """Blocking `areplay`."""
     return anyio.run(lambda: areplay(trace, **options))
-

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable
+from typing import Any
 
 from maker._recorder import Totals
 from maker.errors import RunError
@@ -46,14 +47,14 @@ class RunResult:
         return {
             "solved": self.solved,
             "outcome": self.outcome,
-        "mode": self.mode,
+            "mode": self.mode,
             "task": self.task,
             "model": self.model,
             "steps": t.steps,
             "total_steps": self.total_steps,
             "errors": t.errors,
             "scored_steps": t.scored,
-        "undecided_steps": t.undecided,
+            "undecided_steps": t.undecided,
             "samples": t.samples,
             "red_flags": t.red_flags,
             "votes": t.votes,

@@ -14,10 +14,11 @@ sample is drawn, and they are neither paid for nor counted twice.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any
 
 import anyio
 import networkx as nx
@@ -35,11 +36,11 @@ from maker.backends._protocol import Backend, Completion, Request
 from maker.backends._registry import open_backend
 from maker.backends._replay import ReplayBackend, Tape, completion_of
 from maker.errors import ConfigError, TraceError, TraceMismatch
-from tasks._protocol import Chain, SampleableTask, Task
-from traces._reader import read_events
-from traces._repair import repair_tail
-from traces._writer import TraceWriter, check_unlocked
-from voting import Verdict, Voting
+from maker.tasks._protocol import Chain, SampleableTask, Task
+from maker.traces._reader import read_events
+from maker.traces._repair import repair_tail
+from maker.traces._writer import TraceWriter, check_unlocked
+from maker.voting import Verdict, Voting
 
 # Finished runs: nothing left to resume.
 FINISHED = ("solved", "failed", "measured")
@@ -111,8 +112,12 @@ def _count_decision(recorder: Recorder, history: History, e: dict[str, Any], cha
     if e.get("kind") == "python":
         recorder.python_step(step, e["answer"])
     else:
-        recorder.decision(Decision(step, e["winner"], e["answer"], e["votes"], e["samples"], e["flagged"],
-                                   e["rounds"], e.get("prompt")), e.get("truth"))
+        recorder.decision(
+            Decision(
+                step, e["winner"], e["answer"], e["votes"], e["samples"], e["flagged"], e["rounds"], e.get("prompt")
+            ),
+            e.get("truth"),
+        )
     history.unfinished.pop(step, None)
     history.count += 1
     if chain:
@@ -227,15 +232,22 @@ def _rebuild(task: Task, history: History, settings: RunSettings, independent: S
         chain = task.plan()
         done = set(history.committed)
         remaining = [s for s in independent if s not in done]
-        plan: Plan = RemainingSteps(chain.step, remaining, task.step_inputs, settings.window,  # type: ignore[union-attr]
-                                    total=len(independent))
+        plan: Plan = RemainingSteps(
+            chain.step,
+            remaining,
+            task.step_inputs,
+            settings.window,  # type: ignore[union-attr]
+            total=len(independent),
+        )
         return _Run(task, plan, {})
     source = task.plan()
     if isinstance(source, Chain):
         start = history.count
         if start and history.last != start - 1:
-            raise TraceError(f"the trace's committed steps are not 0..{start - 1} of the chain (last is "
-                             f"{history.last}); it was not written by a sequential run")
+            raise TraceError(
+                f"the trace's committed steps are not 0..{start - 1} of the chain (last is "
+                f"{history.last}); it was not written by a sequential run"
+            )
         prev = history.committed[start - 1] if start else source.first
         make_plan(source)  # validates
         plan = ResumedChainPlan(source, start, prev, settings.window)
@@ -295,14 +307,16 @@ async def aresume(
             await backend.aclose()
 
 
-async def _backend(header: dict[str, Any], backend: Backend | None, model: str | None,
-                   endpoint: Mapping[str, Any] | None) -> tuple[Backend, bool]:
+async def _backend(
+    header: dict[str, Any], backend: Backend | None, model: str | None, endpoint: Mapping[str, Any] | None
+) -> tuple[Backend, bool]:
     """The backend to continue with, and whether resume opened it (and so closes it)."""
     recorded = header["model"]
     own = backend is None
     if backend is None:
-        backend = open_backend(model or header.get("model_spec") or recorded, seed=header.get("seed", 0),
-                               **dict(endpoint or {}))
+        backend = open_backend(
+            model or header.get("model_spec") or recorded, seed=header.get("seed", 0), **dict(endpoint or {})
+        )
     if backend.model != recorded:
         name = backend.model
         if own:
@@ -311,25 +325,52 @@ async def _backend(header: dict[str, Any], backend: Backend | None, model: str |
     return backend, own
 
 
-async def _continue(path: Path, history: History, run: _Run, voting: Voting, settings: RunSettings, backend: Backend,
-                    progress: Progress | None, guard: Guard | None, check: bool) -> RunResult:
+async def _continue(
+    path: Path,
+    history: History,
+    run: _Run,
+    voting: Voting,
+    settings: RunSettings,
+    backend: Backend,
+    progress: Progress | None,
+    guard: Guard | None,
+    check: bool,
+) -> RunResult:
     check_unlocked(path)
     repaired = repair_tail(path)
     tape = Tape.of_samples(history.unfinished)
     reused = sum(len(v) for v in history.unfinished.values())
     writer = TraceWriter(path, append=True)
-    writer.write({
-        "type": "resume", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "committed_steps": history.count, "settings": settings.describe(), "max_samples": voting.max_samples,
-        "model": backend.model, "maker_version": __version__, "recorded_samples_unfinished": reused,
-        "torn_bytes_dropped": repaired.dropped_bytes, "session": history.sessions + 1,
-    })
+    writer.write(
+        {
+            "type": "resume",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "committed_steps": history.count,
+            "settings": settings.describe(),
+            "max_samples": voting.max_samples,
+            "model": backend.model,
+            "maker_version": __version__,
+            "recorded_samples_unfinished": reused,
+            "torn_bytes_dropped": repaired.dropped_bytes,
+            "session": history.sessions + 1,
+        }
+    )
     writer.commit(force=True)
     recorder = _Continuing(writer, progress, history.totals, tape)
     source = ReplayBackend(tape, backend.model, fallback=backend)
     try:
-        result = await _execute(_Continued(run.task, run.earlier), run.plan, source, voting, settings,  # type: ignore[arg-type]
-                                recorder, history.header.get("run_id", ""), path, _free_if_recorded(guard, tape), check)
+        result = await _execute(
+            _Continued(run.task, run.earlier),
+            run.plan,
+            source,
+            voting,
+            settings,  # type: ignore[arg-type]
+            recorder,
+            history.header.get("run_id", ""),
+            path,
+            _free_if_recorded(guard, tape),
+            check,
+        )
     finally:
         writer.close()
     if run.plan.keep == "all":  # a DAG returns every node's output: the committed ones are the trace's

@@ -5,10 +5,11 @@ from __future__ import annotations
 import inspect
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Hashable, Mapping, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any
 
 import anyio
 import networkx as nx
@@ -25,10 +26,10 @@ from maker._version import __version__
 from maker.backends._protocol import Backend
 from maker.backends._registry import open_backend
 from maker.errors import BudgetExceeded, ConfigError, MakerError, RunError, StepFailed, VoteUndecided
-from tasks._protocol import LLMStep, SampleableTask, Task
-from traces._schema import SCHEMA_VERSION
-from traces._writer import TraceWriter
-from voting import Voting
+from maker.tasks._protocol import LLMStep, SampleableTask, Task
+from maker.traces._schema import SCHEMA_VERSION
+from maker.traces._writer import TraceWriter
+from maker.voting import Voting
 
 DEFAULT_MODEL = "sim/gpt-4.1-mini"
 
@@ -52,7 +53,7 @@ class GraphTask:
 
 
 def default_trace_path(task: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{task}-{stamp}-{uuid.uuid4().hex[:6]}.jsonl"
 
 
@@ -68,17 +69,33 @@ def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | No
     return IndependentPlan(chain.step, independent, task.step_inputs, settings.window)  # type: ignore[union-attr]
 
 
-def header(run_id: str, task: Task, model: str, voting: Voting, settings: RunSettings,
-           independent: Sequence[int] | None = None, model_spec: str | None = None) -> dict[str, Any]:
-    mode = {"mode": "sequential"} if independent is None else {
-        "mode": "independent", "steps_evaluated": len(independent)}
+def header(
+    run_id: str,
+    task: Task,
+    model: str,
+    voting: Voting,
+    settings: RunSettings,
+    independent: Sequence[int] | None = None,
+    model_spec: str | None = None,
+) -> dict[str, Any]:
+    mode = (
+        {"mode": "sequential"} if independent is None else {"mode": "independent", "steps_evaluated": len(independent)}
+    )
     # model_spec: the name with its options (`sim/x?latency=0.002`), which resume opens again.
     spec = {"model_spec": model_spec} if model_spec and model_spec != model else {}
     return {
-        "type": "header", "schema_version": SCHEMA_VERSION, "run_id": run_id, "maker_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": {"name": task.name, "params": task.params()}, "model": model, **spec, "voting": voting.describe(),
-        "seed": settings.seed, "settings": settings.describe(), **mode,
+        "type": "header",
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "maker_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "task": {"name": task.name, "params": task.params()},
+        "model": model,
+        **spec,
+        "voting": voting.describe(),
+        "seed": settings.seed,
+        "settings": settings.describe(),
+        **mode,
     }
 
 
@@ -94,7 +111,7 @@ async def arun(
     model: str = DEFAULT_MODEL,
     voting: Voting | None = None,
     settings: RunSettings | None = None,
-    trace: str | Path | None | bool = None,
+    trace: str | Path | bool | None = None,
     backend: Backend | None = None,
     progress: Progress | None = None,
     guard: Guard | None = None,
@@ -152,9 +169,18 @@ def _open_writer(path: Path) -> TraceWriter:
         raise ConfigError(f"cannot write trace {path}: {exc.strerror or exc}") from None
 
 
-async def _execute(task: Task, plan: Plan, backend: Backend, voting: Voting, settings: RunSettings,
-                   recorder: Recorder, run_id: str, path: Path | None, guard: Guard | None,
-                   check: bool) -> RunResult:
+async def _execute(
+    task: Task,
+    plan: Plan,
+    backend: Backend,
+    voting: Voting,
+    settings: RunSettings,
+    recorder: Recorder,
+    run_id: str,
+    path: Path | None,
+    guard: Guard | None,
+    check: bool,
+) -> RunResult:
     start = time.perf_counter()
     if recorder.progress:
         recorder.progress.start(plan.total)
@@ -171,7 +197,7 @@ async def _execute(task: Task, plan: Plan, backend: Backend, voting: Voting, set
         outcome = "solved" if solved else "failed"
         if isinstance(plan, IndependentPlan):
             outcome = "measured"  # independent steps measure reliability; they solve nothing
-    except Exception as exc:  # noqa: BLE001 - task groups wrap the real error; unwrap it
+    except Exception as exc:
         leaf = _first_error(exc)
         if not isinstance(leaf, RunError):
             outcome = "error"
@@ -185,10 +211,29 @@ async def _execute(task: Task, plan: Plan, backend: Backend, voting: Voting, set
         if recorder.progress:
             recorder.progress.stop()
         if recorder.writer:
-            recorder.writer.write({"type": "end", "outcome": outcome, "message": str(error) if error else None,
-                                   "totals": recorder.totals.as_dict(), "wall_s": round(wall, 3)})
-    result = RunResult(run_id, task.name, backend.model, outcome, outcome == "solved", plan.total, recorder.totals,
-                       wall, path, dict(outputs), error, "independent" if isinstance(plan, IndependentPlan) else "sequential")
+            recorder.writer.write(
+                {
+                    "type": "end",
+                    "outcome": outcome,
+                    "message": str(error) if error else None,
+                    "totals": recorder.totals.as_dict(),
+                    "wall_s": round(wall, 3),
+                }
+            )
+    result = RunResult(
+        run_id,
+        task.name,
+        backend.model,
+        outcome,
+        outcome == "solved",
+        plan.total,
+        recorder.totals,
+        wall,
+        path,
+        dict(outputs),
+        error,
+        "independent" if isinstance(plan, IndependentPlan) else "sequential",
+    )
     if check and error is not None:
         error.result = result  # type: ignore[attr-defined]
         raise error
@@ -210,8 +255,15 @@ def _outcome_of(error: RunError) -> str:
     return "error"
 
 
-async def _step(agent: Microagent, recorder: Recorder, voting: Voting, skip_undecided: bool, node: Hashable,
-                data: dict[str, Any], inputs: dict[str, Any]) -> Any:
+async def _step(
+    agent: Microagent,
+    recorder: Recorder,
+    voting: Voting,
+    skip_undecided: bool,
+    node: Hashable,
+    data: dict[str, Any],
+    inputs: dict[str, Any],
+) -> Any:
     step = data["step"]
     if _is_llm_step(step):
         try:
@@ -262,5 +314,3 @@ def _is_llm_step(step: object) -> bool:
 def run(task: Task | nx.DiGraph, **options: Any) -> RunResult:
     """Blocking `arun` for scripts and notebooks without an event loop."""
     return anyio.run(partial(arun, task, **options))
-
-

@@ -6,7 +6,8 @@ unrecoverable error cancels the rest and propagates, and nothing outlives the ru
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
 
 import anyio
 import anyio.lowlevel

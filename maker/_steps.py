@@ -12,12 +12,13 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from maker.errors import ConfigError
-from tasks._protocol import Inputs, Messages
-from voting import ParseError, RedFlag, Voting
+from maker.tasks._protocol import Inputs, Messages
+from maker.voting import ParseError, RedFlag, Voting
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +35,10 @@ class _Signature:
         except (TypeError, ValueError):  # some builtins have no signature: check nothing
             return cls(frozenset(), None)
         if any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in params):
-            raise ConfigError(f"step function {_name(fn)}: inputs are passed by name, so it cannot take "
-                              "positional-only or *args parameters")
+            raise ConfigError(
+                f"step function {_name(fn)}: inputs are passed by name, so it cannot take "
+                "positional-only or *args parameters"
+            )
         named = [p for p in params if p.kind is not p.VAR_KEYWORD]
         required = frozenset(p.name for p in named if p.default is p.empty)
         takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
@@ -56,12 +59,17 @@ def _messages(out: Any, system: str | None, where: str) -> Messages:
     if isinstance(out, str):
         user = {"role": "user", "content": out}
         return ({"role": "system", "content": system}, user) if system else (user,)
-    if isinstance(out, Sequence) and out and all(
-            isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in out):
+    if (
+        isinstance(out, Sequence)
+        and out
+        and all(
+            isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in out
+        )
+    ):
         return tuple({"role": m["role"], "content": m["content"]} for m in out)
-    raise TypeError(f"{where} must return a string or a list of {{'role': ..., 'content': ...}} messages, "
-                    f"got {type(out).__name__}")
+    raise TypeError(
+        f"{where} must return a string or a list of {{'role': ..., 'content': ...}} messages, got {type(out).__name__}"
+    )
 
 
 class LLMFunctionStep:
@@ -73,18 +81,38 @@ class LLMFunctionStep:
     layered over the run's (`step_voting`).
     """
 
-    __slots__ = ("name", "_build", "_parse", "_key", "_expected", "system", "voting", "red_flags", "inputs",
-                 "accepts")
+    __slots__ = (
+        "_build",
+        "_expected",
+        "_key",
+        "_parse",
+        "accepts",
+        "inputs",
+        "name",
+        "red_flags",
+        "system",
+        "voting",
+    )
 
-    def __init__(self, build: Callable[..., Any], *, parse: Callable[[str], Any],
-                 vote_key: Callable[[Any], str] | None = None, expected: Callable[..., Any] | None = None,
-                 system: str | None = None, voting: Voting | None = None, red_flags: Sequence[RedFlag] = (),
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        build: Callable[..., Any],
+        *,
+        parse: Callable[[str], Any],
+        vote_key: Callable[[Any], str] | None = None,
+        expected: Callable[..., Any] | None = None,
+        system: str | None = None,
+        voting: Voting | None = None,
+        red_flags: Sequence[RedFlag] = (),
+        name: str | None = None,
+    ) -> None:
         if inspect.iscoroutinefunction(build):
             # The prompt must be a pure function of the inputs: replay and resume
             # rebuild it. Async work (fetching context) belongs in a python step before it.
-            raise ConfigError(f"llm step {_name(build)}: the prompt builder must be a plain function, not async; "
-                              "do async work in a python step that feeds it")
+            raise ConfigError(
+                f"llm step {_name(build)}: the prompt builder must be a plain function, not async; "
+                "do async work in a python step that feeds it"
+            )
         for what, fn in (("parse", parse), ("vote_key", vote_key), ("expected", expected)):
             if fn is not None and not callable(fn):
                 raise ConfigError(f"llm step {_name(build)}: {what} must be callable, got {type(fn).__name__}")
@@ -119,7 +147,7 @@ class LLMFunctionStep:
 class PythonFunctionStep:
     """A plain Python microstep: runs once per run, is not voted (see `python_step`)."""
 
-    __slots__ = ("name", "_fn", "inputs", "accepts")
+    __slots__ = ("_fn", "accepts", "inputs", "name")
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
         if not callable(fn):
@@ -140,10 +168,17 @@ class PythonFunctionStep:
         return f"<python step {self.name}>"
 
 
-def llm_step(build: Callable[..., Any] | None = None, *, parse: Callable[[str], Any],
-             vote_key: Callable[[Any], str] | None = None, expected: Callable[..., Any] | None = None,
-             system: str | None = None, voting: Voting | None = None, red_flags: Sequence[RedFlag] = (),
-             name: str | None = None) -> Any:
+def llm_step(
+    build: Callable[..., Any] | None = None,
+    *,
+    parse: Callable[[str], Any],
+    vote_key: Callable[[Any], str] | None = None,
+    expected: Callable[..., Any] | None = None,
+    system: str | None = None,
+    voting: Voting | None = None,
+    red_flags: Sequence[RedFlag] = (),
+    name: str | None = None,
+) -> Any:
     """Make a voted LLM microstep from a prompt builder.
 
     The builder's parameters name the step's inputs; it returns the user message
@@ -162,8 +197,16 @@ def llm_step(build: Callable[..., Any] | None = None, *, parse: Callable[[str], 
     """
 
     def wrap(fn: Callable[..., Any]) -> LLMFunctionStep:
-        return LLMFunctionStep(fn, parse=parse, vote_key=vote_key, expected=expected, system=system,
-                               voting=voting, red_flags=red_flags, name=name)
+        return LLMFunctionStep(
+            fn,
+            parse=parse,
+            vote_key=vote_key,
+            expected=expected,
+            system=system,
+            voting=voting,
+            red_flags=red_flags,
+            name=name,
+        )
 
     return wrap if build is None else wrap(build)
 

@@ -26,7 +26,8 @@ whatever was decided before them is already flushed to the trace.
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 
 class MakerError(Exception):
@@ -65,8 +66,10 @@ class VoteUndecided(RunError):
         shown = ", ".join(f"{n}× {key[:60]}" for key, n in sorted(counts.items(), key=lambda kv: -kv[1])[:4])
         hint = ""
         if samples and flagged == samples:
-            hint = (" (every sample was red-flagged: if they were cut off at the output cap, raise"
-                    " --max-output-tokens; see the step's samples with `maker trace show TRACE --step STEP`)")
+            hint = (
+                " (every sample was red-flagged: if they were cut off at the output cap, raise"
+                " --max-output-tokens; see the step's samples with `maker trace show TRACE --step STEP`)"
+            )
         super().__init__(
             f"step {step} undecided after {samples} samples ({flagged} red-flagged); votes: {shown or 'none'}{hint}",
             step=step,

@@ -5,7 +5,7 @@ One module per task; the registry lets the CLI and the simulator find them.
 
 from __future__ import annotations
 
-from tasks._protocol import (
+from maker.tasks._protocol import (
     Chain,
     Inputs,
     LLMStep,
@@ -18,7 +18,7 @@ from tasks._protocol import (
     Task,
     TaskInfo,
 )
-from tasks._registry import build_task, oracles, register, task_info, task_names
+from maker.tasks._registry import build_task, oracles, register, task_info, task_names
 
 __all__ = [
     "Chain",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks._protocol import Oracle, Param, Task, TaskInfo
+from maker.tasks._protocol import Oracle, Param, Task, TaskInfo
 
 _REGISTRY: dict[str, TaskInfo] = {}
 
@@ -53,7 +53,7 @@ def oracles() -> list[Oracle]:
 
 
 def _register_builtin() -> None:
-    from tasks.hanoi import Hanoi, HanoiOracle
+    from maker.tasks.hanoi import Hanoi, HanoiOracle
 
     register(
         TaskInfo(
@@ -68,8 +68,8 @@ def _register_builtin() -> None:
 
 
 def _register_wide_tasks() -> None:
-    from tasks.arithmetic import MAX_DIGITS, Addition, AdditionOracle
-    from tasks.sorting import MAX_LENGTH, Sorting, SortingOracle
+    from maker.tasks.arithmetic import MAX_DIGITS, Addition, AdditionOracle
+    from maker.tasks.sorting import MAX_LENGTH, Sorting, SortingOracle
 
     instance = Param("instance", int, 0, "which random instance (numbers or list) to solve", minimum=0)
     register(

@@ -15,15 +15,16 @@ and the carry going out. Only voted answers travel along the edges.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from random import Random
-from typing import Any, Mapping
+from typing import Any
 
 import networkx as nx
 
-from tasks._protocol import Inputs, Messages
-from voting import ParseError
+from maker.tasks._protocol import Inputs, Messages
+from maker.voting import ParseError
 
 MAX_DIGITS = 20_000
 
@@ -155,7 +156,7 @@ def add_decimal(a: str, b: str) -> str:
     """
     width = max(len(a), len(b))
     digits, carry = [], 0
-    for x, y in zip(reversed(a.rjust(width, "0")), reversed(b.rjust(width, "0"))):
+    for x, y in zip(reversed(a.rjust(width, "0")), reversed(b.rjust(width, "0")), strict=False):
         out = _carry_out(int(x) + int(y), carry)
         digits.append(str(out["digit"]))
         carry = out["carry"]

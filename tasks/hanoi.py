@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from random import Random
-from typing import Any, Mapping
+from typing import Any
 
-from tasks._protocol import Chain, Inputs, Messages
-from voting import ParseError
+from maker.tasks._protocol import Chain, Inputs, Messages
+from maker.voting import ParseError
 
 State = list[list[int]]
 Move = list[int]
@@ -282,7 +283,7 @@ class HanoiOracle:
 
 
 def apply_move_back(state_after: State, move: Move) -> State:
-    disk, src, dst = move
+    _disk, src, dst = move
     before = [list(p) for p in state_after]
     before[src].append(before[dst].pop())
     return before

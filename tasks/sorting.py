@@ -15,15 +15,16 @@ wires (or the initial values); node args say which side of each output
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from random import Random
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import networkx as nx
 
-from tasks._protocol import Inputs, Messages
-from voting import ParseError
+from maker.tasks._protocol import Inputs, Messages
+from maker.voting import ParseError
 
 MAX_LENGTH = 2048
 MAX_VALUE = 999

@@ -17,8 +17,8 @@ import anyio
 import anyio.lowlevel
 
 from maker.backends._protocol import Completion, Request
-from tasks import Inputs, Messages
-from voting import ParseError
+from maker.tasks import Inputs, Messages
+from maker.voting import ParseError
 
 Scripted = str | Completion
 Script = Sequence[Scripted] | Mapping[Hashable, Sequence[Scripted]] | Callable[[Request], Scripted]
@@ -74,8 +74,9 @@ class ScriptedBackend:
     arrival order. instant: advertise `instant` so the microagent samples in order.
     """
 
-    def __init__(self, script: Script, *, gated: bool = False, instant: bool = False,
-                 delay: float = 0.0, tokens_out: int = 20) -> None:
+    def __init__(
+        self, script: Script, *, gated: bool = False, instant: bool = False, delay: float = 0.0, tokens_out: int = 20
+    ) -> None:
         self.model = "scripted/test"
         self.script = script
         self.gated = gated

@@ -26,7 +26,9 @@ def _check(address: Any) -> None:
         try:
             ip = ipaddress.ip_address(host.split("%")[0])
         except ValueError:
-            raise RuntimeError(f"test tried to connect to unresolved host {host!r}; tests may only use loopback")
+            raise RuntimeError(
+                f"test tried to connect to unresolved host {host!r}; tests may only use loopback"
+            ) from None
         if not ip.is_loopback:
             raise RuntimeError(f"test tried to connect to {host}; tests may only use loopback")
 

@@ -21,9 +21,9 @@ from maker._settings import RunSettings
 from maker.analysis import ALPHA, analyze, undecided, wilson
 from maker.analysis._stats import binom_cdf, binom_sf, chi2_sf, fisher_greater
 from maker.cli._app import main
-from tasks import build_task
-from traces._reader import read_events
-from voting import expected_votes
+from maker.tasks import build_task
+from maker.traces._reader import read_events
+from maker.voting import expected_votes
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -34,8 +34,14 @@ BASE = "sim/gpt-4.1-mini?error_rate=0.05"
 def independent_trace(directory: Path, knobs: str = "", seed: int = 11) -> Path:
     """Every step of 13-disk Hanoi from its ground-truth input, voted ahead-by-3: one clean sample per step."""
     path = directory / "trace.jsonl"
-    maker.run(HANOI_13, model=BASE + knobs, settings=RunSettings(seed=seed), trace=path, check=False,
-              independent=range(HANOI_13.steps))
+    maker.run(
+        HANOI_13,
+        model=BASE + knobs,
+        settings=RunSettings(seed=seed),
+        trace=path,
+        check=False,
+        independent=range(HANOI_13.steps),
+    )
     return path
 
 
@@ -69,6 +75,7 @@ def hard_agreeing(tmp_path_factory):
 
 # -- the error rate ----------------------------------------------------------------------------------------------
 
+
 def test_estimated_error_rate_lies_within_its_interval_of_the_true_rate(spread, worst_case):
     for a in (spread, worst_case):
         assert a.reference == "ground truth" and a.mode == "independent"
@@ -100,6 +107,7 @@ def test_longer_replies_are_wrong_more_often_when_the_model_rambles(tmp_path):
 
 # -- convergence against the theory -------------------------------------------------------------------------------
 
+
 def test_convergence_matches_the_independent_error_theory_within_sampling_error(worst_case):
     c = worst_case.convergence
     assert c is not None and c.k == 3 and c.steps == HANOI_13.steps
@@ -125,6 +133,7 @@ def test_mistakes_that_spread_over_several_answers_converge_faster_than_the_wors
 
 
 # -- heterogeneity and collisions ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["spread", "worst_case", "agreeing"])
 def test_independent_errors_raise_no_flag(name, request):
@@ -162,6 +171,7 @@ def test_hard_steps_whose_mistakes_agree_are_decided_wrong_far_more_than_predict
 
 # -- cost and projections -----------------------------------------------------------------------------------------
 
+
 def test_observed_cost_and_projections_to_a_million_and_a_billion_steps(worst_case):
     a = worst_case
     assert a.price is not None and a.cost == pytest.approx((0.4 * a.tokens_in + 1.6 * a.tokens_out) / 1e6)
@@ -175,6 +185,7 @@ def test_observed_cost_and_projections_to_a_million_and_a_billion_steps(worst_ca
 
 
 # -- traces of every kind -----------------------------------------------------------------------------------------
+
 
 def test_a_trace_without_ground_truth_is_scored_against_the_winner(tmp_path, worst_case):
     stripped = tmp_path / "no-truth.jsonl"
@@ -196,8 +207,9 @@ def test_a_resumed_trace_counts_every_sample_once(tmp_path):
 
     path = tmp_path / "resumed.jsonl"
     hanoi8 = build_task("hanoi", disks=8)
-    first = maker.run(hanoi8, model=BASE + "&malformed_rate=0.1", trace=path, check=False,
-                      budget=Budget(max_samples=300))
+    first = maker.run(
+        hanoi8, model=BASE + "&malformed_rate=0.1", trace=path, check=False, budget=Budget(max_samples=300)
+    )
     assert first.outcome == "budget"
     assert maker.resume(path, check=False).solved
     a = analyze(path)
@@ -235,9 +247,16 @@ def test_a_sequential_run_and_its_plots(tmp_path, capsys):
 def test_the_tables_name_every_section(tmp_path, capsys, worst_case):
     assert main(["analyze", str(worst_case.path)]) == 0
     out = capsys.readouterr().out
-    for words in ("trace analysis", "error rate by response length", "first-vote error rate by step",
-                  "rounds and votes", "undecided steps after each vote", "collisions", "the same setup at scale",
-                  "errors look independent"):
+    for words in (
+        "trace analysis",
+        "error rate by response length",
+        "first-vote error rate by step",
+        "rounds and votes",
+        "undecided steps after each vote",
+        "collisions",
+        "the same setup at scale",
+        "errors look independent",
+    ):
         assert words in out
 
 
@@ -249,11 +268,14 @@ def test_missing_matplotlib_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch
     assert not (tmp_path / "p").exists()
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "no such file"),
-    (b"", "empty trace"),
-    (b"not json\n", "not a maker trace"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        (b"", "empty trace"),
+        (b"not json\n", "not a maker trace"),
+    ],
+)
 def test_bad_trace_files_are_one_line_and_exit_2(tmp_path, capsys, content, message):
     path = tmp_path / "bad.jsonl"
     if content is not None:
@@ -264,21 +286,44 @@ def test_bad_trace_files_are_one_line_and_exit_2(tmp_path, capsys, content, mess
 
 
 def test_public_api_is_exactly_this():
-    assert sorted(maker.analysis.__all__) == sorted([
-        "ALPHA", "Analysis", "Bin", "Calibration", "Collisions", "Convergence", "Estimate", "Heterogeneity",
-        "KRow", "Outlier", "Projection", "Proportion", "acalibrate", "analyze", "calibrate", "estimate",
-        "majority_equivalent", "undecided", "wilson", "write_plots",
-    ])
+    assert sorted(maker.analysis.__all__) == sorted(
+        [
+            "ALPHA",
+            "Analysis",
+            "Bin",
+            "Calibration",
+            "Collisions",
+            "Convergence",
+            "Estimate",
+            "Heterogeneity",
+            "KRow",
+            "Outlier",
+            "Projection",
+            "Proportion",
+            "acalibrate",
+            "analyze",
+            "calibrate",
+            "estimate",
+            "majority_equivalent",
+            "undecided",
+            "wilson",
+            "write_plots",
+        ]
+    )
 
 
 # -- the statistics underneath ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("hits", "n", "low", "high"), [
-    (0, 10, 0.0, 0.2775),       # Wilson 1927 / Newcombe 1998 table values
-    (1, 29, 0.0061, 0.1718),
-    (81, 263, 0.2553, 0.3662),
-    (10, 10, 0.7225, 1.0),
-])
+
+@pytest.mark.parametrize(
+    ("hits", "n", "low", "high"),
+    [
+        (0, 10, 0.0, 0.2775),  # Wilson 1927 / Newcombe 1998 table values
+        (1, 29, 0.0061, 0.1718),
+        (81, 263, 0.2553, 0.3662),
+        (10, 10, 0.7225, 1.0),
+    ],
+)
 def test_wilson_interval_matches_published_values(hits, n, low, high):
     lo, hi = wilson(hits, n)
     assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)
@@ -293,14 +338,17 @@ def test_binomial_tails_match_exact_sums(x, n, p):
 
 def test_fisher_exact_matches_the_hypergeometric_sum():
     total, first, second = 40, 9, 12
+
     def pmf(x):
         return math.comb(first, x) * math.comb(total - first, second - x) / math.comb(total, second)
-    for both in range(0, 10):
+
+    for both in range(10):
         assert fisher_greater(both, first, second, total) == pytest.approx(sum(pmf(x) for x in range(both, 10)))
 
 
-@pytest.mark.parametrize(("x", "df", "p"), [(3.841459, 1, 0.05), (18.307038, 10, 0.05), (2.705543, 1, 0.1),
-                                            (0.5, 4, 0.973500)])
+@pytest.mark.parametrize(
+    ("x", "df", "p"), [(3.841459, 1, 0.05), (18.307038, 10, 0.05), (2.705543, 1, 0.1), (0.5, 4, 0.973500)]
+)
 def test_chi_square_tail(x, df, p):
     assert chi2_sf(x, df) == pytest.approx(p, rel=1e-5)
 

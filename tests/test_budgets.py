@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _http import FAST_RETRIES, clean_env, run_maker, server_stats, sim_server_process
 
 import maker
 from maker import Budget, Price
@@ -18,9 +19,8 @@ from maker.backends import SimServerConfig, serve_sim
 from maker.backends._protocol import Completion, Request
 from maker.backends._registry import open_backend
 from maker.errors import BudgetExceeded, ConfigError
-from tasks import build_task
-from _http import FAST_RETRIES, clean_env, run_maker, server_stats, sim_server_process
-from traces._reader import load_trace
+from maker.tasks import build_task
+from maker.traces._reader import load_trace
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,8 +33,9 @@ async def run_with(budget: Budget, tmp_path: Path, **options: Any) -> tuple[Any,
     async with serve_sim(SimServerConfig(profile="gpt-4.1-mini?latency=0.002")) as server:
         http = open_backend(f"openai/gpt-4.1-mini?{FAST_RETRIES}", base_url=server.base_url)
         try:
-            result = await maker.arun(HANOI, backend=http, budget=budget, trace=tmp_path / "t.jsonl", check=False,
-                                      **options)
+            result = await maker.arun(
+                HANOI, backend=http, budget=budget, trace=tmp_path / "t.jsonl", check=False, **options
+            )
         finally:
             await http.aclose()
         return result, load_trace(tmp_path / "t.jsonl"), server.stats
@@ -110,23 +111,29 @@ def test_a_failed_request_releases_its_reservation():
     spending(Request([{"role": "user", "content": "hi"}], 0.0, 10))
 
 
-@pytest.mark.parametrize("knobs, message", [
-    ({"max_cost": 0}, "max_cost must be a positive"),
-    ({"max_cost": float("nan")}, "max_cost must be a positive"),
-    ({"max_samples": 0}, "max_samples must be >= 1"),
-    ({"max_tokens": -5}, "max_tokens must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"max_cost": 0}, "max_cost must be a positive"),
+        ({"max_cost": float("nan")}, "max_cost must be a positive"),
+        ({"max_samples": 0}, "max_samples must be >= 1"),
+        ({"max_tokens": -5}, "max_tokens must be >= 1"),
+    ],
+)
 def test_budget_settings_are_validated(knobs, message):
     with pytest.raises(ConfigError, match=message):
         Budget(**knobs)
 
 
-@pytest.mark.parametrize("model, prices, note", [
-    ("openai/gpt-4.1-mini", None, None),
-    ("openai/my-local-model", None, "cost limit of $1 cannot be enforced"),
-    ("openai/qwen3", None, "counts output tokens only"),
-    ("openai/my-local-model", {"my-local-model": Price(0.1, 0.2)}, None),
-])
+@pytest.mark.parametrize(
+    "model, prices, note",
+    [
+        ("openai/gpt-4.1-mini", None, None),
+        ("openai/my-local-model", None, "cost limit of $1 cannot be enforced"),
+        ("openai/qwen3", None, "counts output tokens only"),
+        ("openai/my-local-model", {"my-local-model": Price(0.1, 0.2)}, None),
+    ],
+)
 def test_notes_say_at_start_when_a_cost_limit_cannot_be_enforced(model, prices, note):
     notes = Budget(max_cost=1, prices=prices).notes(model)
     assert notes == [] if note is None else note in notes[0]
@@ -144,8 +151,21 @@ def sim_url():
 def test_cli_budget_stop_is_clean_and_named(sim_url, tmp_path):
     before = server_stats(sim_url)["chat_requests"]
     trace = tmp_path / "t.jsonl"
-    done = run_maker("hanoi", "--disks", "6", "--model", "openai/perfect", "--base-url", sim_url,
-                     "--max-samples", "25", "--trace", str(trace), "--json", cwd=tmp_path)
+    done = run_maker(
+        "hanoi",
+        "--disks",
+        "6",
+        "--model",
+        "openai/perfect",
+        "--base-url",
+        sim_url,
+        "--max-samples",
+        "25",
+        "--trace",
+        str(trace),
+        "--json",
+        cwd=tmp_path,
+    )
     summary = json.loads(done.stdout)
     assert done.returncode == 1
     assert summary["outcome"] == "budget" and "budget reached: max_samples" in summary["error"]
@@ -154,8 +174,20 @@ def test_cli_budget_stop_is_clean_and_named(sim_url, tmp_path):
 
 
 def test_cli_says_at_start_that_an_unpriced_model_has_no_cost_limit(sim_url, tmp_path):
-    done = run_maker("hanoi", "--disks", "3", "--model", "openai/perfect", "--base-url", sim_url,
-                     "--max-cost", "0.0001", "--quiet", "--no-trace", cwd=tmp_path)
+    done = run_maker(
+        "hanoi",
+        "--disks",
+        "3",
+        "--model",
+        "openai/perfect",
+        "--base-url",
+        sim_url,
+        "--max-cost",
+        "0.0001",
+        "--quiet",
+        "--no-trace",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0  # it ran: the limit could not apply, and the user was told
     assert done.stderr.startswith("maker: note: no price is known for openai/perfect")
 
@@ -163,8 +195,22 @@ def test_cli_says_at_start_that_an_unpriced_model_has_no_cost_limit(sim_url, tmp
 def test_cli_prices_file_makes_the_cost_limit_enforceable(sim_url, tmp_path):
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"perfect": [1.0, 4.0]}))
-    done = run_maker("hanoi", "--disks", "6", "--model", "openai/perfect", "--base-url", sim_url, "--max-cost",
-                     "0.03", "--prices", str(prices), "--json", "--no-trace", cwd=tmp_path)
+    done = run_maker(
+        "hanoi",
+        "--disks",
+        "6",
+        "--model",
+        "openai/perfect",
+        "--base-url",
+        sim_url,
+        "--max-cost",
+        "0.03",
+        "--prices",
+        str(prices),
+        "--json",
+        "--no-trace",
+        cwd=tmp_path,
+    )
     summary = json.loads(done.stdout)
     assert "note:" not in done.stderr
     assert summary["outcome"] == "budget" and "max_cost" in summary["error"]

@@ -14,9 +14,9 @@ from maker.analysis._calibrate import acalibrate, calibrate, pick_steps
 from maker.backends import SimServerConfig, open_backend, serve_sim
 from maker.cli._app import main
 from maker.errors import ConfigError
-from tasks import build_task
-from traces._reader import read_events
-from voting import k_min
+from maker.tasks import build_task
+from maker.traces._reader import read_events
+from maker.voting import k_min
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,11 +29,14 @@ def _valid_share(mean_tokens: int, cap: int = 750) -> float:
     return 0.5 * (1 + math.erf(z / math.sqrt(2)))
 
 
-@pytest.mark.parametrize(("model", "error_rate", "valid_rate", "seed"), [
-    ("sim/gpt-4.1-mini?error_rate=0.05", 0.05, _valid_share(538), 0),
-    ("sim/qwen3", 0.2342, _valid_share(449), 1),
-    ("sim/gpt-4.1-nano", 0.3571, _valid_share(842), 2),
-])
+@pytest.mark.parametrize(
+    ("model", "error_rate", "valid_rate", "seed"),
+    [
+        ("sim/gpt-4.1-mini?error_rate=0.05", 0.05, _valid_share(538), 0),
+        ("sim/qwen3", 0.2342, _valid_share(449), 1),
+        ("sim/gpt-4.1-nano", 0.3571, _valid_share(842), 2),
+    ],
+)
 def test_the_95_percent_interval_covers_the_profiles_true_rates(model, error_rate, valid_rate, seed):
     cal = calibrate(HANOI_14, model=model, samples=800, seed=seed, trace=False)
     assert cal.outcome == "measured" and cal.stopped is None
@@ -56,11 +59,14 @@ def test_a_good_model_gets_k_min_and_a_cost_for_the_whole_task():
     assert 500 < cal.mean_tokens_out < 560
 
 
-@pytest.mark.parametrize(("model", "words"), [
-    ("sim/gpt-4.1-mini?error_rate=0.7", "a vote is right only"),
-    ("sim/gpt-4.1-mini?error_rate=1", "a vote is right only 0.0%"),
-    ("sim/gpt-4.1-mini?malformed_rate=1", "none of its"),
-])
+@pytest.mark.parametrize(
+    ("model", "words"),
+    [
+        ("sim/gpt-4.1-mini?error_rate=0.7", "a vote is right only"),
+        ("sim/gpt-4.1-mini?error_rate=1", "a vote is right only 0.0%"),
+        ("sim/gpt-4.1-mini?malformed_rate=1", "none of its"),
+    ],
+)
 def test_a_model_voting_cannot_help_gets_a_plain_verdict(model, words):
     cal = calibrate(HANOI_14, model=model, samples=200, max_samples=5, trace=False)
     assert cal.voting_helps is False
@@ -104,7 +110,7 @@ def test_the_trace_is_a_run_trace_that_analyze_reads(tmp_path):
 def test_steps_are_a_seeded_random_sample_without_repeats():
     a, b, c = pick_steps(1023, 200, 1), pick_steps(1023, 200, 1), pick_steps(1023, 200, 2)
     assert a == b != c
-    assert len(set(a)) == 200 and a == sorted(a) and 0 <= a[0] and a[-1] < 1023
+    assert len(set(a)) == 200 and a == sorted(a) and a[0] >= 0 and a[-1] < 1023
     with pytest.raises(ConfigError, match="only 1023 steps"):
         pick_steps(1023, 1024, 0)
 
@@ -120,8 +126,14 @@ async def test_calibration_over_real_http_through_the_openai_client(tmp_path):
     async with serve_sim(config) as server:
         backend = open_backend("openai/gpt-4.1-mini", base_url=server.base_url, api_key="sk-test")
         try:
-            cal = await acalibrate(build_task("hanoi", disks=12), model="openai/gpt-4.1-mini", samples=400,
-                                   concurrency=8, backend=backend, trace=tmp_path / "http.jsonl")
+            cal = await acalibrate(
+                build_task("hanoi", disks=12),
+                model="openai/gpt-4.1-mini",
+                samples=400,
+                concurrency=8,
+                backend=backend,
+                trace=tmp_path / "http.jsonl",
+            )
         finally:
             await backend.aclose()
         stats = server.stats
@@ -132,8 +144,21 @@ async def test_calibration_over_real_http_through_the_openai_client(tmp_path):
 
 
 def test_cli_json_verdict_for_a_bad_model(capsys, tmp_path):
-    code = main(["calibrate", "hanoi", "--disks", "12", "--samples", "150", "--model",
-                 "sim/gpt-4.1-mini?error_rate=0.6", "--json", "--trace", str(tmp_path / "c.jsonl")])
+    code = main(
+        [
+            "calibrate",
+            "hanoi",
+            "--disks",
+            "12",
+            "--samples",
+            "150",
+            "--model",
+            "sim/gpt-4.1-mini?error_rate=0.6",
+            "--json",
+            "--trace",
+            str(tmp_path / "c.jsonl"),
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["voting_helps"] is False and out["k_min"] is None
@@ -154,20 +179,41 @@ async def test_cli_calibrates_an_openai_compatible_server(tmp_path):
     config = SimServerConfig(profile="gpt-4.1-mini?error_rate=0.65", models=("tiny",))
     async with serve_sim(config) as server:
         done = await anyio.run_process(
-            [sys.executable, "-m", "maker.cli", "calibrate", "hanoi", "--disks", "10", "--samples", "100",
-             "--model", "openai/tiny", "--base-url", server.base_url, "--json", "--no-trace"],
-            cwd=tmp_path, check=False, env={"PATH": "/usr/bin:/bin"})
+            [
+                sys.executable,
+                "-m",
+                "maker.cli",
+                "calibrate",
+                "hanoi",
+                "--disks",
+                "10",
+                "--samples",
+                "100",
+                "--model",
+                "openai/tiny",
+                "--base-url",
+                server.base_url,
+                "--json",
+                "--no-trace",
+            ],
+            cwd=tmp_path,
+            check=False,
+            env={"PATH": "/usr/bin:/bin"},
+        )
     assert done.returncode == 0, done.stderr.decode()
     out = json.loads(done.stdout)
     assert out["model"] == "openai/tiny" and out["voting_helps"] is False
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["calibrate", "sorting", "--samples", "5"], "cannot be calibrated"),
-    (["calibrate", "hanoi", "--disks", "3", "--samples", "8"], "only 7 steps"),
-    (["calibrate", "hanoi", "--model", "nope/x"], "unknown model provider"),
-    (["calibrate", "hanoi", "--temperature", "3"], "temperature"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["calibrate", "sorting", "--samples", "5"], "cannot be calibrated"),
+        (["calibrate", "hanoi", "--disks", "3", "--samples", "8"], "only 7 steps"),
+        (["calibrate", "hanoi", "--model", "nope/x"], "unknown model provider"),
+        (["calibrate", "hanoi", "--temperature", "3"], "temperature"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from traces._reader import load_trace
+from maker.traces._reader import load_trace
 
 
 def maker_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -76,8 +76,17 @@ def test_the_hostile_model_makes_errors_without_voting(tmp_path: Path, disks: in
 
 def test_a_run_that_stops_early_still_prints_json_and_keeps_its_trace(tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
-    summary, done = run_json("--disks", "5", "--model", "sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
-                             "--max-samples-per-step", "6", "--trace", str(trace), cwd=tmp_path)
+    summary, done = run_json(
+        "--disks",
+        "5",
+        "--model",
+        "sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
+        "--max-samples-per-step",
+        "6",
+        "--trace",
+        str(trace),
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert summary["solved"] is False and summary["outcome"] == "undecided"
     assert "undecided after 6 samples" in summary["error"]

@@ -12,8 +12,8 @@ import pytest
 import maker
 from maker._recorder import Totals
 from maker.errors import TraceError
-from tasks import build_task
-from traces import TraceWriter, read_events, repair_tail
+from maker.tasks import build_task
+from maker.traces import TraceWriter, read_events, repair_tail
 
 
 class DiskWatch:
@@ -80,8 +80,9 @@ def test_repair_cuts_a_torn_line_and_keeps_a_whole_one(tmp_path: Path, trace_byt
     assert repair_tail(path).dropped_bytes == 0 and path.read_bytes() == trace_bytes  # a clean file is left alone
 
 
-def test_repair_rewrites_a_cut_gzip_trace_as_one_stream_that_can_be_appended_to(tmp_path: Path,
-                                                                                 trace_bytes: bytes) -> None:
+def test_repair_rewrites_a_cut_gzip_trace_as_one_stream_that_can_be_appended_to(
+    tmp_path: Path, trace_bytes: bytes
+) -> None:
     path = tmp_path / "t.jsonl.gz"
     packed = gzip.compress(trace_bytes)
     path.write_bytes(packed[: len(packed) * 3 // 4])

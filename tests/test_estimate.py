@@ -29,8 +29,9 @@ PAPER = [
 ]
 
 
-@pytest.mark.parametrize(("model", "price", "tokens", "error_rate", "k_min", "cost_k"), PAPER,
-                         ids=[row[0] for row in PAPER])
+@pytest.mark.parametrize(
+    ("model", "price", "tokens", "error_rate", "k_min", "cost_k"), PAPER, ids=[row[0] for row in PAPER]
+)
 def test_k_min_matches_every_row_of_the_papers_table(model, price, tokens, error_rate, k_min, cost_k):
     est = estimate(error_rate, S20, target=0.95, tokens_out=tokens, price=Price(None, price))
     assert est.k_min == k_min
@@ -47,8 +48,7 @@ def test_k_min_matches_every_row_of_the_papers_table(model, price, tokens, error
     assert 1.1 <= cost_k * 1000 / row.cost <= 1.45
 
 
-@pytest.mark.parametrize(("k", "p_full", "tolerance"), [(2, 0.006, 0.0005), (3, 0.989, 0.0005),
-                                                         (4, 0.99998, 0.000005)])
+@pytest.mark.parametrize(("k", "p_full", "tolerance"), [(2, 0.006, 0.0005), (3, 0.989, 0.0005), (4, 0.99998, 0.000005)])
 def test_worked_figures_of_section_4(k, p_full, tolerance):
     row = estimate(1 - 0.9978, S20, ks=(k,)).rows[0]
     assert row.p_task == pytest.approx(p_full, abs=tolerance)
@@ -74,12 +74,15 @@ def test_rows_span_k_min_and_samples_scale_with_the_valid_rate():
     assert est.notes == ()
 
 
-@pytest.mark.parametrize(("price", "tokens_in", "tokens_out", "note"), [
-    (None, None, 500, "no model or price given"),
-    (Price(None, 0.6), 400, 500, "input price unknown: cost counts output tokens only"),
-    (Price(0.4, 1.6), None, 500, "no input tokens per call given"),
-    (Price(0.4, 1.6), 400, None, "no output tokens per call given"),
-])
+@pytest.mark.parametrize(
+    ("price", "tokens_in", "tokens_out", "note"),
+    [
+        (None, None, 500, "no model or price given"),
+        (Price(None, 0.6), 400, 500, "input price unknown: cost counts output tokens only"),
+        (Price(0.4, 1.6), None, 500, "no input tokens per call given"),
+        (Price(0.4, 1.6), 400, None, "no output tokens per call given"),
+    ],
+)
 def test_what_the_cost_leaves_out_is_said_not_invented(price, tokens_in, tokens_out, note):
     est = estimate(0.01, 10_000, price=price, tokens_in=tokens_in, tokens_out=tokens_out)
     assert any(note in n for n in est.notes)
@@ -99,21 +102,38 @@ def test_a_perfect_model_needs_one_vote():
     assert est.rows[0].p_task == 1.0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ({"error_rate": 1.5, "steps": 10}, "error rate"),
-    ({"error_rate": 0.1, "steps": 0}, "steps"),
-    ({"error_rate": 0.1, "steps": 10, "target": 1.0}, "target"),
-    ({"error_rate": 0.1, "steps": 10, "valid_rate": 0.0}, "valid rate"),
-    ({"error_rate": 0.1, "steps": 10, "tokens_out": -1}, "tokens out"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"error_rate": 1.5, "steps": 10}, "error rate"),
+        ({"error_rate": 0.1, "steps": 0}, "steps"),
+        ({"error_rate": 0.1, "steps": 10, "target": 1.0}, "target"),
+        ({"error_rate": 0.1, "steps": 10, "valid_rate": 0.0}, "valid rate"),
+        ({"error_rate": 0.1, "steps": 10, "tokens_out": -1}, "tokens out"),
+    ],
+)
 def test_bad_settings_are_config_errors(args, message):
     with pytest.raises(ConfigError, match=message):
         estimate(**args)
 
 
 def test_cli_json_is_the_library_estimate(capsys):
-    code = main(["estimate", "--error-rate", "0.0022", "--steps", "1048575", "--model", "gpt-4.1-mini",
-                 "--tokens-in", "450", "--tokens-out", "538", "--json"])
+    code = main(
+        [
+            "estimate",
+            "--error-rate",
+            "0.0022",
+            "--steps",
+            "1048575",
+            "--model",
+            "gpt-4.1-mini",
+            "--tokens-in",
+            "450",
+            "--tokens-out",
+            "538",
+            "--json",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     lib = estimate(0.0022, S20, tokens_in=450, tokens_out=538, price=Price(0.4, 1.6), price_source="gpt-4.1-mini")
@@ -122,8 +142,10 @@ def test_cli_json_is_the_library_estimate(capsys):
 
 
 def test_cli_table_names_k_min_and_says_when_a_model_has_no_price(capsys):
-    assert main(["estimate", "--error-rate", "0.0393", "--steps", "1e6", "--model", "my-own-model",
-                 "--tokens-out", "925"]) == 0
+    assert (
+        main(["estimate", "--error-rate", "0.0393", "--steps", "1e6", "--model", "my-own-model", "--tokens-out", "925"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "k_min = 6" in out
     assert "no price for model 'my-own-model'" in out
@@ -131,21 +153,39 @@ def test_cli_table_names_k_min_and_says_when_a_model_has_no_price(capsys):
 
 
 def test_cli_given_prices_are_used(capsys):
-    assert main(["estimate", "--error-rate", "0.0022", "--steps", "1048575", "--tokens-out", "538",
-                 "--price-out", "1.6", "--json"]) == 0
+    assert (
+        main(
+            [
+                "estimate",
+                "--error-rate",
+                "0.0022",
+                "--steps",
+                "1048575",
+                "--tokens-out",
+                "538",
+                "--price-out",
+                "1.6",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     at = next(r for r in out["rows"] if r["k"] == out["k_min"])
     assert math.isclose(at["cost"], at["tokens_out"] * 1.6 / 1e6)
     assert out["price_source"] == "given"
 
 
-@pytest.mark.parametrize("argv", [
-    ["estimate", "--error-rate", "2", "--steps", "10"],
-    ["estimate", "--error-rate", "0.1", "--steps", "1.5"],
-    ["estimate", "--error-rate", "0.1"],
-    ["estimate", "--error-rate", "0.1", "--steps", "10", "--price-in", "1"],
-    ["estimate", "--error-rate", "0.1", "--steps", "10", "--model", "x", "--price-out", "1"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["estimate", "--error-rate", "2", "--steps", "10"],
+        ["estimate", "--error-rate", "0.1", "--steps", "1.5"],
+        ["estimate", "--error-rate", "0.1"],
+        ["estimate", "--error-rate", "0.1", "--steps", "10", "--price-in", "1"],
+        ["estimate", "--error-rate", "0.1", "--steps", "10", "--model", "x", "--price-out", "1"],
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         code = main(argv)

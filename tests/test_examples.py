@@ -17,14 +17,15 @@ import anyio
 import pytest
 
 from maker.backends._sim_server import SimServerConfig, serve_sim
-from traces._reader import load_trace
+from maker.traces._reader import load_trace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
 
 
 def test_every_example_is_tested():
@@ -63,9 +64,20 @@ async def test_openai_server_example_solves_a_task_over_http(tmp_path):
     config = SimServerConfig(profile="gpt-4.1-mini?error_rate=0.05", models=("gpt-4.1-mini",))
     async with serve_sim(config) as server:
         done = await anyio.run_process(
-            [sys.executable, str(EXAMPLES / "openai_server.py"), "sorting", "length=24", "instance=3",
-             "--base-url", server.base_url, "--trace", str(tmp_path / "http.jsonl")],
-            cwd=tmp_path, check=False)
+            [
+                sys.executable,
+                str(EXAMPLES / "openai_server.py"),
+                "sorting",
+                "length=24",
+                "instance=3",
+                "--base-url",
+                server.base_url,
+                "--trace",
+                str(tmp_path / "http.jsonl"),
+            ],
+            cwd=tmp_path,
+            check=False,
+        )
     assert done.returncode == 0, done.stderr.decode()
     summary = json.loads(done.stdout)
     assert summary["solved"] and summary["errors"] == 0 and summary["model"] == "openai/gpt-4.1-mini"
@@ -87,9 +99,26 @@ def test_replay_and_analyse_example_reproduces_revotes_and_analyses(tmp_path):
 
 def test_replay_and_analyse_example_reads_a_given_trace(tmp_path):
     trace = tmp_path / "sum.jsonl"
-    recorded = subprocess.run([sys.executable, "-m", "maker.cli", "run", "arithmetic", "--digits", "20", "--model",
-                               "sim/gpt-4.1-mini?error_rate=0.1", "--trace", str(trace), "--json"],
-                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    recorded = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maker.cli",
+            "run",
+            "arithmetic",
+            "--digits",
+            "20",
+            "--model",
+            "sim/gpt-4.1-mini?error_rate=0.1",
+            "--trace",
+            str(trace),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert recorded.returncode == 0, recorded.stderr
     result = example("replay_analyse.py", "--trace", str(trace), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -8,8 +8,8 @@ from random import Random
 
 import pytest
 
-from tasks import SampleableTask, build_task
-from tasks.hanoi import (
+from maker.tasks import SampleableTask, build_task
+from maker.tasks.hanoi import (
     Hanoi,
     HanoiOracle,
     HanoiStep,
@@ -23,14 +23,15 @@ from tasks.hanoi import (
     parse_reply,
     strategy_move,
 )
-from voting import ParseError
+from maker.voting import ParseError
 
 # ---------------------------------------------------------------------------
 # The prompt
 
 
-@pytest.mark.parametrize(("n", "arrow"), [(1, "0→2→1→0"), (2, "0→1→2→0"), (3, "0→2→1→0"), (4, "0→1→2→0"),
-                                          (20, "0→1→2→0")])
+@pytest.mark.parametrize(
+    ("n", "arrow"), [(1, "0→2→1→0"), (2, "0→1→2→0"), (3, "0→2→1→0"), (4, "0→1→2→0"), (20, "0→1→2→0")]
+)
 def test_the_strategy_names_disk_1s_cycle_for_even_and_odd_n(n: int, arrow: str) -> None:
     system, user = HanoiStep(n).prompt(Hanoi(n).step_inputs(0))
     assert f"along the cycle {arrow}." in user["content"]
@@ -70,8 +71,11 @@ def test_the_user_part_has_rules_strategy_previous_move_and_state_as_python_list
     _, later = HanoiStep(3).prompt(Hanoi(3).step_inputs(3))
     assert "Previous move: [1, 2, 1]\n" in later["content"]  # str() of a list, as the paper wrote it
     assert "Current State: [[3], [2, 1], []]\n" in later["content"]
-    for text in ("Only the top disk of a peg can be moved.", "make the only legal move that does not involve disk 1",
-                 "find the single next move that follows the strategy, and the resulting next state"):
+    for text in (
+        "Only the top disk of a peg can be moved.",
+        "make the only legal move that does not involve disk 1",
+        "find the single next move that follows the strategy, and the resulting next state",
+    ):
         assert text in later["content"]
 
 
@@ -92,22 +96,41 @@ RIGHT = {"move": [1, 0, 2], "state": [[3, 2], [], [1]]}
 
 ACCEPTED = [
     ("plain", GOOD, RIGHT),
-    ("prose around the answer", "Sure! Following the strategy, disk 1 goes from 0 to 2.\n" + GOOD
-     + "\nThat is the next move.", RIGHT),
+    (
+        "prose around the answer",
+        "Sure! Following the strategy, disk 1 goes from 0 to 2.\n" + GOOD + "\nThat is the next move.",
+        RIGHT,
+    ),
     ("no spaces", "move=[1,0,2]\nnext_state=[[3,2],[],[1]]", RIGHT),
     ("line breaks inside the lists", "move = [1,\n 0, 2]\nnext_state = [\n  [3, 2],\n  [],\n  [1]\n]", RIGHT),
     ("a code fence", "```python\n" + GOOD + "\n```", RIGHT),
-    ("several matches: the last one wins", "move = [1, 0, 1]\nnext_state = [[3, 2], [1], []]\n"
-     "Wait, 3 disks is odd, so disk 1 goes the other way.\n" + GOOD, RIGHT),
-    ("last move and last state are found separately", "next_state = [[3, 2], [], [1]]\nmove = [2, 0, 1]\n"
-     "move = [1, 0, 2]", RIGHT),
+    (
+        "several matches: the last one wins",
+        "move = [1, 0, 1]\nnext_state = [[3, 2], [1], []]\n"
+        "Wait, 3 disks is odd, so disk 1 goes the other way.\n" + GOOD,
+        RIGHT,
+    ),
+    (
+        "last move and last state are found separately",
+        "next_state = [[3, 2], [], [1]]\nmove = [2, 0, 1]\nmove = [1, 0, 2]",
+        RIGHT,
+    ),
     ("non-ASCII prose", "Voilà — le disque 1 va à droite ✓\n" + GOOD, RIGHT),
-    ("the state need not follow from the move (voting's job)", "move = [2, 0, 1]\nnext_state = [[3, 2], [], [1]]",
-     {"move": [2, 0, 1], "state": [[3, 2], [], [1]]}),
-    ("an illegal stacking is still each disk once", "move = [1, 0, 2]\nnext_state = [[1, 2, 3], [], []]",
-     {"move": [1, 0, 2], "state": [[1, 2, 3], [], []]}),
-    ("a huge move is three ints; it just loses the vote", "move = [123456789012345678901234567890, 0, 2]\n"
-     "next_state = [[3, 2], [], [1]]", {"move": [123456789012345678901234567890, 0, 2], "state": [[3, 2], [], [1]]}),
+    (
+        "the state need not follow from the move (voting's job)",
+        "move = [2, 0, 1]\nnext_state = [[3, 2], [], [1]]",
+        {"move": [2, 0, 1], "state": [[3, 2], [], [1]]},
+    ),
+    (
+        "an illegal stacking is still each disk once",
+        "move = [1, 0, 2]\nnext_state = [[1, 2, 3], [], []]",
+        {"move": [1, 0, 2], "state": [[1, 2, 3], [], []]},
+    ),
+    (
+        "a huge move is three ints; it just loses the vote",
+        "move = [123456789012345678901234567890, 0, 2]\nnext_state = [[3, 2], [], [1]]",
+        {"move": [123456789012345678901234567890, 0, 2], "state": [[3, 2], [], [1]]},
+    ),
 ]
 
 
@@ -265,9 +288,14 @@ def test_solved_means_zero_errors_and_the_goal_state() -> None:
     assert not task.solved({}, 0)
 
 
-@pytest.mark.parametrize(("options", "message"), [({"disks": 0}, "--disks must be >= 1"),
-                                                  ({"disks": 31}, "between 1 and 30"),
-                                                  ({"pegs": 4}, "has no option 'pegs'")])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"disks": 0}, "--disks must be >= 1"),
+        ({"disks": 31}, "between 1 and 30"),
+        ({"pegs": 4}, "has no option 'pegs'"),
+    ],
+)
 def test_bad_task_options_are_errors(options: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_task("hanoi", **options)

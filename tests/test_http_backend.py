@@ -13,28 +13,33 @@ from random import Random
 from typing import Any
 
 import pytest
+from _http import FAST_RETRIES, clean_env, closed_port, run_maker, sim_server_process
 
 import maker
 from maker.backends import Faults, RetryEvent, RetryPolicy, SimServerConfig, serve_sim
 from maker.backends._protocol import Request
-from maker.backends._retry import parse_retry_after
 from maker.backends._registry import open_backend
+from maker.backends._retry import parse_retry_after
 from maker.cli._app import main as cli_main
 from maker.errors import BackendRejected, BackendUnavailable, ConfigError
-from tasks import build_task
-from _http import FAST_RETRIES, clean_env, closed_port, run_maker, sim_server_process
-from traces._reader import load_trace
-from voting import Voting
+from maker.tasks import build_task
+from maker.traces._reader import load_trace
+from maker.voting import Voting
 
 pytestmark = pytest.mark.timeout(120)
 
 HANOI_8 = build_task("hanoi", disks=8)
 
 
-def backend(server: Any, options: str = FAST_RETRIES, *, events: list[RetryEvent] | None = None,
-            model: str = "gpt-4.1-mini") -> Any:
-    return open_backend(f"openai/{model}?{options}", base_url=server.base_url, api_key="sk-test",
-                        on_retry=None if events is None else events.append)
+def backend(
+    server: Any, options: str = FAST_RETRIES, *, events: list[RetryEvent] | None = None, model: str = "gpt-4.1-mini"
+) -> Any:
+    return open_backend(
+        f"openai/{model}?{options}",
+        base_url=server.base_url,
+        api_key="sk-test",
+        on_retry=None if events is None else events.append,
+    )
 
 
 def request(max_tokens: int = 750) -> Request:
@@ -71,8 +76,15 @@ async def test_hanoi_8_disks_solves_with_zero_errors_while_30_percent_of_request
     assert result.totals.retries == len(events) == sum(e["retries"] for e in samples) == failed_attempts + late
     assert len(samples) == result.totals.samples
     assert 0 <= late <= stats.completions // 100
-    assert {e.reason for e in events} >= {"HTTP 429", "HTTP 500", "HTTP 502", "HTTP 503", "connection failed",
-                                         "timed out", "invalid response body"}
+    assert {e.reason for e in events} >= {
+        "HTTP 429",
+        "HTTP 500",
+        "HTTP 502",
+        "HTTP 503",
+        "connection failed",
+        "timed out",
+        "invalid response body",
+    }
 
 
 # -- the retry policy ----------------------------------------------------------------------
@@ -81,27 +93,33 @@ async def test_hanoi_8_disks_solves_with_zero_errors_while_30_percent_of_request
 NOW = 1_800_000_000.0
 
 
-@pytest.mark.parametrize("headers, seconds", [
-    ({"Retry-After": "3"}, 3.0),
-    ({"retry-after": "0.5"}, 0.5),
-    ({"retry-after-ms": "250"}, 0.25),
-    ({"Retry-After": "7", "retry-after-ms": "40"}, 0.04),  # milliseconds win, as in the openai client
-    ({"Retry-After": email.utils.formatdate(NOW + 12, usegmt=True)}, 12.0),
-    ({"Retry-After": email.utils.formatdate(NOW - 12, usegmt=True)}, None),  # a date in the past
-    ({"Retry-After": "soon"}, None),
-    ({"Retry-After": "-2"}, None),
-    ({"Retry-After": "inf"}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "headers, seconds",
+    [
+        ({"Retry-After": "3"}, 3.0),
+        ({"retry-after": "0.5"}, 0.5),
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"Retry-After": "7", "retry-after-ms": "40"}, 0.04),  # milliseconds win, as in the openai client
+        ({"Retry-After": email.utils.formatdate(NOW + 12, usegmt=True)}, 12.0),
+        ({"Retry-After": email.utils.formatdate(NOW - 12, usegmt=True)}, None),  # a date in the past
+        ({"Retry-After": "soon"}, None),
+        ({"Retry-After": "-2"}, None),
+        ({"Retry-After": "inf"}, None),
+        ({}, None),
+    ],
+)
 def test_retry_after_parsing(headers, seconds):
     assert parse_retry_after(headers, now=NOW) == seconds
 
 
-@pytest.mark.parametrize("hint, cap, wait", [
-    (0.3, 60.0, 0.3),  # the server's wait, obeyed exactly
-    (120.0, 60.0, 60.0),  # ...up to the cap
-    (None, 60.0, 0.5),  # no hint: the exponential backoff's first wait
-])
+@pytest.mark.parametrize(
+    "hint, cap, wait",
+    [
+        (0.3, 60.0, 0.3),  # the server's wait, obeyed exactly
+        (120.0, 60.0, 60.0),  # ...up to the cap
+        (None, 60.0, 0.5),  # no hint: the exponential backoff's first wait
+    ],
+)
 def test_a_server_hint_replaces_backoff_up_to_the_cap(hint, cap, wait):
     policy = RetryPolicy(backoff=0.5, jitter=0, retry_after_max=cap)
     assert policy.wait_for(1, hint, Random(0)) == wait
@@ -129,7 +147,7 @@ async def test_retry_after_is_honoured_and_capped():
         faults = Faults(rate_limit=0.5, retry_after=announced)
         async with serve_sim(SimServerConfig(faults=faults, seed=5)) as server:
             http = backend(server, f"max_attempts=20&retry_after_max={cap}", events=events)
-            for index in range(6):
+            for _index in range(6):
                 await http.complete(request())
             await http.aclose()
         assert events and {e.reason for e in events} == {"HTTP 429"}
@@ -151,19 +169,25 @@ async def test_attempts_and_backoff_follow_the_policy_then_the_run_gives_up():
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("case, status, message", [
-    ("wrong model", 404, "no model named 'gpt-5-imaginary'"),
-    ("bad key", 401, "rejected the API key"),
-    ("wrong base URL", 404, "check --base-url"),
-    ("bad request", 400, "rejected the request (HTTP 400"),
-])
+@pytest.mark.parametrize(
+    "case, status, message",
+    [
+        ("wrong model", 404, "no model named 'gpt-5-imaginary'"),
+        ("bad key", 401, "rejected the API key"),
+        ("wrong base URL", 404, "check --base-url"),
+        ("bad request", 400, "rejected the request (HTTP 400"),
+    ],
+)
 async def test_400_401_404_are_never_retried(case, status, message):
     events: list[RetryEvent] = []
     async with serve_sim(SimServerConfig(api_key="sk-right")) as server:
         model = "gpt-5-imaginary" if case == "wrong model" else "gpt-4.1-mini"
-        http = open_backend(f"openai/{model}?{FAST_RETRIES}",
-                            base_url=server.base_url + ("/nowhere" if case == "wrong base URL" else ""),
-                            api_key="sk-wrong" if case == "bad key" else "sk-right", on_retry=events.append)
+        http = open_backend(
+            f"openai/{model}?{FAST_RETRIES}",
+            base_url=server.base_url + ("/nowhere" if case == "wrong base URL" else ""),
+            api_key="sk-wrong" if case == "bad key" else "sk-right",
+            on_retry=events.append,
+        )
         with pytest.raises(BackendRejected) as info:
             await http.complete(request(max_tokens=0 if case == "bad request" else 750))
         await http.aclose()
@@ -203,8 +227,7 @@ async def test_n_batching_shares_requests_and_detects_a_server_that_ignores_n(tm
     config = SimServerConfig(profile="gpt-4.1-mini?latency=0.005", faults=Faults(ignore_n=ignore_n))
     async with serve_sim(config) as server:
         http = backend(server, FAST_RETRIES + "&batch_n=1")
-        result = await maker.arun(task, backend=http, trace=tmp_path / "t.jsonl",
-                                  voting=Voting(first_temperature=0.1))
+        result = await maker.arun(task, backend=http, trace=tmp_path / "t.jsonl", voting=Voting(first_temperature=0.1))
         await http.aclose()
         stats = server.stats
     assert result.solved and result.totals.errors == 0
@@ -236,14 +259,17 @@ def test_a_missing_key_for_openai_itself_is_a_usage_error_before_anything_is_sen
     assert not (tmp_path / "runs").exists()  # it stopped before the run began
 
 
-@pytest.mark.parametrize("base_url, key_needed", [
-    ("http://127.0.0.1:8080/v1", False),
-    ("http://localhost:11434/v1", False),
-    ("http://192.168.1.20:8000/v1", False),
-    ("http://ollama:11434/v1", False),
-    ("https://api.openai.com/v1", True),
-    ("https://api.example.com/v1", True),
-])
+@pytest.mark.parametrize(
+    "base_url, key_needed",
+    [
+        ("http://127.0.0.1:8080/v1", False),
+        ("http://localhost:11434/v1", False),
+        ("http://192.168.1.20:8000/v1", False),
+        ("http://ollama:11434/v1", False),
+        ("https://api.openai.com/v1", True),
+        ("https://api.example.com/v1", True),
+    ],
+)
 def test_local_servers_get_a_placeholder_key_and_remote_ones_need_a_real_one(monkeypatch, base_url, key_needed):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     if key_needed:
@@ -262,15 +288,18 @@ def test_the_base_url_comes_from_the_option_then_maker_then_openai_env(monkeypat
     assert open_backend("openai/m?base_url=http://127.0.0.1:4/v1").base_url == "http://127.0.0.1:4/v1"
 
 
-@pytest.mark.parametrize("model, message", [
-    ("openai/m?api_key=sk-123", "never put an API key in a model name"),
-    ("openai/m?retries=3", "unknown openai option 'retries'"),
-    ("openai/m?timeout=fast", "needs a number"),
-    ("openai/m?max_attempts=0", "max_attempts must be >= 1"),
-    ("openai/m?base_url=ftp://x", "must look like http://HOST:PORT/v1"),
-    ("openai/m?base_url=http://127.0.0.1:8/v1&base_url_too=1", "unknown openai option"),
-    ("openai/m?base_url=http://127.0.0.1:8/v1", "base_url is given twice with different values"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("openai/m?api_key=sk-123", "never put an API key in a model name"),
+        ("openai/m?retries=3", "unknown openai option 'retries'"),
+        ("openai/m?timeout=fast", "needs a number"),
+        ("openai/m?max_attempts=0", "max_attempts must be >= 1"),
+        ("openai/m?base_url=ftp://x", "must look like http://HOST:PORT/v1"),
+        ("openai/m?base_url=http://127.0.0.1:8/v1&base_url_too=1", "unknown openai option"),
+        ("openai/m?base_url=http://127.0.0.1:8/v1", "base_url is given twice with different values"),
+    ],
+)
 def test_bad_model_options_are_config_errors(model, message):
     explicit = "http://127.0.0.1:9/v1" if model.endswith(":8/v1") or "base_url" not in model else None
     with pytest.raises(ConfigError, match=message.replace("?", r"\?")):
@@ -284,8 +313,12 @@ def sim_url():
 
 
 CLI_FAILURES = {
-    "unreachable server": ("perfect", lambda url: f"http://127.0.0.1:{closed_port()}/v1", "sk-right-key",
-                           "still failing after 2 attempts (last: connection failed"),
+    "unreachable server": (
+        "perfect",
+        lambda url: f"http://127.0.0.1:{closed_port()}/v1",
+        "sk-right-key",
+        "still failing after 2 attempts (last: connection failed",
+    ),
     "wrong model name": ("gpt-9", lambda url: url, "sk-right-key", "no model named 'gpt-9'"),
     "bad key": ("perfect", lambda url: url, "sk-wrong-key", "rejected the API key"),
     "wrong base URL": ("perfect", lambda url: url.removesuffix("/v1") + "/api", "sk-right-key", "check --base-url"),
@@ -296,9 +329,20 @@ CLI_FAILURES = {
 def test_endpoint_failures_are_one_clear_line_and_exit_1_with_the_trace_flushed(sim_url, tmp_path, case):
     model, url_of, key, message = CLI_FAILURES[case]
     trace = tmp_path / "t.jsonl"
-    done = run_maker("hanoi", "--disks", "3", "--model", f"openai/{model}?max_attempts=2&backoff=0.01",
-                     "--base-url", url_of(sim_url), "--trace", str(trace), "--quiet", cwd=tmp_path,
-                     env=clean_env(OPENAI_API_KEY=key))
+    done = run_maker(
+        "hanoi",
+        "--disks",
+        "3",
+        "--model",
+        f"openai/{model}?max_attempts=2&backoff=0.01",
+        "--base-url",
+        url_of(sim_url),
+        "--trace",
+        str(trace),
+        "--quiet",
+        cwd=tmp_path,
+        env=clean_env(OPENAI_API_KEY=key),
+    )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("maker: error: openai/"), done.stderr
@@ -309,16 +353,38 @@ def test_endpoint_failures_are_one_clear_line_and_exit_1_with_the_trace_flushed(
 
 
 def test_json_output_carries_the_endpoint_error(sim_url, tmp_path):
-    done = run_maker("hanoi", "--disks", "3", "--model", "openai/gpt-9", "--base-url", sim_url, "--json",
-                     "--no-trace", cwd=tmp_path, env=clean_env(OPENAI_API_KEY="sk-right-key"))
+    done = run_maker(
+        "hanoi",
+        "--disks",
+        "3",
+        "--model",
+        "openai/gpt-9",
+        "--base-url",
+        sim_url,
+        "--json",
+        "--no-trace",
+        cwd=tmp_path,
+        env=clean_env(OPENAI_API_KEY="sk-right-key"),
+    )
     assert done.returncode == 1
     summary = json.loads(done.stdout)
     assert summary["outcome"] == "error" and "no model named 'gpt-9'" in summary["error"]
 
 
 def test_a_run_through_the_cli_against_serve_sim_solves(sim_url, tmp_path):
-    done = run_maker("hanoi", "--disks", "4", "--model", "openai/perfect", "--base-url", sim_url, "--json",
-                     "--no-trace", cwd=tmp_path, env=clean_env(OPENAI_API_KEY="sk-right-key"))
+    done = run_maker(
+        "hanoi",
+        "--disks",
+        "4",
+        "--model",
+        "openai/perfect",
+        "--base-url",
+        sim_url,
+        "--json",
+        "--no-trace",
+        cwd=tmp_path,
+        env=clean_env(OPENAI_API_KEY="sk-right-key"),
+    )
     assert done.returncode == 0, done.stderr
     assert '"solved": true' in done.stdout
 
@@ -327,4 +393,3 @@ def test_base_url_with_a_sim_model_is_a_usage_error(tmp_path):
     done = run_maker("hanoi", "--disks", "2", "--base-url", "http://127.0.0.1:1/v1", cwd=tmp_path)
     assert done.returncode == 2
     assert "apply to openai/ models" in done.stderr and "Traceback" not in done.stderr
-

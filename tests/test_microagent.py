@@ -19,17 +19,18 @@ from _scripted import GARBAGE, ScriptedBackend, one_step_graph, settle, vote
 
 import maker
 from maker.errors import ConfigError, VoteUndecided
-from tasks import build_task
-from traces._reader import load_trace, read_events
-from voting import AheadByK, DecisionRule, Majority, Single, Tally, Voting
+from maker.tasks import build_task
+from maker.traces._reader import load_trace, read_events
+from maker.voting import AheadByK, DecisionRule, Majority, Single, Tally, Voting
 
 
 def script(letters: str) -> list[str]:
     return [GARBAGE if c == "x" else vote(c) for c in letters]
 
 
-async def drive(backend: ScriptedBackend, voting: Voting, trace: Path,
-                order: list[int] | None = None) -> tuple[maker.RunResult, list[int]]:
+async def drive(
+    backend: ScriptedBackend, voting: Voting, trace: Path, order: list[int] | None = None
+) -> tuple[maker.RunResult, list[int]]:
     """Run one step, releasing samples one at a time; return the result and the launch batches.
 
     order: the sample indices in the order they arrive (default: oldest first).
@@ -81,8 +82,17 @@ IDS = [row[0] for row in ROUNDS]
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(("why", "rule", "letters", "order", "batches", "samples", "winner", "late"), ROUNDS, ids=IDS)
-async def test_round_sizing(tmp_path: Path, why: str, rule: DecisionRule, letters: str, order: list[int] | None,
-                            batches: list[int], samples: int, winner: str, late: int) -> None:
+async def test_round_sizing(
+    tmp_path: Path,
+    why: str,
+    rule: DecisionRule,
+    letters: str,
+    order: list[int] | None,
+    batches: list[int],
+    samples: int,
+    winner: str,
+    late: int,
+) -> None:
     backend = ScriptedBackend(script(letters), gated=True)
     result, launched = await drive(backend, Voting(rule=rule), tmp_path / "t.jsonl", order)
 
@@ -94,11 +104,22 @@ async def test_round_sizing(tmp_path: Path, why: str, rule: DecisionRule, letter
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("why", "rule", "letters", "order", "batches", "samples", "winner", "late"),
-                         [row for row in ROUNDS if row[3] is None], ids=[row[0] for row in ROUNDS if row[3] is None])
-async def test_in_order_sampling_decides_the_same(tmp_path: Path, why: str, rule: DecisionRule, letters: str,
-                                                  order: None, batches: list[int], samples: int, winner: str,
-                                                  late: int) -> None:
+@pytest.mark.parametrize(
+    ("why", "rule", "letters", "order", "batches", "samples", "winner", "late"),
+    [row for row in ROUNDS if row[3] is None],
+    ids=[row[0] for row in ROUNDS if row[3] is None],
+)
+async def test_in_order_sampling_decides_the_same(
+    tmp_path: Path,
+    why: str,
+    rule: DecisionRule,
+    letters: str,
+    order: None,
+    batches: list[int],
+    samples: int,
+    winner: str,
+    late: int,
+) -> None:
     # Backends that never wait (the in-process simulator) are sampled in order in
     # one task; the launches and the verdicts must be the same as with real waits.
     backend = ScriptedBackend(script(letters), instant=True)
@@ -126,8 +147,15 @@ async def test_the_sample_cap_ends_the_step_with_vote_undecided(tmp_path: Path) 
 
     trace = load_trace(result.trace)
     (event,) = trace.errors
-    assert event == {"type": "step_error", "step": "s", "error": "VoteUndecided", "message": str(error),
-                     "votes": {"A": 2, "B": 2}, "samples": 4, "flagged": 0}
+    assert event == {
+        "type": "step_error",
+        "step": "s",
+        "error": "VoteUndecided",
+        "message": str(error),
+        "votes": {"A": 2, "B": 2},
+        "samples": 4,
+        "flagged": 0,
+    }
     assert trace.decisions == []
     assert len(trace.samples) == 4
     assert trace.end is not None and trace.end["outcome"] == "undecided"
@@ -137,19 +165,27 @@ async def test_the_sample_cap_ends_the_step_with_vote_undecided(tmp_path: Path) 
 async def test_the_cap_counts_red_flagged_samples_too(tmp_path: Path) -> None:
     backend = ScriptedBackend(script("xxxxx"))
     with pytest.raises(VoteUndecided, match=r"after 5 samples \(5 red-flagged\); votes: none") as caught:
-        await maker.arun(one_step_graph(), backend=backend, voting=Voting(rule=AheadByK(2), max_samples=5),
-                         trace=tmp_path / "t.jsonl")
+        await maker.arun(
+            one_step_graph(),
+            backend=backend,
+            voting=Voting(rule=AheadByK(2), max_samples=5),
+            trace=tmp_path / "t.jsonl",
+        )
     assert caught.value.result.outcome == "undecided"  # type: ignore[attr-defined]
     assert len(backend.requests) == 5
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("voting", "temperatures"), [
-    (Voting(rule=AheadByK(2)), [0.0, 0.1, 0.1, 0.1, 0.1]),
-    (Voting(rule=AheadByK(2), first_temperature=0.3, temperature=0.7), [0.3, 0.7, 0.7, 0.7, 0.7]),
-])
+@pytest.mark.parametrize(
+    ("voting", "temperatures"),
+    [
+        (Voting(rule=AheadByK(2)), [0.0, 0.1, 0.1, 0.1, 0.1]),
+        (Voting(rule=AheadByK(2), first_temperature=0.3, temperature=0.7), [0.3, 0.7, 0.7, 0.7, 0.7]),
+    ],
+)
 async def test_the_first_sample_is_greedy_and_the_rest_use_the_sampling_temperature(
-        tmp_path: Path, voting: Voting, temperatures: list[float]) -> None:
+    tmp_path: Path, voting: Voting, temperatures: list[float]
+) -> None:
     backend = ScriptedBackend(script("ABxAA"))
     result = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=tmp_path / "t.jsonl")
 
@@ -162,7 +198,7 @@ async def test_the_first_sample_is_greedy_and_the_rest_use_the_sampling_temperat
 @pytest.mark.anyio
 async def test_late_samples_are_recorded_with_their_tokens_and_change_nothing(tmp_path: Path) -> None:
     # Majority of 5 is decided by three As; the two Bs still in flight arrive late.
-    replies: list[Any] = script("AAA") + [vote("B"), vote("B")]
+    replies: list[Any] = [*script("AAA"), vote("B"), vote("B")]
     backend = ScriptedBackend(replies, gated=True, tokens_out=40)
     result, launched = await drive(backend, Voting(rule=Majority(5)), tmp_path / "t.jsonl")
 
@@ -185,12 +221,16 @@ async def test_samples_arriving_together_with_the_deciding_one_are_late(tmp_path
     # Everything answers at once (no gate): Majority(3) is decided by the first two As,
     # and the third sample, already answered, must be recorded as late, not counted.
     backend = ScriptedBackend(script("AAB"))
-    result = await maker.arun(one_step_graph(), backend=backend, voting=Voting(rule=Majority(3)),
-                              trace=tmp_path / "t.jsonl")
+    result = await maker.arun(
+        one_step_graph(), backend=backend, voting=Voting(rule=Majority(3)), trace=tmp_path / "t.jsonl"
+    )
     trace = load_trace(result.trace)
     assert trace.decisions[0]["votes"] == {"A": 2}
-    assert [(s["i"], s["late"]) for s in sorted(trace.samples, key=lambda s: s["i"])] == [(0, False), (1, False),
-                                                                                        (2, True)]
+    assert [(s["i"], s["late"]) for s in sorted(trace.samples, key=lambda s: s["i"])] == [
+        (0, False),
+        (1, False),
+        (2, True),
+    ]
 
 
 def test_a_custom_rule_that_names_no_winner_but_wants_no_samples_stops_with_a_clear_error():

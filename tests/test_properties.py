@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import maker
-from tasks.hanoi import Hanoi, HanoiOracle, HanoiStep, parse_reply
-from traces._reader import load_trace
-from voting import AheadByK, DecisionRule, Majority, ParseError, Single, Tally, Voting
+from maker.tasks.hanoi import Hanoi, HanoiOracle, HanoiStep, parse_reply
+from maker.traces._reader import load_trace
+from maker.voting import AheadByK, DecisionRule, Majority, ParseError, Single, Tally, Voting
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -87,7 +87,7 @@ def damaged_replies(draw: st.DrawFn) -> tuple[str, int]:
         elif how == "replace":
             text[min(at, len(text) - 1)] = char
         else:
-            text[at:at] = text[at:at + draw(st.integers(1, 20))]
+            text[at:at] = text[at : at + draw(st.integers(1, 20))]
     return "".join(text), n
 
 
@@ -138,22 +138,23 @@ def check_decision(rule: DecisionRule, trace_path: Any, outcome: str) -> None:
 
 @FAST
 @given(rule=RULES, letters=REPLIES)
-def test_a_decision_is_made_once_and_never_changes_in_order(tmp_path_factory: Any, rule: DecisionRule,
-                                                            letters: str) -> None:
+def test_a_decision_is_made_once_and_never_changes_in_order(
+    tmp_path_factory: Any, rule: DecisionRule, letters: str
+) -> None:
     path = tmp_path_factory.mktemp("p") / "t.jsonl"
     replies = [GARBAGE if c == "x" else vote(c) for c in letters]
     backend = ScriptedBackend(replies, instant=True)
     voting = Voting(rule=rule, max_samples=len(replies))
-    result = anyio.run(lambda: maker.arun(one_step_graph(), backend=backend, voting=voting, trace=path,
-                                          check=False))
+    result = anyio.run(lambda: maker.arun(one_step_graph(), backend=backend, voting=voting, trace=path, check=False))
     assert result.outcome in ("solved", "undecided")
     check_decision(rule, path, result.outcome)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rule=RULES, letters=REPLIES, data=st.data())
-def test_a_decision_is_made_once_and_never_changes_in_any_arrival_order(tmp_path_factory: Any, rule: DecisionRule,
-                                                                        letters: str, data: st.DataObject) -> None:
+def test_a_decision_is_made_once_and_never_changes_in_any_arrival_order(
+    tmp_path_factory: Any, rule: DecisionRule, letters: str, data: st.DataObject
+) -> None:
     path = tmp_path_factory.mktemp("p") / "t.jsonl"
     replies = [GARBAGE if c == "x" else vote(c) for c in letters]
     backend = ScriptedBackend(replies, gated=True)
@@ -162,8 +163,7 @@ def test_a_decision_is_made_once_and_never_changes_in_any_arrival_order(tmp_path
 
     async def main() -> None:
         async def run() -> None:
-            done["result"] = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=path,
-                                              check=False)
+            done["result"] = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=path, check=False)
 
         with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:
@@ -192,7 +192,7 @@ def test_ahead_by_k_needs_exactly_the_leaders_deficit(k: int, letters: str) -> N
     tally = Tally()
     for key in letters:
         tally.add(key)
-    counts = sorted(tally.counts.values(), reverse=True) + [0, 0]
+    counts = [*sorted(tally.counts.values(), reverse=True), 0, 0]
     deficit = max(0, k - (counts[0] - counts[1]))
     rule = AheadByK(k)
     assert rule.needed(tally) == deficit

@@ -13,9 +13,9 @@ import pytest
 from _scripted import GARBAGE, ScriptedBackend, WordStep, cut_off, long_reply, one_step_graph, vote
 
 import maker
-from tasks.hanoi import parse_reply
-from traces._reader import load_trace
-from voting import AheadByK, ParseError, Reply, Voting, judge, length_flag
+from maker.tasks.hanoi import parse_reply
+from maker.traces._reader import load_trace
+from maker.voting import AheadByK, ParseError, Reply, Voting, judge, length_flag
 
 STEP = WordStep()
 
@@ -47,18 +47,25 @@ JUDGE = [
     (vote("B"), "stop", 100, 750, (no_b,), None, "user: B is not allowed"),
     (vote("A"), "stop", 100, 750, (no_b,), "A", None),
     (vote("B"), "stop", 100, 750, (too_chatty, no_b), None, "user: B is not allowed"),  # first flag that fires
-    (vote("Bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), "stop", 100, 750, (too_chatty, no_b), None,
-     "user: more than 40 characters"),
+    (
+        vote("Bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+        "stop",
+        100,
+        750,
+        (too_chatty, no_b),
+        None,
+        "user: more than 40 characters",
+    ),
     (GARBAGE, "stop", 100, 750, (no_b,), None, "format:"),  # user flags only see parsed answers
     (vote("A"), "stop", 100, 750, (never,), "A", None),
 ]
 
 
 @pytest.mark.parametrize(("text", "finish", "tokens", "cap", "flags", "key", "flag"), JUDGE)
-def test_judge(text: str, finish: str, tokens: int, cap: int, flags: tuple[Any, ...], key: str | None,
-               flag: str | None) -> None:
-    verdict = judge(Reply(text, finish, tokens), STEP.parse, STEP.vote_key, max_output_tokens=cap,
-                    extra_flags=flags)
+def test_judge(
+    text: str, finish: str, tokens: int, cap: int, flags: tuple[Any, ...], key: str | None, flag: str | None
+) -> None:
+    verdict = judge(Reply(text, finish, tokens), STEP.parse, STEP.vote_key, max_output_tokens=cap, extra_flags=flags)
     assert verdict.key == key
     if flag is None:
         assert verdict.flag is None

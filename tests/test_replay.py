@@ -9,28 +9,29 @@ from random import Random
 from typing import Any
 
 import pytest
+from _http import clean_env, maker_command
+from _scripted import WordStep
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import maker
-from _http import clean_env, maker_command
-from _scripted import WordStep
+import maker.tasks.hanoi as hanoi
 from maker._microagent import _Ballot
 from maker._recorder import Recorder
 from maker.backends import _registry
 from maker.backends._protocol import Completion
 from maker.errors import TraceMismatch, VoteUndecided
-import tasks.hanoi as hanoi
-from tasks import build_task
-from traces import read_events, revote
-from voting import AheadByK, Majority, Single, Voting
+from maker.tasks import build_task
+from maker.traces import read_events, revote
+from maker.voting import AheadByK, Majority, Single, Voting
 
 HOSTILE = "sim/hostile?latency=0.0002"  # red flags, contested steps, samples landing out of launch order
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*maker_command(), *args], cwd=cwd, env=clean_env(COLUMNS="200"), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [*maker_command(), *args], cwd=cwd, env=clean_env(COLUMNS="200"), capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +77,9 @@ def edit(path: Path, out: Path, step: int, change: Any) -> None:
     out.write_text("\n".join(lines) + "\n")
 
 
-def test_replay_of_a_10_disk_trace_reproduces_every_decision_without_a_model(ten_disks: Path,
-                                                                               no_model: list[Any]) -> None:
+def test_replay_of_a_10_disk_trace_reproduces_every_decision_without_a_model(
+    ten_disks: Path, no_model: list[Any]
+) -> None:
     report = maker.replay(ten_disks)
     events = list(read_events(ten_disks))
     samples = [e for e in events if e["type"] == "sample"]
@@ -85,8 +87,9 @@ def test_replay_of_a_10_disk_trace_reproduces_every_decision_without_a_model(ten
     assert report.steps == report.total_steps == 1023
     assert report.samples == len(samples) and report.totals_match
     assert not no_model
-    out_of_order = {e["step"] for n, e in enumerate(samples[1:]) if e["step"] == samples[n]["step"]
-                    and e["i"] < samples[n]["i"]}
+    out_of_order = {
+        e["step"] for n, e in enumerate(samples[1:]) if e["step"] == samples[n]["step"] and e["i"] < samples[n]["i"]
+    }
     assert out_of_order, "the trace has steps whose samples landed out of launch order, and replay kept that order"
 
 
@@ -148,18 +151,26 @@ def test_replay_reproduces_majority_runs_and_their_late_samples(tmp_path: Path) 
 
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), k=st.integers(1, 4), error_rate=st.sampled_from([0.0, 0.05, 0.3]))
-def test_any_recorded_run_replays_exactly(tmp_path_factory: pytest.TempPathFactory, seed: int, k: int,
-                                          error_rate: float) -> None:
+def test_any_recorded_run_replays_exactly(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, k: int, error_rate: float
+) -> None:
     path = tmp_path_factory.mktemp("prop") / "t.jsonl"
     model = f"sim/hostile?error_rate={error_rate}&latency=0.0001"
-    maker.run(build_task("hanoi", disks=4), model=model, voting=Voting(rule=AheadByK(k), max_samples=40),
-              settings=maker.RunSettings(seed=seed), trace=path, check=False)
+    maker.run(
+        build_task("hanoi", disks=4),
+        model=model,
+        voting=Voting(rule=AheadByK(k), max_samples=40),
+        settings=maker.RunSettings(seed=seed),
+        trace=path,
+        check=False,
+    )
     report = maker.replay(path)
     assert report.reproduced and report.outcome == report.recorded_outcome
     assert report.totals_match in (True, None)
 
 
 # -- the arrival order of samples in flight together does not matter to ahead-by-k --------------------------------
+
 
 def _decide(outcomes: list[str | None], k: int, order: Random | None) -> tuple[Any, ...]:
     """Vote `outcomes` (sample index → word, None for garbage) through the microagent's own ballot,
@@ -180,10 +191,14 @@ def _decide(outcomes: list[str | None], k: int, order: Random | None) -> tuple[A
 
 
 @settings(max_examples=150, deadline=None)
-@given(outcomes=st.lists(st.sampled_from(["A", "A", "B", "C", None]), min_size=30, max_size=30),
-       k=st.integers(1, 4), seeds=st.lists(st.integers(0, 2**32), min_size=3, max_size=3))
-def test_ahead_by_k_decides_alike_whatever_order_samples_in_flight_land_in(outcomes: list[str | None], k: int,
-                                                                          seeds: list[int]) -> None:
+@given(
+    outcomes=st.lists(st.sampled_from(["A", "A", "B", "C", None]), min_size=30, max_size=30),
+    k=st.integers(1, 4),
+    seeds=st.lists(st.integers(0, 2**32), min_size=3, max_size=3),
+)
+def test_ahead_by_k_decides_alike_whatever_order_samples_in_flight_land_in(
+    outcomes: list[str | None], k: int, seeds: list[int]
+) -> None:
     """Why a resumed run may be compared with an uninterrupted one on a busy machine: for
     ahead-by-k, winner, samples, rounds and vote counts do not depend on which of the samples
     in flight lands first (only the order candidates were first seen in does)."""
@@ -193,19 +208,35 @@ def test_ahead_by_k_decides_alike_whatever_order_samples_in_flight_land_in(outco
 
 # -- counterfactual re-voting, on a trace small enough to work out by hand ----------------------------------------
 
-HEADER = {"type": "header", "schema_version": 1, "run_id": "hand", "maker_version": "0.1.0",
-          "created": "2026-01-01T00:00:00+00:00", "task": {"name": "hand", "params": {}}, "model": "sim/none",
-          "voting": {"rule": "ahead-by-k", "k": 3, "first_temperature": 0.0, "temperature": 0.1,
-                     "max_output_tokens": 750, "max_samples": 100, "red_flags": []},
-          "seed": 0, "settings": {"concurrency": 16, "max_steps": 16, "window": 64}, "mode": "sequential"}
+HEADER = {
+    "type": "header",
+    "schema_version": 1,
+    "run_id": "hand",
+    "maker_version": "0.1.0",
+    "created": "2026-01-01T00:00:00+00:00",
+    "task": {"name": "hand", "params": {}},
+    "model": "sim/none",
+    "voting": {
+        "rule": "ahead-by-k",
+        "k": 3,
+        "first_temperature": 0.0,
+        "temperature": 0.1,
+        "max_output_tokens": 750,
+        "max_samples": 100,
+        "red_flags": [],
+    },
+    "seed": 0,
+    "settings": {"concurrency": 16, "max_steps": 16, "window": 64},
+    "mode": "sequential",
+}
 
 # step: (votes in recorded order, "-" a red flag; recorded winner at k = 3; ground truth)
 STEPS = {
-    0: ("AAA", "A", "A"),        # unanimous (plus a late A, recorded after the decision)
-    1: ("BAAAA", "A", "A"),      # a wrong first vote
-    2: ("-ABBAAAA", "A", "A"),   # a red flag, then a tie broken late
-    3: ("BBAAAAA", "A", "A"),    # two wrong votes first
-    4: ("CCC", "C", "B"),        # every vote agrees on a wrong answer: the recorded run got it wrong
+    0: ("AAA", "A", "A"),  # unanimous (plus a late A, recorded after the decision)
+    1: ("BAAAA", "A", "A"),  # a wrong first vote
+    2: ("-ABBAAAA", "A", "A"),  # a red flag, then a tie broken late
+    3: ("BBAAAAA", "A", "A"),  # two wrong votes first
+    4: ("CCC", "C", "B"),  # every vote agrees on a wrong answer: the recorded run got it wrong
 }
 
 
@@ -213,19 +244,58 @@ def hand_made_trace(path: Path) -> Path:
     lines = [HEADER]
     for step, (votes, winner, truth) in STEPS.items():
         for i, v in enumerate(votes):
-            lines.append({"type": "sample", "step": step, "i": i, "temperature": 0.1, "text": v, "finish": "stop",
-                          "tokens_in": 1, "tokens_out": 1, "latency": 0.0, "retries": 0,
-                          "flag": "format: -" if v == "-" else None, "key": None if v == "-" else v, "late": False})
+            lines.append(
+                {
+                    "type": "sample",
+                    "step": step,
+                    "i": i,
+                    "temperature": 0.1,
+                    "text": v,
+                    "finish": "stop",
+                    "tokens_in": 1,
+                    "tokens_out": 1,
+                    "latency": 0.0,
+                    "retries": 0,
+                    "flag": "format: -" if v == "-" else None,
+                    "key": None if v == "-" else v,
+                    "late": False,
+                }
+            )
         counts: dict[str, int] = {}
         for v in votes.replace("-", ""):
             counts[v] = counts.get(v, 0) + 1
-        lines.append({"type": "decision", "step": step, "kind": "llm", "winner": winner, "answer": winner,
-                      "votes": counts, "samples": len(votes), "flagged": votes.count("-"), "rounds": 1,
-                      "truth": truth, "correct": winner == truth})
+        lines.append(
+            {
+                "type": "decision",
+                "step": step,
+                "kind": "llm",
+                "winner": winner,
+                "answer": winner,
+                "votes": counts,
+                "samples": len(votes),
+                "flagged": votes.count("-"),
+                "rounds": 1,
+                "truth": truth,
+                "correct": winner == truth,
+            }
+        )
         if step == 0:
             lines.append({**lines[1], "i": 3, "late": True})
-    lines.append({"type": "decision", "step": "sum", "kind": "python", "winner": None, "answer": 5, "votes": {},
-                  "samples": 0, "flagged": 0, "rounds": 0, "truth": None, "correct": None})
+    lines.append(
+        {
+            "type": "decision",
+            "step": "sum",
+            "kind": "python",
+            "winner": None,
+            "answer": 5,
+            "votes": {},
+            "samples": 0,
+            "flagged": 0,
+            "rounds": 0,
+            "truth": None,
+            "correct": None,
+        }
+    )
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
@@ -248,7 +318,7 @@ EXPECTED = {
 def test_counterfactual_revoting_matches_the_hand_worked_counts(tmp_path: Path) -> None:
     path = hand_made_trace(tmp_path / "hand.jsonl")
     results = revote(path, list(EXPECTED))
-    for (rule, want), got in zip(EXPECTED.items(), results):
+    for (rule, want), got in zip(EXPECTED.items(), results, strict=False):
         assert (got.same, got.different, got.needs_more, got.errors, got.scored, got.samples_used) == want, rule
         assert got.steps == 5 and got.samples_recorded == 27 and got.recorded_errors == 1
     k1 = results[0]
@@ -261,8 +331,11 @@ def test_cli_counterfactual_replay(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     rules = json.loads(done.stdout)["rules"]
     assert [(r["rule"], r["different"], r["needs_more"], r["errors"]) for r in rules] == [
-        ({"rule": "ahead-by-k", "k": 1}, 2, 0, 3), ({"rule": "ahead-by-k", "k": 2}, 1, 0, 2),
-        ({"rule": "ahead-by-k", "k": 3}, 0, 0, 1), ({"rule": "majority", "n": 5}, 0, 0, 1)]
+        ({"rule": "ahead-by-k", "k": 1}, 2, 0, 3),
+        ({"rule": "ahead-by-k", "k": 2}, 1, 0, 2),
+        ({"rule": "ahead-by-k", "k": 3}, 0, 0, 1),
+        ({"rule": "majority", "n": 5}, 0, 0, 1),
+    ]
     table = run_cli("replay", str(path), "--k", "2", "--steps", cwd=tmp_path)
     assert table.returncode == 0 and "different" in table.stderr
 
@@ -273,8 +346,9 @@ def test_revoting_a_real_trace_at_its_own_k_changes_nothing(ten_disks: Path) -> 
     assert at_k2.needs_more == 0 and at_k2.samples_used < at_k3.samples_used
 
 
-def test_replay_refuses_a_step_whose_prompt_the_code_now_builds_differently(tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_refuses_a_step_whose_prompt_the_code_now_builds_differently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The recorded samples answered the recorded prompt; after a change to the
     # prompt template they prove nothing about the new one.
     path = tmp_path / "four.jsonl"

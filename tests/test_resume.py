@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _http import clean_env, maker_command
+from test_trace_schema import check
 
 import maker
 from maker.errors import ConfigError, TraceError, VoteUndecided
-from tasks import build_task
-from _http import clean_env, maker_command
-from test_trace_schema import check
-from traces import TraceWriter, load_trace, read_events
-from voting import AheadByK, Voting
+from maker.tasks import build_task
+from maker.traces import TraceWriter, load_trace, read_events
+from maker.voting import AheadByK, Voting
 
 # Latency makes kills land mid-run and samples arrive out of launch order; the
 # error rate makes about one step in five contested (several voting rounds).
@@ -39,13 +39,25 @@ def maker_cli(*args: str, cwd: Path, **popen: Any) -> subprocess.Popen[bytes]:
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*maker_command(), *args], cwd=cwd, env=clean_env(), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [*maker_command(), *args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120
+    )
 
 
 def hanoi_args(trace: Path) -> list[str]:
-    return ["hanoi", "--disks", str(DISKS), "--model", MODEL, "--seed", str(SEED), "--trace", str(trace), "--json",
-            "--quiet"]
+    return [
+        "hanoi",
+        "--disks",
+        str(DISKS),
+        "--model",
+        MODEL,
+        "--seed",
+        str(SEED),
+        "--trace",
+        str(trace),
+        "--json",
+        "--quiet",
+    ]
 
 
 def decisions(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -57,8 +69,11 @@ def decisions(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     differ there too), and for ahead-by-k nothing voting decides depends on it
     (tests/test_replay.py checks that property).
     """
-    return [tuple(json.dumps(sorted(e[f].items()) if f == "votes" else e[f]) for f in DECISION_FIELDS)
-            for e in events if e["type"] == "decision"]
+    return [
+        tuple(json.dumps(sorted(e[f].items()) if f == "votes" else e[f]) for f in DECISION_FIELDS)
+        for e in events
+        if e["type"] == "decision"
+    ]
 
 
 def final_totals(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -71,8 +86,9 @@ class Kill:
     Several are driven at once by `kill_all`, each watching its own trace grow.
     """
 
-    def __init__(self, trace: Path, proc: subprocess.Popen[bytes], *, seconds: float | None = None,
-                 decisions: int | None = None) -> None:
+    def __init__(
+        self, trace: Path, proc: subprocess.Popen[bytes], *, seconds: float | None = None, decisions: int | None = None
+    ) -> None:
         self.trace, self.proc, self.seconds, self.decisions = trace, proc, seconds, decisions
         self.started: float | None = None  # when its header was on disk
         self.seen = self.offset = 0
@@ -120,8 +136,12 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     done = run_cli(*hanoi_args(where / "ref.jsonl"), cwd=where)
     assert done.returncode == 0, done.stderr
     events = list(read_events(where / "ref.jsonl"))
-    return {"result": json.loads(done.stdout), "events": events, "decisions": decisions(events),
-            "totals": final_totals(events)}
+    return {
+        "result": json.loads(done.stdout),
+        "events": events,
+        "decisions": decisions(events),
+        "totals": final_totals(events),
+    }
 
 
 def check_resumed(trace: Path, committed_before: set[Any], reference: dict[str, Any]) -> None:
@@ -129,7 +149,7 @@ def check_resumed(trace: Path, committed_before: set[Any], reference: dict[str, 
     assert [e["type"] for e in events].count("header") == 1 and events[0]["type"] == "header"
     resumes = [n for n, e in enumerate(events) if e["type"] == "resume"]
     assert resumes, "resume writes a resume event"
-    after = events[resumes[0]:]
+    after = events[resumes[0] :]
     resampled = {e["step"] for e in after if e["type"] == "sample"} & committed_before
     assert not resampled, f"committed steps sampled again: {sorted(resampled)[:5]}"
     drawn = [(e["step"], e["i"]) for e in events if e["type"] == "sample"]
@@ -141,8 +161,9 @@ def check_resumed(trace: Path, committed_before: set[Any], reference: dict[str, 
 
 
 @pytest.mark.timeout(240)
-def test_sigkill_at_any_point_then_resume_equals_an_uninterrupted_run(tmp_path: Path,
-                                                                       uninterrupted: dict[str, Any]) -> None:
+def test_sigkill_at_any_point_then_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, uninterrupted: dict[str, Any]
+) -> None:
     rng = random.Random(2511)
     steps = len(uninterrupted["decisions"])
     run_wall = uninterrupted["result"]["wall_s"]
@@ -155,7 +176,7 @@ def test_sigkill_at_any_point_then_resume_equals_an_uninterrupted_run(tmp_path: 
     killed = 0
     for batch in range(0, len(plans), 4):  # four at a time: the runs are independent
         kills = []
-        for n, plan in enumerate(plans[batch:batch + 4], start=batch):
+        for n, plan in enumerate(plans[batch : batch + 4], start=batch):
             trace = tmp_path / f"kill{n}.jsonl"
             kills.append(Kill(trace, maker_cli(*hanoi_args(trace), cwd=tmp_path, stdout=subprocess.DEVNULL), **plan))
         kill_all(kills)
@@ -163,13 +184,26 @@ def test_sigkill_at_any_point_then_resume_equals_an_uninterrupted_run(tmp_path: 
         killed += len(kills)
         committed = [_committed_after_kill(k.trace) for k in kills]
         if batch == 0 and kills:  # kill one resume too, once it has committed a few more steps
-            again = Kill(kills[0].trace, maker_cli("resume", str(kills[0].trace), "--quiet", cwd=tmp_path,
-                                                   stdout=subprocess.DEVNULL), decisions=len(committed[0]) + 5)
+            again = Kill(
+                kills[0].trace,
+                maker_cli("resume", str(kills[0].trace), "--quiet", cwd=tmp_path, stdout=subprocess.DEVNULL),
+                decisions=len(committed[0]) + 5,
+            )
             kill_all([again])
             assert again.killed
-        resumes = [maker_cli("resume", str(k.trace), "--json", "--quiet", cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE) for k in kills]
-        for kill, proc, before in zip(kills, resumes, committed):
+        resumes = [
+            maker_cli(
+                "resume",
+                str(k.trace),
+                "--json",
+                "--quiet",
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for k in kills
+        ]
+        for kill, proc, before in zip(kills, resumes, committed, strict=False):
             out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err.decode()
             assert json.loads(out)["solved"] is True
@@ -234,8 +268,9 @@ def test_resume_gets_past_a_step_that_hit_its_cap_without_paying_twice(tmp_path:
     assert result.solved
     again = [e["i"] for e in read_events(trace) if e["type"] == "sample" and e["step"] == stuck]
     assert again[:6] == recorded and sorted(again[6:]) == list(range(6, len(again)))  # new draws only
-    unlimited = maker.run(task, model="sim/hostile", voting=Voting(rule=AheadByK(4), max_samples=50),
-                          trace=tmp_path / "ref.jsonl")
+    unlimited = maker.run(
+        task, model="sim/hostile", voting=Voting(rule=AheadByK(4), max_samples=50), trace=tmp_path / "ref.jsonl"
+    )
     assert decisions(list(read_events(trace))) == decisions(list(read_events(tmp_path / "ref.jsonl")))
     assert result.totals == unlimited.totals
 
@@ -264,11 +299,14 @@ def test_resume_of_a_dag_task_continues_from_the_committed_nodes(tmp_path: Path)
         assert sorted(decisions(list(read_events(trace)))) == sorted(decisions(list(read_events(ref))))
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"task": build_task("hanoi", disks=5)}, "the task differs"),
-    ({"voting": Voting(rule=AheadByK(4))}, "voting settings differ"),
-    ({"model": "sim/hostile"}, "model differs"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"task": build_task("hanoi", disks=5)}, "the task differs"),
+        ({"voting": Voting(rule=AheadByK(4))}, "voting settings differ"),
+        ({"model": "sim/hostile"}, "model differs"),
+    ],
+)
 def test_resume_refuses_what_would_change_decisions(tmp_path: Path, change: dict[str, Any], message: str) -> None:
     trace = tmp_path / "t.jsonl"
     raw = _recorded(tmp_path, disks=4)
@@ -302,18 +340,30 @@ def test_cli_resume_takes_safe_overrides_and_records_them(tmp_path: Path) -> Non
     trace = tmp_path / "t.jsonl"
     raw = _recorded(tmp_path, disks=5)
     trace.write_bytes(raw[: len(raw) // 2])
-    done = run_cli("resume", str(trace), "--concurrency", "3", "--max-samples-per-step", "40", "--json", "--quiet",
-                   cwd=tmp_path)
+    done = run_cli(
+        "resume", str(trace), "--concurrency", "3", "--max-samples-per-step", "40", "--json", "--quiet", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
-    resume = [e for e in load_trace(trace).resumes][0]
+    resume = next(iter(load_trace(trace).resumes))
     assert resume["settings"]["concurrency"] == 3 and resume["max_samples"] == 40
     assert json.loads(done.stdout)["steps"] == 31
 
 
 def test_cli_resume_of_independent_steps_picks_the_same_steps(tmp_path: Path) -> None:
     ref, trace = tmp_path / "ref.jsonl", tmp_path / "cut.jsonl"
-    args = ["hanoi", "--disks", "8", "--independent", "40", "--seed", "5", "--model", "sim/hostile", "--json",
-            "--quiet"]
+    args = [
+        "hanoi",
+        "--disks",
+        "8",
+        "--independent",
+        "40",
+        "--seed",
+        "5",
+        "--model",
+        "sim/hostile",
+        "--json",
+        "--quiet",
+    ]
     assert json.loads(run_cli(*args, "--trace", str(ref), cwd=tmp_path).stdout)["outcome"] == "measured"
     raw = ref.read_bytes()
     trace.write_bytes(raw[: len(raw) // 2])
@@ -348,8 +398,9 @@ def test_an_independent_step_that_ran_out_of_samples_stays_measured(tmp_path: Pa
     steps = range(0, 255, 3)
     voting = Voting(rule=AheadByK(4), max_samples=8)
     ref = tmp_path / "ref.jsonl"
-    reference = maker.run(build_task("hanoi", disks=8), model="sim/hostile", voting=voting, independent=steps,
-                          trace=ref)
+    reference = maker.run(
+        build_task("hanoi", disks=8), model="sim/hostile", voting=voting, independent=steps, trace=ref
+    )
     assert reference.totals.undecided > 0
     raw = ref.read_bytes()
     trace = tmp_path / "cut.jsonl"
@@ -364,8 +415,11 @@ def _sum_prompt(a: int, b: int) -> str:
     return f"Add {a} and {b}.\nAnswer with one line: sum = <number>"
 
 
-_ORACLE = maker.sim_oracle(solve=lambda text: sum(int(n) for n in text.split("Add ")[1].split(".")[0].split(" and ")),
-                           render=lambda n: f"sum = {n}", wrong=lambda n, rng: n + rng.choice([-1, 1]))
+_ORACLE = maker.sim_oracle(
+    solve=lambda text: sum(int(n) for n in text.split("Add ")[1].split(".")[0].split(" and ")),
+    render=lambda n: f"sum = {n}",
+    wrong=lambda n, rng: n + rng.choice([-1, 1]),
+)
 _add = maker.llm_step(_sum_prompt, parse=maker.parse_last(r"sum = (-?[0-9]+)", int), expected=lambda a, b: a + b)
 
 

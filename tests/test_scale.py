@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from traces import read_events
+from maker.traces import read_events
 
 
 @pytest.mark.slow
@@ -26,7 +26,9 @@ def test_sixteen_disks_zero_errors_flat_memory_complete_trace(tmp_path):
     )
     out = subprocess.run(
         [sys.executable, "-c", code, "hanoi", "--disks", "16", "--trace", str(trace), "--json"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     peak_mb = int(out.stderr.strip().splitlines()[-1]) / 1024
     summary = json.loads(out.stdout)

@@ -17,9 +17,9 @@ from _scripted import ScriptedBackend, WordStep, vote
 
 import maker
 from maker.errors import StepFailed, VoteUndecided
-from tasks import build_task
-from traces._reader import load_trace
-from voting import AheadByK, Voting
+from maker.tasks import build_task
+from maker.traces._reader import load_trace
+from maker.voting import AheadByK, Voting
 
 
 class Logged:
@@ -56,8 +56,12 @@ def wide(log: list[tuple[str, Any]], width: int) -> nx.DiGraph:
 @pytest.mark.parametrize("limit", [1, 3, 8])
 async def test_independent_steps_overlap_up_to_the_limit(tmp_path: Path, limit: int) -> None:
     log: list[tuple[str, Any]] = []
-    result = await maker.arun(wide(log, 24), settings=maker.RunSettings(concurrency=limit),
-                              trace=tmp_path / "t.jsonl", backend=ScriptedBackend([]))
+    result = await maker.arun(
+        wide(log, 24),
+        settings=maker.RunSettings(concurrency=limit),
+        trace=tmp_path / "t.jsonl",
+        backend=ScriptedBackend([]),
+    )
 
     assert result.solved and result.totals.steps == 24
     assert most_at_once(log) == limit  # they overlap, and never beyond the limit
@@ -71,8 +75,9 @@ async def test_llm_steps_overlap_and_requests_stay_under_the_concurrency_limit(t
         graph.add_node(f"q{i}", step=WordStep(truth="A"))
     backend = ScriptedBackend([vote("A")] * 3, delay=0.01)
     settings = maker.RunSettings(concurrency=5, max_steps=12)
-    result = await maker.arun(graph, backend=backend, settings=settings, voting=Voting(rule=AheadByK(3)),
-                              trace=tmp_path / "t.jsonl")
+    result = await maker.arun(
+        graph, backend=backend, settings=settings, voting=Voting(rule=AheadByK(3)), trace=tmp_path / "t.jsonl"
+    )
 
     assert result.solved and result.totals.errors == 0 and result.totals.scored == 12
     assert len(backend.requests) == 36
@@ -163,8 +168,12 @@ async def test_an_undecided_step_stops_a_chain_after_the_steps_before_it(tmp_pat
     # A model that is wrong 45% of the time with a small cap: some step runs out of samples.
     path = tmp_path / "t.jsonl"
     with pytest.raises(VoteUndecided) as caught:
-        await maker.arun(build_task("hanoi", disks=6), model="sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
-                         voting=Voting(rule=AheadByK(3), max_samples=6), trace=path)
+        await maker.arun(
+            build_task("hanoi", disks=6),
+            model="sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
+            voting=Voting(rule=AheadByK(3), max_samples=6),
+            trace=path,
+        )
 
     stuck = caught.value.step
     trace = load_trace(path)

@@ -12,13 +12,13 @@ import traceback
 from pathlib import Path
 
 import pytest
+from _http import clean_env, run_maker, sim_server_process
 
 import maker
 from maker.backends import SimServerConfig, serve_sim
 from maker.backends._registry import open_backend
 from maker.errors import BackendRejected, ConfigError
-from tasks import build_task
-from _http import clean_env, run_maker, sim_server_process
+from maker.tasks import build_task
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,8 +40,20 @@ def sim_url():
 @pytest.mark.parametrize("output", ["--json", "--quiet"])
 def test_a_successful_run_keeps_the_key_out_of_trace_and_output(sim_url, tmp_path, output):
     trace = tmp_path / "t.jsonl"
-    done = run_maker("hanoi", "--disks", "3", "--model", "openai/perfect", "--base-url", sim_url, output,
-                     "--trace", str(trace), cwd=tmp_path, env=clean_env(OPENAI_API_KEY=KEY))
+    done = run_maker(
+        "hanoi",
+        "--disks",
+        "3",
+        "--model",
+        "openai/perfect",
+        "--base-url",
+        sim_url,
+        output,
+        "--trace",
+        str(trace),
+        cwd=tmp_path,
+        env=clean_env(OPENAI_API_KEY=KEY),
+    )
     assert done.returncode == 0, done.stderr
     assert_clean(done.stdout, done.stderr, trace.read_text())
 
@@ -50,8 +62,20 @@ def test_a_successful_run_keeps_the_key_out_of_trace_and_output(sim_url, tmp_pat
 def test_a_rejected_key_that_the_server_echoes_is_scrubbed_everywhere(sim_url, tmp_path, output):
     wrong = KEY.replace("7f3a", "0000")  # the server echoes this one back in its error body
     trace = tmp_path / "t.jsonl"
-    done = run_maker("hanoi", "--disks", "3", "--model", "openai/perfect", "--base-url", sim_url, output,
-                     "--trace", str(trace), cwd=tmp_path, env=clean_env(OPENAI_API_KEY=wrong))
+    done = run_maker(
+        "hanoi",
+        "--disks",
+        "3",
+        "--model",
+        "openai/perfect",
+        "--base-url",
+        sim_url,
+        output,
+        "--trace",
+        str(trace),
+        cwd=tmp_path,
+        env=clean_env(OPENAI_API_KEY=wrong),
+    )
     assert done.returncode == 1
     assert "rejected the API key" in done.stdout + done.stderr
     assert "[redacted]" in done.stdout + done.stderr  # the echo was there, and was scrubbed
@@ -83,8 +107,19 @@ def test_a_key_in_the_model_name_is_refused_before_it_can_be_recorded():
 
 def test_credentials_in_a_base_url_are_not_repeated(tmp_path):
     url = f"http://user:{KEY}@127.0.0.1:9/v1"
-    done = run_maker("hanoi", "--disks", "2", "--model", "openai/m?max_attempts=1", "--base-url", url,
-                     "--trace", str(tmp_path / "t.jsonl"), "--quiet", cwd=tmp_path)
+    done = run_maker(
+        "hanoi",
+        "--disks",
+        "2",
+        "--model",
+        "openai/m?max_attempts=1",
+        "--base-url",
+        url,
+        "--trace",
+        str(tmp_path / "t.jsonl"),
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1 and "127.0.0.1:9" in done.stderr
     assert_clean(done.stdout, done.stderr, (tmp_path / "t.jsonl").read_text())
 
@@ -99,8 +134,19 @@ def test_the_test_suite_cannot_reach_beyond_loopback():
 def test_no_key_is_written_by_the_server_helper(tmp_path):
     # The trace of a run against a keyless local server shows no placeholder either.
     with sim_server_process("--profile", "perfect") as url:
-        done = run_maker("hanoi", "--disks", "2", "--model", "openai/perfect", "--base-url", url, "--json",
-                         "--trace", str(tmp_path / "t.jsonl"), cwd=tmp_path)
+        done = run_maker(
+            "hanoi",
+            "--disks",
+            "2",
+            "--model",
+            "openai/perfect",
+            "--base-url",
+            url,
+            "--json",
+            "--trace",
+            str(tmp_path / "t.jsonl"),
+            cwd=tmp_path,
+        )
     assert done.returncode == 0
     assert "sk-" not in (tmp_path / "t.jsonl").read_text() + done.stdout
     assert Path(tmp_path / "t.jsonl").exists()

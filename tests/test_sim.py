@@ -9,6 +9,7 @@ fails them about once in 16,000 runs and a wrong rate fails them for sure.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter
 from dataclasses import replace
@@ -20,18 +21,20 @@ import pytest
 import maker
 from maker.backends import PROFILES, Request, SimBackend, SimModel, SimProfile, open_backend
 from maker.errors import ConfigError
-from tasks import build_task
-from tasks.hanoi import Hanoi, HanoiStep
-from traces._reader import load_trace
-from voting import AheadByK, ParseError, Voting
+from maker.tasks import build_task
+from maker.tasks.hanoi import Hanoi, HanoiStep
+from maker.traces._reader import load_trace
+from maker.voting import AheadByK, ParseError, Voting
 
 TASK, STEP = Hanoi(8), HanoiStep(8)
-PROMPTS = [(STEP.prompt(TASK.step_inputs(i)), STEP.vote_key(STEP.expected(TASK.step_inputs(i))))
-           for i in range(TASK.steps)]
+PROMPTS = [
+    (STEP.prompt(TASK.step_inputs(i)), STEP.vote_key(STEP.expected(TASK.step_inputs(i)))) for i in range(TASK.steps)
+]
 
 
-def sample(profile: SimProfile, draws: int, *, temperature: float = 0.1, max_tokens: int = 10_000,
-           seed: int = 0) -> list[tuple[int, str | None, str]]:
+def sample(
+    profile: SimProfile, draws: int, *, temperature: float = 0.1, max_tokens: int = 10_000, seed: int = 0
+) -> list[tuple[int, str | None, str]]:
     """(step, vote key or None if flagged, finish reason) for `draws` samples at each of 255 steps."""
     model = SimModel(profile, seed=seed)
     out = []
@@ -40,10 +43,8 @@ def sample(profile: SimProfile, draws: int, *, temperature: float = 0.1, max_tok
             text, finish, tokens = model.reply(messages, temperature, max_tokens, draw)
             key = None
             if finish != "length" and tokens <= max_tokens:
-                try:
+                with contextlib.suppress(ParseError):
                     key = STEP.vote_key(STEP.parse(text))
-                except ParseError:
-                    pass
             out.append((step, key, finish))
     return out
 
@@ -62,17 +63,20 @@ def within(measured: float, rate: float, n: int) -> bool:
 # Profiles
 
 
-@pytest.mark.parametrize(("name", "error_rate", "tokens_out"), [
-    ("gpt-4.1-mini", 0.0022, 538),
-    ("gpt-4.1-mini-t1", 0.0040, 580),
-    ("gpt-4.1-nano", 0.3571, 842),
-    ("gpt-oss-20b", 0.0358, 1104),
-    ("o3-mini", 0.0018, 535),
-    ("haiku-4.5", 0.1839, 588),
-    ("qwen3", 0.2342, 449),
-    ("deepseek-v3.1", 0.0569, 1004),
-    ("kimi-k2", 0.0393, 925),
-])
+@pytest.mark.parametrize(
+    ("name", "error_rate", "tokens_out"),
+    [
+        ("gpt-4.1-mini", 0.0022, 538),
+        ("gpt-4.1-mini-t1", 0.0040, 580),
+        ("gpt-4.1-nano", 0.3571, 842),
+        ("gpt-oss-20b", 0.0358, 1104),
+        ("o3-mini", 0.0018, 535),
+        ("haiku-4.5", 0.1839, 588),
+        ("qwen3", 0.2342, 449),
+        ("deepseek-v3.1", 0.0569, 1004),
+        ("kimi-k2", 0.0393, 925),
+    ],
+)
 def test_profiles_carry_the_papers_measured_rates(name: str, error_rate: float, tokens_out: int) -> None:
     profile = PROFILES[name]
     assert (profile.error_rate, profile.tokens_out) == (error_rate, tokens_out)
@@ -82,16 +86,23 @@ def test_profiles_carry_the_papers_measured_rates(name: str, error_rate: float, 
 def test_the_hostile_profile_is_the_issues_hostile_model() -> None:
     hostile = PROFILES["hostile"]
     assert (hostile.error_rate, hostile.malformed_rate, hostile.ramble_rate, hostile.hard_fraction) == (
-        0.1, 0.10, 0.05, 0.01)
+        0.1,
+        0.10,
+        0.05,
+        0.01,
+    )
 
 
-@pytest.mark.parametrize(("model", "message"), [
-    ("sim/nope", "unknown simulated model 'nope'"),
-    ("sim/hostile?error_rate=2", "is a probability"),
-    ("sim/hostile?error_rate=-1", "must be >= 0"),
-    ("sim/hostile?latency=soon", "needs a number"),
-    ("sim/hostile?colour=red", "unknown sim option 'colour'"),
-])
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("sim/nope", "unknown simulated model 'nope'"),
+        ("sim/hostile?error_rate=2", "is a probability"),
+        ("sim/hostile?error_rate=-1", "must be >= 0"),
+        ("sim/hostile?latency=soon", "needs a number"),
+        ("sim/hostile?colour=red", "unknown sim option 'colour'"),
+    ],
+)
 def test_bad_profiles_and_options_are_config_errors(model: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         open_backend(model)
@@ -111,8 +122,11 @@ def test_the_same_seed_gives_the_same_replies_in_any_order() -> None:
     profile = PROFILES["hostile"]
     forward = [SimModel(profile, seed=7).reply(m, 0.1, 750, d) for m, _ in PROMPTS[:40] for d in range(4)]
     model = SimModel(profile, seed=7)
-    backward = {(i, d): model.reply(m, 0.1, 750, d) for i, (m, _) in reversed(list(enumerate(PROMPTS[:40])))
-                for d in reversed(range(4))}
+    backward = {
+        (i, d): model.reply(m, 0.1, 750, d)
+        for i, (m, _) in reversed(list(enumerate(PROMPTS[:40])))
+        for d in reversed(range(4))
+    }
     assert forward == [backward[i, d] for i in range(40) for d in range(4)]
 
 
@@ -131,8 +145,13 @@ def test_the_greedy_sample_of_a_prompt_never_varies() -> None:
 
 def test_a_whole_run_is_reproducible(tmp_path: Path) -> None:
     def run(name: str) -> list[tuple[object, ...]]:
-        result = maker.run(build_task("hanoi", disks=5), model="sim/hostile", voting=Voting(rule=AheadByK(4)),
-                           settings=maker.RunSettings(seed=11), trace=tmp_path / name)
+        result = maker.run(
+            build_task("hanoi", disks=5),
+            model="sim/hostile",
+            voting=Voting(rule=AheadByK(4)),
+            settings=maker.RunSettings(seed=11),
+            trace=tmp_path / name,
+        )
         return [(s["step"], s["i"], s["text"], s["tokens_out"], s["flag"]) for s in load_trace(result.trace).samples]
 
     assert run("a.jsonl") == run("b.jsonl")
@@ -149,8 +168,9 @@ def test_the_measured_error_rate_matches_the_knob(rate: float) -> None:
     assert within(measured, rate, n), (measured, rate)
 
 
-@pytest.mark.parametrize(("name", "draws"), [("gpt-4.1-mini", 80), ("gpt-4.1-nano", 8), ("haiku-4.5", 8),
-                                             ("gpt-oss-20b", 20)])
+@pytest.mark.parametrize(
+    ("name", "draws"), [("gpt-4.1-mini", 80), ("gpt-4.1-nano", 8), ("haiku-4.5", 8), ("gpt-oss-20b", 20)]
+)
 def test_the_measured_error_rate_matches_the_profile(name: str, draws: int) -> None:
     profile = PROFILES[name]
     measured, n = wrong_rate(sample(profile, draws))
@@ -214,7 +234,7 @@ def test_output_tokens_follow_the_profile() -> None:
 
 
 def test_an_unknown_prompt_gets_a_reply_the_parser_rejects() -> None:
-    text, finish, _ = SimModel(PROFILES["perfect"]).reply(({"role": "user", "content": "Hello?"},), 0.0, 750, 0)
+    text, _finish, _ = SimModel(PROFILES["perfect"]).reply(({"role": "user", "content": "Hello?"},), 0.0, 750, 0)
     with pytest.raises(ParseError):
         STEP.parse(text)
 

@@ -18,8 +18,8 @@ import pytest
 
 from maker.backends import Faults, SimServerConfig, serve_sim
 from maker.errors import ConfigError
-from tasks import build_task
-from tasks.hanoi import optimal_move
+from maker.tasks import build_task
+from maker.tasks.hanoi import optimal_move
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,15 +32,17 @@ def step_messages(step: int = 0) -> list[dict[str, str]]:
 
 
 def client(server: Any, **options: Any) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0,
-                              timeout=options.pop("timeout", 10), **options)
+    return openai.AsyncOpenAI(
+        base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=options.pop("timeout", 10), **options
+    )
 
 
 async def ask(server: Any, **options: Any) -> Any:
     timeout = options.pop("timeout", 10)
     async with client(server, timeout=timeout) as c:
-        return await c.chat.completions.create(model=options.pop("model", "gpt-4.1-mini"),
-                                               messages=step_messages(), max_tokens=750, **options)
+        return await c.chat.completions.create(
+            model=options.pop("model", "gpt-4.1-mini"), messages=step_messages(), max_tokens=750, **options
+        )
 
 
 @pytest.mark.anyio
@@ -57,25 +59,27 @@ async def test_replies_are_the_simulated_model_answering_hanoi_in_its_format():
 
 @pytest.mark.anyio
 async def test_health_models_and_stats_endpoints():
-    async with serve_sim(SimServerConfig(models=("a", "b"))) as server:
-        async with client(server) as c:
-            models = await c.models.list()
-            health = await c.get("/health", cast_to=object)  # type: ignore[arg-type]
-            await c.chat.completions.create(model="a", messages=step_messages(), max_tokens=750)
-            stats = await c.get("/stats", cast_to=object)  # type: ignore[arg-type]
+    async with serve_sim(SimServerConfig(models=("a", "b"))) as server, client(server) as c:
+        models = await c.models.list()
+        health = await c.get("/health", cast_to=object)  # type: ignore[arg-type]
+        await c.chat.completions.create(model="a", messages=step_messages(), max_tokens=750)
+        stats = await c.get("/stats", cast_to=object)  # type: ignore[arg-type]
     assert [m.id for m in models.data] == ["a", "b"]
     assert health == {"status": "ok"}
     assert stats["chat_requests"] == 1 and stats["completions"] == 1 and stats["peak_in_flight"] == 1
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("fault, raised, status", [
-    ("rate_limit", openai.RateLimitError, 429),
-    ("server_error", openai.InternalServerError, 500),
-    ("drop", openai.APIConnectionError, None),
-    ("slow", openai.APITimeoutError, None),
-    ("bad_json", json.JSONDecodeError, 200),
-])
+@pytest.mark.parametrize(
+    "fault, raised, status",
+    [
+        ("rate_limit", openai.RateLimitError, 429),
+        ("server_error", openai.InternalServerError, 500),
+        ("drop", openai.APIConnectionError, None),
+        ("slow", openai.APITimeoutError, None),
+        ("bad_json", json.JSONDecodeError, 200),
+    ],
+)
 async def test_each_fault_reaches_the_client_as_what_a_real_server_would_cause(fault, raised, status):
     faults = Faults(**{fault: 1.0}, retry_after=2.5, slow_seconds=5)
     async with serve_sim(SimServerConfig(faults=faults)) as server:
@@ -149,23 +153,31 @@ async def test_faults_are_a_function_of_the_seed():
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("model, key, raised, code", [
-    ("no-such-model", "sk-right", openai.NotFoundError, "model_not_found"),
-    ("gpt-4.1-mini", "sk-wrong", openai.AuthenticationError, "invalid_api_key"),
-])
+@pytest.mark.parametrize(
+    "model, key, raised, code",
+    [
+        ("no-such-model", "sk-right", openai.NotFoundError, "model_not_found"),
+        ("gpt-4.1-mini", "sk-wrong", openai.AuthenticationError, "invalid_api_key"),
+    ],
+)
 async def test_wrong_model_and_wrong_key_are_rejected_like_openai_does(model, key, raised, code):
-    async with serve_sim(SimServerConfig(api_key="sk-right")) as server:
-        async with openai.AsyncOpenAI(base_url=server.base_url, api_key=key, max_retries=0) as c:
-            with pytest.raises(raised) as info:
-                await c.chat.completions.create(model=model, messages=step_messages(), max_tokens=10)
+    async with (
+        serve_sim(SimServerConfig(api_key="sk-right")) as server,
+        openai.AsyncOpenAI(base_url=server.base_url, api_key=key, max_retries=0) as c,
+    ):
+        with pytest.raises(raised) as info:
+            await c.chat.completions.create(model=model, messages=step_messages(), max_tokens=10)
     assert info.value.body["code"] == code  # type: ignore[index]
 
 
-@pytest.mark.parametrize("knobs, message", [
-    ({"rate_limit": 1.5}, "must be in [0, 1]"),
-    ({"drop": 0.6, "slow": 0.6}, "add up to"),
-    ({"retry_after": -1}, ">= 0"),
-])
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"rate_limit": 1.5}, "must be in [0, 1]"),
+        ({"drop": 0.6, "slow": 0.6}, "add up to"),
+        ({"retry_after": -1}, ">= 0"),
+    ],
+)
 def test_fault_settings_are_validated(knobs, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         Faults(**knobs)
@@ -183,8 +195,12 @@ def test_mixed_faults_spread_the_rate_over_every_kind():
 
 
 def test_serve_sim_command_prints_its_url_and_serves_until_stopped():
-    proc = subprocess.Popen([sys.executable, "-m", "maker.cli", "serve-sim", "--profile", "perfect"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maker.cli", "serve-sim", "--profile", "perfect"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = proc.stdout.readline().strip()  # type: ignore[union-attr]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
@@ -198,11 +214,14 @@ def test_serve_sim_command_prints_its_url_and_serves_until_stopped():
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("raw", [
-    b"NONSENSE\r\n\r\n",
-    b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: lots\r\n\r\n",
-    b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\n{oops",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NONSENSE\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: lots\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\n{oops",
+    ],
+)
 async def test_malformed_requests_get_a_400_and_the_server_keeps_serving(raw):
     async with serve_sim(SimServerConfig(profile="perfect")) as server:
         async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:

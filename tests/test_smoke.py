@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import maker
-from tasks import build_task
+from maker.tasks import build_task
 
 
 def test_hanoi_solves_on_default_sim(tmp_path):

@@ -10,17 +10,17 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
+from _http import clean_env, maker_command
 
 import maker
-from _http import clean_env, maker_command
 from maker.cli._app import main
 from maker.errors import TraceError
-from tasks import build_task
-from traces import read_events, summarize
+from maker.tasks import build_task
+from maker.traces import read_events, summarize
 
 COMMANDS = (["trace", "show"], ["replay"], ["replay", "--k", "2"], ["resume"])
 
@@ -44,8 +44,10 @@ def _header(raw: bytes, **changes: object) -> bytes:
 
 # name → (how to make the file from a good trace, what the one line must say)
 BAD: dict[str, tuple[Callable[[bytes], bytes | None], str]] = {
-    "corrupt line": (lambda raw: b"".join(_lines(raw)[:3]) + b'{"type": "sample", "step": \n' + b"".join(_lines(raw)[3:]),
-                     ":4: corrupt trace line"),
+    "corrupt line": (
+        lambda raw: b"".join(_lines(raw)[:3]) + b'{"type": "sample", "step": \n' + b"".join(_lines(raw)[3:]),
+        ":4: corrupt trace line",
+    ),
     "corrupt last line": (lambda raw: raw + b"#garbage#\n", "corrupt trace line"),
     "truncated in its header": (lambda raw: _lines(raw)[0][:40], "truncated trace"),
     "truncated gzip": (lambda raw: gzip.compress(raw)[:12], "truncated trace"),
@@ -59,9 +61,14 @@ BAD: dict[str, tuple[Callable[[bytes], bytes | None], str]] = {
     "binary": (lambda raw: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not a maker trace"),
     "json list": (lambda raw: b"[1, 2, 3]\n", "not a maker trace"),
     "another event first": (lambda raw: b"".join(_lines(raw)[1:]), "not a maker trace (first line is a 'sample'"),
-    "an event missing a field": (lambda raw: raw.replace(b',"key":', b',"kee":', 1), ":2: corrupt trace line (a sample event without 'key')"),
-    "a header missing its voting": (lambda raw: _header(raw, voting=None).replace(b'"voting": null, ', b""),
-                                    "corrupt trace line (a header event without 'voting')"),
+    "an event missing a field": (
+        lambda raw: raw.replace(b',"key":', b',"kee":', 1),
+        ":2: corrupt trace line (a sample event without 'key')",
+    ),
+    "a header missing its voting": (
+        lambda raw: _header(raw, voting=None).replace(b'"voting": null, ', b""),
+        "corrupt trace line (a header event without 'voting')",
+    ),
     "missing": (lambda raw: None, "no such file"),
 }
 
@@ -88,9 +95,9 @@ def _files(tmp_path: Path, good: bytes) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
-def test_every_command_gives_one_line_and_exit_2_for_every_bad_file(tmp_path: Path, good: bytes,
-                                                                   capsys: pytest.CaptureFixture[str],
-                                                                   command: list[str]) -> None:
+def test_every_command_gives_one_line_and_exit_2_for_every_bad_file(
+    tmp_path: Path, good: bytes, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
     for name, path in _files(tmp_path, good).items():
         before = path.read_bytes() if path.is_file() else None
         code = main([*command, str(path)])  # the CLI's own entry point: an escaping exception fails the test
@@ -105,10 +112,17 @@ def test_every_command_gives_one_line_and_exit_2_for_every_bad_file(tmp_path: Pa
 def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path: Path, good: bytes) -> None:
     """The same through real `maker` processes: each bad file once, the commands taken in turn."""
     files = _files(tmp_path, good)
-    procs = {name: subprocess.Popen([*maker_command(), *COMMANDS[n % len(COMMANDS)], str(path)], cwd=tmp_path,
-                                    env=clean_env(COLUMNS="200"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
-             for n, (name, path) in enumerate(files.items())}
+    procs = {
+        name: subprocess.Popen(
+            [*maker_command(), *COMMANDS[n % len(COMMANDS)], str(path)],
+            cwd=tmp_path,
+            env=clean_env(COLUMNS="200"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n, (name, path) in enumerate(files.items())
+    }
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 2 and "Traceback" not in err, f"{name}: exit {proc.returncode}: {err}"
@@ -122,8 +136,14 @@ def test_a_torn_last_line_is_dropped_not_an_error(tmp_path: Path, good: bytes) -
     events = list(read_events(path))
     assert len(events) == len(lines) - 1 and events[-1] == json.loads(lines[-2])
     assert summarize(path).outcome == "crashed"
-    done = subprocess.run([*maker_command(), "trace", "show", str(path)], cwd=tmp_path, env=clean_env(COLUMNS="200"),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*maker_command(), "trace", "show", str(path)],
+        cwd=tmp_path,
+        env=clean_env(COLUMNS="200"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "crashed" in done.stderr
 
 

@@ -18,10 +18,10 @@ from _scripted import ScriptedBackend, WordStep, vote
 
 import maker
 from maker._recorder import Totals
-from tasks import build_task
-from traces import EVENT_FIELDS, OUTCOMES, SCHEMA_VERSION
-from traces._reader import read_events
-from voting import AheadByK, Majority, Voting
+from maker.tasks import build_task
+from maker.traces import EVENT_FIELDS, OUTCOMES, SCHEMA_VERSION
+from maker.traces._reader import read_events
+from maker.voting import AheadByK, Majority, Voting
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "traces.md"
 
@@ -156,8 +156,7 @@ def test_a_dag_run_with_python_steps_late_samples_and_an_error(tmp_path: Path) -
 
 def test_an_independent_run_and_a_model_with_options(tmp_path: Path) -> None:
     path = tmp_path / "ind.jsonl"
-    maker.run(build_task("hanoi", disks=6), model="sim/gpt-4.1-mini?error_rate=0.1", independent=[0, 5, 40],
-              trace=path)
+    maker.run(build_task("hanoi", disks=6), model="sim/gpt-4.1-mini?error_rate=0.1", independent=[0, 5, 40], trace=path)
     by_type = check(list(read_events(path)))
     header = by_type["header"][0]
     assert (header["mode"], header["steps_evaluated"]) == ("independent", 3)
@@ -166,8 +165,13 @@ def test_an_independent_run_and_a_model_with_options(tmp_path: Path) -> None:
 
 def test_an_undecided_run(tmp_path: Path) -> None:
     path = tmp_path / "u.jsonl"
-    maker.run(build_task("hanoi", disks=3), model="sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
-              voting=Voting(rule=AheadByK(3), max_samples=6), trace=path, check=False)
+    maker.run(
+        build_task("hanoi", disks=3),
+        model="sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
+        voting=Voting(rule=AheadByK(3), max_samples=6),
+        trace=path,
+        check=False,
+    )
     by_type = check(list(read_events(path)))
     assert by_type["end"][0]["outcome"] == "undecided"
     assert by_type["step_error"][0]["error"] == "VoteUndecided"

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from voting import (
+from maker.voting import (
     AheadByK,
     Majority,
     Single,
@@ -171,8 +171,17 @@ def test_expected_votes_matches_the_paper() -> None:
 
 @pytest.mark.parametrize(
     ("error_rate", "k"),
-    [(0.3571, 29), (0.0040, 4), (0.0022, 3), (0.0018, 3), (0.1839, 12), (0.0358, 6), (0.2342, 15),
-     (0.0569, 6), (0.0393, 6)],
+    [
+        (0.3571, 29),
+        (0.0040, 4),
+        (0.0022, 3),
+        (0.0018, 3),
+        (0.1839, 12),
+        (0.0358, 6),
+        (0.2342, 15),
+        (0.0569, 6),
+        (0.0393, 6),
+    ],
 )
 def test_k_min_matches_the_paper_table(error_rate: float, k: int) -> None:
     assert k_min(1 - error_rate, MILLION, 0.95) == k

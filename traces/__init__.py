@@ -6,16 +6,12 @@ analysis. The schema is documented in docs/traces.md.
 
 from __future__ import annotations
 
-# maker.errors first: the reader raises TraceError, and loading maker before this
-# package's modules keeps the maker ↔ traces import cycle in a safe order.
-import maker.errors  # noqa: F401
-
-from traces._inspect import TraceSummary, summarize
-from traces._reader import Trace, load_trace, read_events
-from traces._repair import repair_tail
-from traces._replay import Revote, StepRevote, revote
-from traces._schema import EVENT_FIELDS, OUTCOMES, SCHEMA_VERSION
-from traces._writer import TraceWriter
+from maker.traces._inspect import TraceSummary, summarize
+from maker.traces._reader import Trace, load_trace, read_events
+from maker.traces._repair import repair_tail
+from maker.traces._replay import Revote, StepRevote, revote
+from maker.traces._schema import EVENT_FIELDS, OUTCOMES, SCHEMA_VERSION
+from maker.traces._writer import TraceWriter
 
 __all__ = [
     "EVENT_FIELDS",

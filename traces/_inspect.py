@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import heapq
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable
+from typing import Any
 
-from traces._reader import read_events
+from maker.traces._reader import read_events
 
 HARDEST = 5
 CRASHED = "crashed"  # the last session wrote no end event: the process died (`maker resume` continues it)
@@ -53,9 +54,26 @@ class TraceSummary:
     outcome: str = ""  # the last session's outcome; "crashed" when it has no end event
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in ("header", "outcome", "events", "decisions", "llm_decisions", "samples",
-                                              "red_flags", "late", "votes", "scored", "wrong", "step_errors",
-                                              "resumes", "ends", "hardest")}
+        data = {
+            k: getattr(self, k)
+            for k in (
+                "header",
+                "outcome",
+                "events",
+                "decisions",
+                "llm_decisions",
+                "samples",
+                "red_flags",
+                "late",
+                "votes",
+                "scored",
+                "wrong",
+                "step_errors",
+                "resumes",
+                "ends",
+                "hardest",
+            )
+        }
         data["trace"] = str(self.path)
         if self.detail is not None:
             d = self.detail

@@ -14,12 +14,13 @@ import gzip
 import json
 import os
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from maker.errors import TraceError
-from traces._schema import EVENT_FIELDS, SCHEMA_VERSION
+from maker.traces._schema import EVENT_FIELDS, SCHEMA_VERSION
 
 # Named upgraders: version N → N+1, applied to each event of an older trace.
 UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -123,8 +124,10 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
 # What readers rely on in each event; checked on every line, so a hand-edited or
 # half-written event is a clear error, not a KeyError deep in replay. The header
 # is held to what rebuilding the run needs (older traces may lack newer fields).
-_NEEDED = {**{kind: tuple(f for f in fields if f != "type") for kind, fields in EVENT_FIELDS.items()},
-           "header": ("task", "model", "voting")}
+_NEEDED = {
+    **{kind: tuple(f for f in fields if f != "type") for kind, fields in EVENT_FIELDS.items()},
+    "header": ("task", "model", "voting"),
+}
 
 
 def _missing(event: dict[str, Any]) -> str | None:
@@ -189,8 +192,12 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
     events = read_events(path)
     header = next(events)
     trace = Trace(Path(path), header)
-    buckets = {"sample": trace.samples, "decision": trace.decisions, "step_error": trace.errors,
-               "resume": trace.resumes}
+    buckets = {
+        "sample": trace.samples,
+        "decision": trace.decisions,
+        "step_error": trace.errors,
+        "resume": trace.resumes,
+    }
     for event in events:
         kind = event["type"]
         if kind == "end":

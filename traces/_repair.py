@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from traces._reader import GZIP_MAGIC, _Lines, read_events
+from maker.traces._reader import GZIP_MAGIC, _Lines, read_events
 
 
 @dataclass(frozen=True, slots=True)

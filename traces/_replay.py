@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable, Sequence
+from typing import Any
 
-from traces._reader import read_events
-from voting import DecisionRule, Tally
+from maker.traces._reader import read_events
+from maker.voting import DecisionRule, Tally
 
 SAME, DIFFERENT, NEEDS_MORE = "same", "different", "needs more"
 
@@ -91,16 +92,40 @@ class Revote:
             self.recorded_errors += r.recorded != r.truth
 
     def to_json(self, *, with_steps: bool = True) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in ("rule", "steps", "same", "different", "needs_more", "errors",
-                                              "scored", "recorded_errors", "samples_used", "samples_recorded")}
+        data = {
+            k: getattr(self, k)
+            for k in (
+                "rule",
+                "steps",
+                "same",
+                "different",
+                "needs_more",
+                "errors",
+                "scored",
+                "recorded_errors",
+                "samples_used",
+                "samples_recorded",
+            )
+        }
         if with_steps:
-            data["changed"] = [{"step": r.step, "outcome": r.outcome, "winner": r.winner, "recorded": r.recorded,
-                                "truth": r.truth, "used": r.used, "available": r.available} for r in self.changed]
+            data["changed"] = [
+                {
+                    "step": r.step,
+                    "outcome": r.outcome,
+                    "winner": r.winner,
+                    "recorded": r.recorded,
+                    "truth": r.truth,
+                    "used": r.used,
+                    "available": r.available,
+                }
+                for r in self.changed
+            ]
         return data
 
 
-def revote_step(rule: DecisionRule, keys: Sequence[str | None], recorded: str, truth: str | None,
-                step: Hashable = None) -> StepRevote:
+def revote_step(
+    rule: DecisionRule, keys: Sequence[str | None], recorded: str, truth: str | None, step: Hashable = None
+) -> StepRevote:
     """Vote `keys` (None: a red-flagged sample) one by one with `rule` until it decides."""
     tally = Tally()
     for used, key in enumerate(keys, start=1):
@@ -110,8 +135,7 @@ def revote_step(rule: DecisionRule, keys: Sequence[str | None], recorded: str, t
         tally.add(key)
         winner = rule.winner(tally)
         if winner is not None:
-            return StepRevote(step, SAME if winner == recorded else DIFFERENT, winner, recorded, truth, used,
-                              len(keys))
+            return StepRevote(step, SAME if winner == recorded else DIFFERENT, winner, recorded, truth, used, len(keys))
     return StepRevote(step, NEEDS_MORE, None, recorded, truth, len(keys), len(keys))
 
 
@@ -124,7 +148,7 @@ def revote(trace: str | os.PathLike[str], rules: DecisionRule | Iterable[Decisio
 
     def settle(step: Hashable, decision: dict[str, Any]) -> None:
         keys = samples.pop(step, [])
-        for rule, result in zip(rules, results):
+        for rule, result in zip(rules, results, strict=False):
             result.add(revote_step(rule, keys, decision["winner"], decision.get("truth"), step))
 
     for event in read_events(trace):

@@ -8,27 +8,58 @@ add an upgrader in `_reader.py` so old traces keep reading.
 from __future__ import annotations
 
 import zlib
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 SCHEMA_VERSION = 1
 
 # type → fields every event of that type carries (more may follow).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "header": (
-        "type", "schema_version", "run_id", "maker_version", "created", "task", "model", "voting", "seed", "settings",
+        "type",
+        "schema_version",
+        "run_id",
+        "maker_version",
+        "created",
+        "task",
+        "model",
+        "voting",
+        "seed",
+        "settings",
         "mode",
     ),
     "sample": (
-        "type", "step", "i", "temperature", "text", "finish", "tokens_in", "tokens_out", "latency", "retries",
-        "flag", "key", "late",
+        "type",
+        "step",
+        "i",
+        "temperature",
+        "text",
+        "finish",
+        "tokens_in",
+        "tokens_out",
+        "latency",
+        "retries",
+        "flag",
+        "key",
+        "late",
     ),
     "decision": (
-        "type", "step", "kind", "winner", "answer", "votes", "samples", "flagged", "rounds", "truth", "correct",
+        "type",
+        "step",
+        "kind",
+        "winner",
+        "answer",
+        "votes",
+        "samples",
+        "flagged",
+        "rounds",
+        "truth",
+        "correct",
     ),
     "step_error": ("type", "step", "error", "message", "votes", "samples", "flagged"),
     "resume": ("type", "created", "committed_steps", "settings"),
     "end": ("type", "outcome", "message", "totals", "wall_s"),
 }
+
 
 def prompt_digest(messages: Iterable[Mapping[str, str]]) -> str:
     """A short fingerprint of a step's prompt (crc32 of its messages, 8 hex digits).

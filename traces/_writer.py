@@ -12,10 +12,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 import time
+from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from maker.errors import TraceError
 
@@ -45,7 +46,7 @@ encode_event = _event_encoder()
 
 def _open(path: Path, append: bool) -> tuple[IO[bytes], IO[bytes]]:
     """(the stream events are written to, the file under it), the file locked first."""
-    raw = open(path, "ab" if append else "xb", buffering=1 << 20)
+    raw = open(path, "ab" if append else "xb", buffering=1 << 20)  # noqa: SIM115 - owned by the writer
     _lock(path, raw)
     if path.suffix == ".gz":
         # Level 1: most of gzip's size win on JSON for a fraction of its time. Appending
@@ -65,8 +66,9 @@ def _lock(path: Path, raw: IO[bytes]) -> None:
         fcntl.flock(raw.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         raw.close()
-        raise TraceError(f"{path}: another process is writing this trace; wait for it to stop (or stop it) "
-                         "first") from None
+        raise TraceError(
+            f"{path}: another process is writing this trace; wait for it to stop (or stop it) first"
+        ) from None
 
 
 def check_unlocked(path: str | os.PathLike[str]) -> None:
@@ -82,8 +84,14 @@ class TraceWriter:
     gzip traces default to 1 s because each gzip flush costs compression.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, append: bool = False, commit_interval: float | None = None,
-                 fsync: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        append: bool = False,
+        commit_interval: float | None = None,
+        fsync: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file, self._raw = _open(self.path, append)

@@ -7,11 +7,11 @@ and says whether the step is decided and how many more samples could decide it.
 
 from __future__ import annotations
 
-from voting._config import Voting
-from voting._redflags import ParseError, RedFlag, Reply, Verdict, judge, length_flag
-from voting._rules import AheadByK, DecisionRule, Majority, Single, rule_from_dict
-from voting._tally import Tally
-from voting._theory import expected_samples, expected_votes, k_min, p_step, p_task
+from maker.voting._config import Voting
+from maker.voting._redflags import ParseError, RedFlag, Reply, Verdict, judge, length_flag
+from maker.voting._rules import AheadByK, DecisionRule, Majority, Single, rule_from_dict
+from maker.voting._tally import Tally
+from maker.voting._theory import expected_samples, expected_votes, k_min, p_step, p_task
 
 __all__ = [
     "AheadByK",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from voting._redflags import RedFlag
-from voting._rules import AheadByK, DecisionRule, rule_from_dict
+from maker.voting._redflags import RedFlag
+from maker.voting._rules import AheadByK, DecisionRule, rule_from_dict
 
 
 @dataclass(frozen=True, slots=True)

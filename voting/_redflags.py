@@ -8,7 +8,8 @@ knows the right answer would turn voting into cheating.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 
 class ParseError(ValueError):

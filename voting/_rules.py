@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from voting._tally import Tally
+from maker.voting._tally import Tally
 
 
 @runtime_checkable

@@ -11,12 +11,20 @@
 from __future__ import annotations
 
 from maker.analysis._analyze import (
-    ALPHA, Analysis, Bin, Collisions, Convergence, Heterogeneity, Outlier, Projection, analyze,
+    ALPHA,
+    Analysis,
+    Bin,
+    Collisions,
+    Convergence,
+    Heterogeneity,
+    Outlier,
+    Projection,
+    analyze,
 )
 from maker.analysis._calibrate import Calibration, acalibrate, calibrate
 from maker.analysis._estimate import Estimate, KRow, estimate, majority_equivalent
-from maker.analysis._stats import Proportion, wilson
 from maker.analysis._plots import write_plots  # matplotlib itself is imported only when plotting
+from maker.analysis._stats import Proportion, wilson
 from maker.analysis._walk import undecided
 
 __all__ = [

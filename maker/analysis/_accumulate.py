@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 from array import array
 from collections import Counter
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable
+from typing import Any
 
-from traces._reader import read_events
+from maker.traces._reader import read_events
 
 NO_TRUTH = -1
 # What the first two votes of a step were, against the reference answer: bit flags,
@@ -144,8 +145,14 @@ def _decision(table: Table, e: dict[str, Any], samples: list[tuple[int, str | No
     _score(table.winner, winner, counts, n, samples, True if winner is not None else None)
 
 
-def _score(col: Scored, ref: str | None, counts: dict[str, int], n: int,
-           samples: list[tuple[int, str | None, bool]], correct: bool | None) -> None:
+def _score(
+    col: Scored,
+    ref: str | None,
+    counts: dict[str, int],
+    n: int,
+    samples: list[tuple[int, str | None, bool]],
+    correct: bool | None,
+) -> None:
     votes = [key for _, key, late in samples if key is not None and not late]
     if ref is None:
         col.wrong_votes.append(NO_TRUTH)

@@ -15,18 +15,27 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable
+from typing import Any
 
 from maker._pricing import Price, load_prices, price_of
 from maker.analysis._accumulate import (
-    FIRST_WRONG, FLAGGED, RIGHT, SAME_WRONG, SECOND_WRONG, WRONG, Scored, Table, accumulate,
+    FIRST_WRONG,
+    FLAGGED,
+    RIGHT,
+    SAME_WRONG,
+    SECOND_WRONG,
+    WRONG,
+    Scored,
+    Table,
+    accumulate,
 )
 from maker.analysis._estimate import Estimate, estimate
 from maker.analysis._stats import Proportion, binom_cdf, binom_sf, chi2_sf, fisher_greater
 from maker.analysis._walk import undecided
-from voting._theory import expected_votes, k_min, p_step
+from maker.voting._theory import expected_votes, k_min, p_step
 
 ALPHA = 0.001  # false-alarm rate of each flag (heterogeneity, collisions, drift)
 PROJECT_TO = (10**6, 10**9)
@@ -44,8 +53,13 @@ class Bin:
     error: Proportion
 
     def to_json(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high, "count": self.count, "flagged": self.flagged,
-                "error": self.error.to_json()}
+        return {
+            "low": self.low,
+            "high": self.high,
+            "count": self.count,
+            "flagged": self.flagged,
+            "error": self.error.to_json(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +88,17 @@ class Convergence:
         return self.p_faster < ALPHA
 
     def to_json(self) -> dict[str, Any]:
-        return {"k": self.k, "p": self.p, "steps": self.steps, "observed": list(self.observed),
-                "expected": [round(x, 6) for x in self.expected], "p_slower": self.p_slower,
-                "p_faster": self.p_faster, "slower": self.slower, "faster": self.faster}
+        return {
+            "k": self.k,
+            "p": self.p,
+            "steps": self.steps,
+            "observed": list(self.observed),
+            "expected": [round(x, 6) for x in self.expected],
+            "p_slower": self.p_slower,
+            "p_faster": self.p_faster,
+            "slower": self.slower,
+            "faster": self.faster,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +121,16 @@ class Collisions:
         return self.p_value < ALPHA
 
     def to_json(self) -> dict[str, Any]:
-        return {"steps": self.steps, "first_wrong": self.first_wrong, "second_wrong": self.second_wrong,
-                "observed": self.observed, "same_answer": self.same_answer, "expected": round(self.expected, 4),
-                "p_value": self.p_value, "excess": self.excess}
+        return {
+            "steps": self.steps,
+            "first_wrong": self.first_wrong,
+            "second_wrong": self.second_wrong,
+            "observed": self.observed,
+            "same_answer": self.same_answer,
+            "expected": round(self.expected, 4),
+            "p_value": self.p_value,
+            "excess": self.excess,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +145,14 @@ class Outlier:
     undecided: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "votes": self.votes, "rounds": self.rounds, "samples": self.samples,
-                "tail": self.tail, "undecided": self.undecided}
+        return {
+            "step": self.step,
+            "votes": self.votes,
+            "rounds": self.rounds,
+            "samples": self.samples,
+            "tail": self.tail,
+            "undecided": self.undecided,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +169,13 @@ class Heterogeneity:
         return self.count > 0 or self.slow_convergence
 
     def to_json(self) -> dict[str, Any]:
-        return {"flagged": self.flagged, "threshold_votes": self.threshold, "count": self.count,
-                "slow_convergence": self.slow_convergence, "outliers": [o.to_json() for o in self.outliers]}
+        return {
+            "flagged": self.flagged,
+            "threshold_votes": self.threshold,
+            "count": self.count,
+            "slow_convergence": self.slow_convergence,
+            "outliers": [o.to_json() for o in self.outliers],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,40 +309,64 @@ def analyze_table(t: Table, path: Path, *, prices: dict[str, Price] | None = Non
     price = price_of(str(t.header.get("model", "")), prices if prices is not None else load_prices())
     by_step, drift = _by_step(t, col)
     return Analysis(
-        path=path, header=t.header, outcome=None if t.end is None else t.end.get("outcome"), reference=ref_name,
-        decided=len(t.ids), python_steps=t.python_steps, undecided=len(t.undecided),
-        scored_steps=sum(1 for w in col.wrong_votes if w >= 0), samples=t.sample_count, late=t.late,
-        flags=dict(t.flags), valid=valid, vote_error=vote_error, first_vote_error=first_error,
+        path=path,
+        header=t.header,
+        outcome=None if t.end is None else t.end.get("outcome"),
+        reference=ref_name,
+        decided=len(t.ids),
+        python_steps=t.python_steps,
+        undecided=len(t.undecided),
+        scored_steps=sum(1 for w in col.wrong_votes if w >= 0),
+        samples=t.sample_count,
+        late=t.late,
+        flags=dict(t.flags),
+        valid=valid,
+        vote_error=vote_error,
+        first_vote_error=first_error,
         wrong_steps=wrong_steps if ref_name == "ground truth" else None,
         wrong_steps_expected=wrong_steps.n * (1.0 - p_step(p, k)) if theory and ref_name == "ground truth" else None,
-        tokens_in=t.tokens_in, tokens_out=t.tokens_out,
+        tokens_in=t.tokens_in,
+        tokens_out=t.tokens_out,
         mean_votes=sum(t.votes) / len(t.votes) if t.votes else 0.0,
         expected_votes=expected_votes(p, k) if theory else None,
-        by_length=_by_length(col), by_step=by_step, drift_p_value=drift,
-        rounds=dict(sorted(Counter(t.rounds).items())), votes=dict(sorted(Counter(t.votes).items())),
-        convergence=convergence, collisions=_collisions(col), heterogeneity=_heterogeneity(t, k, p, convergence),
-        price=price, cost=None if price is None else price.cost(t.tokens_in, t.tokens_out),
-        projections=_projections(vote_error, valid, k, t, price), notes=_notes(t, ref_name, k),
+        by_length=_by_length(col),
+        by_step=by_step,
+        drift_p_value=drift,
+        rounds=dict(sorted(Counter(t.rounds).items())),
+        votes=dict(sorted(Counter(t.votes).items())),
+        convergence=convergence,
+        collisions=_collisions(col),
+        heterogeneity=_heterogeneity(t, k, p, convergence),
+        price=price,
+        cost=None if price is None else price.cost(t.tokens_in, t.tokens_out),
+        projections=_projections(vote_error, valid, k, t, price),
+        notes=_notes(t, ref_name, k),
     )
 
 
 def _error_rates(t: Table, col: Scored) -> tuple[Proportion, Proportion, Proportion]:
     """Wrong votes among scored votes, wrong first votes among steps, steps decided wrong."""
-    scored = [(n, w) for n, w in zip(t.votes, col.wrong_votes) if w >= 0]
+    scored = [(n, w) for n, w in zip(t.votes, col.wrong_votes, strict=False) if w >= 0]
     first = [f for f in col.first_wrong if f >= 0]
     steps = [s for s in col.step_wrong if s >= 0]
-    return (Proportion(sum(w for _, w in scored), sum(n for n, _ in scored)), Proportion(sum(first), len(first)),
-            Proportion(sum(steps), len(steps)))
+    return (
+        Proportion(sum(w for _, w in scored), sum(n for n, _ in scored)),
+        Proportion(sum(first), len(first)),
+        Proportion(sum(steps), len(steps)),
+    )
 
 
 def _notes(t: Table, reference: str, k: int | None) -> tuple[str, ...]:
     notes = []
     if reference == "voted winner":
-        notes.append("no ground truth in this trace: errors are counted against the voted winner, "
-                     "which understates them")
+        notes.append(
+            "no ground truth in this trace: errors are counted against the voted winner, which understates them"
+        )
     if k is None:
-        notes.append(f"rule {(t.header.get('voting') or {}).get('rule')!r}: convergence and heterogeneity "
-                     "checks need ahead-by-k voting")
+        notes.append(
+            f"rule {(t.header.get('voting') or {}).get('rule')!r}: convergence and heterogeneity "
+            "checks need ahead-by-k voting"
+        )
     return tuple(notes)
 
 
@@ -339,7 +403,7 @@ def _by_step(t: Table, col: Scored, bins: int = 10) -> tuple[tuple[Bin, ...], fl
     Each step's first vote, not all its votes: hard steps draw many votes, so
     pooling them would make one hard step look like a bad stretch of the run.
     """
-    points = [(pos, f) for pos, f in zip(t.position, col.first_wrong) if f >= 0]
+    points = [(pos, f) for pos, f in zip(t.position, col.first_wrong, strict=False) if f >= 0]
     if not points:
         return (), None
     low = min(pos for pos, _ in points)
@@ -351,8 +415,9 @@ def _by_step(t: Table, col: Scored, bins: int = 10) -> tuple[tuple[Bin, ...], fl
         i = (pos - low) // width
         total[i] += 1
         wrong[i] += f
-    out = tuple(Bin(low + i * width, low + (i + 1) * width, total[i], 0, Proportion(wrong[i], total[i]))
-                for i in sorted(total))
+    out = tuple(
+        Bin(low + i * width, low + (i + 1) * width, total[i], 0, Proportion(wrong[i], total[i])) for i in sorted(total)
+    )
     return out, _drift(out)
 
 
@@ -370,6 +435,7 @@ def _drift(bins: tuple[Bin, ...]) -> float | None:
 
 
 # --- convergence, collisions, heterogeneity ----------------------------------------------------------------------
+
 
 def _convergence(t: Table, k: int | None, p: float) -> Convergence | None:
     if k is None or not t.votes or math.isnan(p) or p <= 0.5:
@@ -412,7 +478,7 @@ def _heterogeneity(t: Table, k: int | None, p: float, convergence: Convergence |
     threshold = next((j + 1 for j, s in enumerate(curve) if s < cut), None)
     found: list[Outlier] = []
     if threshold is not None:
-        for step, votes, rounds, samples in zip(t.ids, t.votes, t.rounds, t.samples):
+        for step, votes, rounds, samples in zip(t.ids, t.votes, t.rounds, t.samples, strict=False):
             if votes >= threshold:
                 found.append(Outlier(step, votes, rounds, samples, curve[votes - 1]))
     for e in t.undecided:
@@ -426,8 +492,10 @@ def _heterogeneity(t: Table, k: int | None, p: float, convergence: Convergence |
 
 # --- cost ---------------------------------------------------------------------------------------------------------
 
-def _projections(error: Proportion, valid: Proportion, k: int | None, t: Table,
-                 price: Price | None) -> tuple[Projection, ...]:
+
+def _projections(
+    error: Proportion, valid: Proportion, k: int | None, t: Table, price: Price | None
+) -> tuple[Projection, ...]:
     if not error.n or not valid.hits:
         return ()
     per_in = t.tokens_in / t.sample_count
@@ -438,19 +506,28 @@ def _projections(error: Proportion, valid: Proportion, k: int | None, t: Table,
         pessimistic = k_min(1.0 - error.high, steps) if error.high < 0.5 else None
         same = next((r for r in est.rows if r.k == k), None)
         at_min = est.at_k_min
-        out.append(Projection(steps, k, None if same is None else same.p_task, None if same is None else same.cost,
-                              est.k_min, None if at_min is None else at_min.cost, pessimistic))
+        out.append(
+            Projection(
+                steps,
+                k,
+                None if same is None else same.p_task,
+                None if same is None else same.cost,
+                est.k_min,
+                None if at_min is None else at_min.cost,
+                pessimistic,
+            )
+        )
     return tuple(out)
 
 
-def _estimate(q: float, steps: int, v: float, tin: float, tout: float, price: Price | None,
-              k: int | None) -> Estimate:
+def _estimate(q: float, steps: int, v: float, tin: float, tout: float, price: Price | None, k: int | None) -> Estimate:
     kmin = k_min(1.0 - q, steps) if q < 0.5 else None
     ks = tuple(sorted({x for x in (k, kmin) if x is not None})) if q < 1.0 else ()
     return estimate(q, steps, valid_rate=v, tokens_in=tin, tokens_out=tout, price=price, ks=ks)
 
 
 # --- words -------------------------------------------------------------------------------------------------------
+
 
 def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.3g}%"
@@ -460,33 +537,45 @@ def _findings(a: Analysis) -> list[str]:
     out = []
     e = a.vote_error
     if e.n:
-        out.append(f"per-vote error rate {_pct(e.value)} (95% CI {_pct(e.low)}–{_pct(e.high)}) against "
-                   f"{a.reference}, from {e.n:,} votes")
+        out.append(
+            f"per-vote error rate {_pct(e.value)} (95% CI {_pct(e.low)}–{_pct(e.high)}) against "
+            f"{a.reference}, from {e.n:,} votes"
+        )
     else:
         out.append("no scored votes: nothing to estimate an error rate from")
     h, c, conv = a.heterogeneity, a.collisions, a.convergence
     if a.undecided:
         out.append(f"{a.undecided} step(s) never decided: they hit the per-step sample cap")
     if h is not None and h.count:
-        out.append(f"heterogeneous steps: {h.count} step(s) needed far more votes than independent errors "
-                   f"predict (at least {h.threshold} votes each)" if h.threshold else
-                   f"heterogeneous steps: {h.count} step(s) never decided")
+        out.append(
+            f"heterogeneous steps: {h.count} step(s) needed far more votes than independent errors "
+            f"predict (at least {h.threshold} votes each)"
+            if h.threshold
+            else f"heterogeneous steps: {h.count} step(s) never decided"
+        )
     if conv is not None and conv.slower:
         out.append(f"convergence is slower than independent errors predict (p = {conv.p_slower:.2g})")
     elif conv is not None and conv.faster:
-        out.append("convergence is faster than the two-candidate worst case: mistakes spread over several "
-                   "wrong answers")
+        out.append(
+            "convergence is faster than the two-candidate worst case: mistakes spread over several wrong answers"
+        )
     if c is not None and c.excess:
-        out.append(f"excess collisions: {c.observed} steps had both first votes wrong, {c.expected:.1f} expected "
-                   f"if errors were independent (p = {c.p_value:.2g})")
+        out.append(
+            f"excess collisions: {c.observed} steps had both first votes wrong, {c.expected:.1f} expected "
+            f"if errors were independent (p = {c.p_value:.2g})"
+        )
     if h is not None and not h.flagged and (c is None or not c.excess) and not a.excess_wrong_steps:
-        out.append("errors look independent: no step needed far more votes than predicted"
-                   + ("" if c is None else f", collisions as expected ({c.observed} vs {c.expected:.1f})"))
+        out.append(
+            "errors look independent: no step needed far more votes than predicted"
+            + ("" if c is None else f", collisions as expected ({c.observed} vs {c.expected:.1f})")
+        )
     if a.excess_wrong_steps:
         w = a.wrong_steps
         assert w is not None and a.wrong_steps_expected is not None
-        out.append(f"more wrong decisions than independent errors predict: {w.hits} of {w.n:,} steps decided "
-                   f"wrong, {a.wrong_steps_expected:.2g} expected (p = {a.wrong_steps_p_value:.2g})")
+        out.append(
+            f"more wrong decisions than independent errors predict: {w.hits} of {w.n:,} steps decided "
+            f"wrong, {a.wrong_steps_expected:.2g} expected (p = {a.wrong_steps_p_value:.2g})"
+        )
     if a.drifts:
         out.append(f"the error rate changes along the run (drift test p = {a.drift_p_value:.2g})")
     return out
@@ -494,23 +583,43 @@ def _findings(a: Analysis) -> list[str]:
 
 def _to_json(a: Analysis) -> dict[str, Any]:
     return {
-        "trace": str(a.path), "run_id": a.header.get("run_id"), "task": a.header.get("task"), "model": a.model,
-        "mode": a.mode, "voting": a.rule, "outcome": a.outcome,
-        "reference": a.reference, "decided_steps": a.decided, "python_steps": a.python_steps,
-        "undecided_steps": a.undecided, "scored_steps": a.scored_steps, "samples": a.samples,
-        "late_samples": a.late, "red_flags": a.flags, "valid": a.valid.to_json(),
-        "vote_error": a.vote_error.to_json(), "p": None if math.isnan(a.p) else a.p,
+        "trace": str(a.path),
+        "run_id": a.header.get("run_id"),
+        "task": a.header.get("task"),
+        "model": a.model,
+        "mode": a.mode,
+        "voting": a.rule,
+        "outcome": a.outcome,
+        "reference": a.reference,
+        "decided_steps": a.decided,
+        "python_steps": a.python_steps,
+        "undecided_steps": a.undecided,
+        "scored_steps": a.scored_steps,
+        "samples": a.samples,
+        "late_samples": a.late,
+        "red_flags": a.flags,
+        "valid": a.valid.to_json(),
+        "vote_error": a.vote_error.to_json(),
+        "p": None if math.isnan(a.p) else a.p,
         "first_vote_error": a.first_vote_error.to_json(),
         "wrong_steps": None if a.wrong_steps is None else a.wrong_steps.to_json(),
-        "wrong_steps_expected": a.wrong_steps_expected, "wrong_steps_p_value": a.wrong_steps_p_value,
-        "tokens_in": a.tokens_in, "tokens_out": a.tokens_out, "mean_votes_per_step": a.mean_votes,
+        "wrong_steps_expected": a.wrong_steps_expected,
+        "wrong_steps_p_value": a.wrong_steps_p_value,
+        "tokens_in": a.tokens_in,
+        "tokens_out": a.tokens_out,
+        "mean_votes_per_step": a.mean_votes,
         "expected_votes_per_step": a.expected_votes,
-        "by_length": [b.to_json() for b in a.by_length], "by_step": [b.to_json() for b in a.by_step],
-        "drift_p_value": a.drift_p_value, "rounds": a.rounds, "votes": a.votes,
+        "by_length": [b.to_json() for b in a.by_length],
+        "by_step": [b.to_json() for b in a.by_step],
+        "drift_p_value": a.drift_p_value,
+        "rounds": a.rounds,
+        "votes": a.votes,
         "convergence": None if a.convergence is None else a.convergence.to_json(),
         "collisions": None if a.collisions is None else a.collisions.to_json(),
         "heterogeneity": None if a.heterogeneity is None else a.heterogeneity.to_json(),
         "price": None if a.price is None else {"input": a.price.input, "output": a.price.output},
-        "cost": a.cost, "projections": [p.to_json() for p in a.projections],
-        "findings": a.findings(), "notes": list(a.notes),
+        "cost": a.cost,
+        "projections": [p.to_json() for p in a.projections],
+        "findings": a.findings(),
+        "notes": list(a.notes),
     }

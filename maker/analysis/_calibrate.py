@@ -30,9 +30,9 @@ from maker.analysis._estimate import Estimate, estimate
 from maker.analysis._stats import Proportion
 from maker.backends._protocol import Backend
 from maker.errors import ConfigError
-from tasks._protocol import SampleableTask, Task
-from voting import Single, Voting
-from voting._theory import k_min
+from maker.tasks._protocol import SampleableTask, Task
+from maker.voting import Single, Voting
+from maker.voting._theory import k_min
 
 DEFAULT_SAMPLES = 200
 # Per step, as in a run: a step whose replies are all red-flagged this many times
@@ -84,16 +84,26 @@ class Calibration:
     def to_json(self) -> dict[str, Any]:
         a = self.analysis
         return {
-            "task": self.task, "params": self.params, "model": self.model, "steps_sampled": len(self.steps),
-            "outcome": self.outcome, "stopped": self.stopped, "trace": None if self.trace is None else str(self.trace),
-            "error_rate": self.error.to_json(), "p": None if self.error.n == 0 else self.p,
-            "valid_rate": self.valid.to_json(), "red_flags": a.flags, "samples": a.samples,
-            "mean_tokens_in": a.mean_tokens_in, "mean_tokens_out": a.mean_tokens_out,
+            "task": self.task,
+            "params": self.params,
+            "model": self.model,
+            "steps_sampled": len(self.steps),
+            "outcome": self.outcome,
+            "stopped": self.stopped,
+            "trace": None if self.trace is None else str(self.trace),
+            "error_rate": self.error.to_json(),
+            "p": None if self.error.n == 0 else self.p,
+            "valid_rate": self.valid.to_json(),
+            "red_flags": a.flags,
+            "samples": a.samples,
+            "mean_tokens_in": a.mean_tokens_in,
+            "mean_tokens_out": a.mean_tokens_out,
             "by_length": [b.to_json() for b in a.by_length],
             "k_min": None if self.estimate is None else self.estimate.k_min,
             "k_min_pessimistic": self.k_min_pessimistic,
             "estimate": None if self.estimate is None else self.estimate.to_json(),
-            "voting_helps": self.voting_helps, "verdict": self.verdict,
+            "voting_helps": self.voting_helps,
+            "verdict": self.verdict,
         }
 
 
@@ -102,17 +112,29 @@ def pick_steps(total: int, samples: int, seed: int) -> list[int]:
     if samples < 1:
         raise ConfigError(f"samples must be >= 1, got {samples}")
     if samples > total:
-        raise ConfigError(f"asked for {samples} samples but the task has only {total} steps; "
-                          "ask for fewer or pick a bigger task")
+        raise ConfigError(
+            f"asked for {samples} samples but the task has only {total} steps; ask for fewer or pick a bigger task"
+        )
     return sorted(Random(seed).sample(range(total), samples))
 
 
-async def acalibrate(task: Task, *, model: str = DEFAULT_MODEL, samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                     concurrency: int = 16, temperature: float = 0.1, max_output_tokens: int = 750,
-                     max_samples: int = DEFAULT_MAX_SAMPLES, target: float = 0.95,
-                     trace: str | Path | None | bool = None,
-                     backend: Backend | None = None, progress: Progress | None = None,
-                     prices: dict[str, Price] | None = None, budget: Budget | None = None) -> Calibration:
+async def acalibrate(
+    task: Task,
+    *,
+    model: str = DEFAULT_MODEL,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
+    concurrency: int = 16,
+    temperature: float = 0.1,
+    max_output_tokens: int = 750,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    target: float = 0.95,
+    trace: str | Path | bool | None = None,
+    backend: Backend | None = None,
+    progress: Progress | None = None,
+    prices: dict[str, Price] | None = None,
+    budget: Budget | None = None,
+) -> Calibration:
     """Calibrate `model` on `samples` random steps of `task`; see `Calibration`.
 
     trace: a path, None for a fresh file under ./runs/, or False to keep none
@@ -125,12 +147,24 @@ async def acalibrate(task: Task, *, model: str = DEFAULT_MODEL, samples: int = D
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot be calibrated")
     steps = pick_steps(task.steps, samples, seed)
     try:
-        voting = Voting(rule=Single(), first_temperature=temperature, temperature=temperature,
-                        max_output_tokens=max_output_tokens, max_samples=max_samples)
+        voting = Voting(
+            rule=Single(),
+            first_temperature=temperature,
+            temperature=temperature,
+            max_output_tokens=max_output_tokens,
+            max_samples=max_samples,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    run = {"model": model, "voting": voting, "settings": RunSettings(concurrency=concurrency, seed=seed),
-           "backend": backend, "progress": progress, "budget": budget, "independent": steps}
+    run = {
+        "model": model,
+        "voting": voting,
+        "settings": RunSettings(concurrency=concurrency, seed=seed),
+        "backend": backend,
+        "progress": progress,
+        "budget": budget,
+        "independent": steps,
+    }
     prices = prices if prices is not None else load_prices()
     if trace is False:
         with tempfile.TemporaryDirectory(prefix="maker-calibrate-") as tmp:
@@ -138,16 +172,33 @@ async def acalibrate(task: Task, *, model: str = DEFAULT_MODEL, samples: int = D
     return await _calibrate(task, trace, True, prices, target, run)
 
 
-async def _calibrate(task: SampleableTask, trace: str | Path | None, keep: bool, prices: dict[str, Price],
-                     target: float, run: dict[str, Any]) -> Calibration:
+async def _calibrate(
+    task: SampleableTask,
+    trace: str | Path | None,
+    keep: bool,
+    prices: dict[str, Price],
+    target: float,
+    run: dict[str, Any],
+) -> Calibration:
     result = await arun(task, trace=trace, check=False, **run)
     assert result.trace is not None
     analysis = analyze(result.trace, prices=prices)
     est, pessimistic = _project(analysis, task.steps, target, price_of(result.model, prices), result.model)
     helps, verdict = _verdict(analysis, est, pessimistic, task.steps, result.error)
-    return Calibration(task.name, task.params(), result.model, tuple(run["independent"]), analysis, est,
-                       pessimistic, helps, verdict, result.outcome, None if result.error is None else str(result.error),
-                       result.trace if keep else None)
+    return Calibration(
+        task.name,
+        task.params(),
+        result.model,
+        tuple(run["independent"]),
+        analysis,
+        est,
+        pessimistic,
+        helps,
+        verdict,
+        result.outcome,
+        None if result.error is None else str(result.error),
+        result.trace if keep else None,
+    )
 
 
 def calibrate(task: Task, **options: Any) -> Calibration:
@@ -155,36 +206,54 @@ def calibrate(task: Task, **options: Any) -> Calibration:
     return anyio.run(lambda: acalibrate(task, **options))
 
 
-def _project(a: Analysis, steps: int, target: float, price: Price | None,
-             model: str) -> tuple[Estimate | None, int | None]:
+def _project(
+    a: Analysis, steps: int, target: float, price: Price | None, model: str
+) -> tuple[Estimate | None, int | None]:
     error, valid = a.vote_error, a.valid
     if not error.n or not valid.hits:
         return None, None
-    est = estimate(error.value, steps, target=target, valid_rate=valid.value, tokens_in=a.mean_tokens_in,
-                   tokens_out=a.mean_tokens_out, price=price, price_source=model)
+    est = estimate(
+        error.value,
+        steps,
+        target=target,
+        valid_rate=valid.value,
+        tokens_in=a.mean_tokens_in,
+        tokens_out=a.mean_tokens_out,
+        price=price,
+        price_source=model,
+    )
     pessimistic = k_min(1.0 - error.high, steps, target) if error.high < 0.5 else None
     return est, pessimistic
 
 
-def _verdict(a: Analysis, est: Estimate | None, pessimistic: int | None, steps: int,
-             error: Exception | None) -> tuple[bool | None, str]:
+def _verdict(
+    a: Analysis, est: Estimate | None, pessimistic: int | None, steps: int, error: Exception | None
+) -> tuple[bool | None, str]:
     stopped = f" (calibration stopped early: {error})" if error is not None else ""
     e = a.vote_error
     if not e.n:
-        return False, (f"voting cannot help this model: none of its {a.samples:,} replies passed the red flags, "
-                       f"so no answer ever got a vote{stopped}")
+        return False, (
+            f"voting cannot help this model: none of its {a.samples:,} replies passed the red flags, "
+            f"so no answer ever got a vote{stopped}"
+        )
     p, p_low, p_high = 1 - e.value, 1 - e.high, 1 - e.low
     ci = f"{p:.1%} of the time (95% CI {p_low:.1%}–{p_high:.1%})"
     if p <= 0.5:
-        return False, (f"voting cannot help this model: a vote is right only {ci}, at most half the time, so "
-                       f"more votes make a wrong answer likelier to win{stopped}")
+        return False, (
+            f"voting cannot help this model: a vote is right only {ci}, at most half the time, so "
+            f"more votes make a wrong answer likelier to win{stopped}"
+        )
     if p_low <= 0.5:
-        return None, (f"cannot tell yet: a vote is right {ci}; the interval reaches 50%, where voting stops "
-                      f"helping: calibrate with more samples{stopped}")
+        return None, (
+            f"cannot tell yet: a vote is right {ci}; the interval reaches 50%, where voting stops "
+            f"helping: calibrate with more samples{stopped}"
+        )
     assert est is not None and est.k_min is not None
     row = est.at_k_min
     cost = "" if row is None or row.cost is None else f", about ${row.cost:,.0f}"
     worst = f" ({pessimistic} at the pessimistic end of the interval)" if pessimistic not in (None, est.k_min) else ""
-    return True, (f"voting can help: a vote is right {ci}; {steps:,} steps need k = {est.k_min}{worst} for "
-                  f"{est.target:.0%} success, {row.samples_per_step if row else 0:.2f} samples per step{cost}"
-                  f"{stopped}")
+    return True, (
+        f"voting can help: a vote is right {ci}; {steps:,} steps need k = {est.k_min}{worst} for "
+        f"{est.target:.0%} success, {row.samples_per_step if row else 0:.2f} samples per step{cost}"
+        f"{stopped}"
+    )

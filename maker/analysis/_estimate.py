@@ -15,7 +15,7 @@ from typing import Any
 from maker._pricing import Price
 from maker.analysis._stats import binom_sf
 from maker.errors import ConfigError
-from voting._theory import expected_samples, expected_votes, k_min, p_step, p_task
+from maker.voting._theory import expected_samples, expected_votes, k_min, p_step, p_task
 
 MAX_MAJORITY = 999  # fixed-majority sizes beyond this are reported as "more than"
 
@@ -83,18 +83,37 @@ class Estimate:
     def to_json(self) -> dict[str, Any]:
         price = None if self.price is None else {"input": self.price.input, "output": self.price.output}
         return {
-            "error_rate": self.error_rate, "p": self.p, "steps": self.steps, "target": self.target,
-            "valid_rate": self.valid_rate, "k_min": self.k_min, "voting_helps": self.voting_helps,
-            "tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "price": price,
-            "price_source": self.price_source, "majority_n": self.majority_n,
-            "majority_savings": self.majority_savings, "rows": [r.to_json() for r in self.rows],
+            "error_rate": self.error_rate,
+            "p": self.p,
+            "steps": self.steps,
+            "target": self.target,
+            "valid_rate": self.valid_rate,
+            "k_min": self.k_min,
+            "voting_helps": self.voting_helps,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "price": price,
+            "price_source": self.price_source,
+            "majority_n": self.majority_n,
+            "majority_savings": self.majority_savings,
+            "rows": [r.to_json() for r in self.rows],
             "notes": list(self.notes),
         }
 
 
-def estimate(error_rate: float, steps: int, *, target: float = 0.95, valid_rate: float = 1.0,
-             tokens_in: float | None = None, tokens_out: float | None = None, price: Price | None = None,
-             price_source: str | None = None, ks: tuple[int, ...] | None = None, spread: int = 2) -> Estimate:
+def estimate(
+    error_rate: float,
+    steps: int,
+    *,
+    target: float = 0.95,
+    valid_rate: float = 1.0,
+    tokens_in: float | None = None,
+    tokens_out: float | None = None,
+    price: Price | None = None,
+    price_source: str | None = None,
+    ks: tuple[int, ...] | None = None,
+    spread: int = 2,
+) -> Estimate:
     """Estimate k_min and, for k_min ± `spread` (or the given `ks`), reliability, samples, tokens and cost.
 
     error_rate: 1 − p, the chance that one valid vote is wrong.
@@ -110,13 +129,25 @@ def estimate(error_rate: float, steps: int, *, target: float = 0.95, valid_rate:
     elif p <= 0:
         ks = ()
     rows = tuple(_row(p, k, steps, valid_rate, tokens_in, tokens_out, price) for k in ks)
-    return Estimate(error_rate, steps, target, valid_rate, kmin, rows, price, price_source, tokens_in, tokens_out,
-                    majority_equivalent(p, kmin) if kmin is not None else None,
-                    _notes(p, kmin, price, price_source, tokens_in, tokens_out))
+    return Estimate(
+        error_rate,
+        steps,
+        target,
+        valid_rate,
+        kmin,
+        rows,
+        price,
+        price_source,
+        tokens_in,
+        tokens_out,
+        majority_equivalent(p, kmin) if kmin is not None else None,
+        _notes(p, kmin, price, price_source, tokens_in, tokens_out),
+    )
 
 
-def _validate(error_rate: float, steps: int, target: float, valid_rate: float, tokens_in: float | None,
-              tokens_out: float | None) -> None:
+def _validate(
+    error_rate: float, steps: int, target: float, valid_rate: float, tokens_in: float | None, tokens_out: float | None
+) -> None:
     if not 0.0 <= error_rate <= 1.0 or math.isnan(error_rate):
         raise ConfigError(f"error rate must be in [0, 1], got {error_rate}")
     if steps < 1:
@@ -130,8 +161,7 @@ def _validate(error_rate: float, steps: int, target: float, valid_rate: float, t
             raise ConfigError(f"{name} must be >= 0, got {value}")
 
 
-def _row(p: float, k: int, steps: int, v: float, tin: float | None, tout: float | None,
-         price: Price | None) -> KRow:
+def _row(p: float, k: int, steps: int, v: float, tin: float | None, tout: float | None, price: Price | None) -> KRow:
     votes = expected_votes(p, k)
     samples = expected_samples(p, k, v)
     total = steps * samples
@@ -160,12 +190,15 @@ def majority_equivalent(p: float, k: int) -> int | None:
     return None
 
 
-def _notes(p: float, kmin: int | None, price: Price | None, source: str | None, tin: float | None,
-           tout: float | None) -> tuple[str, ...]:
+def _notes(
+    p: float, kmin: int | None, price: Price | None, source: str | None, tin: float | None, tout: float | None
+) -> tuple[str, ...]:
     notes = []
     if kmin is None:
-        notes.append(f"voting cannot help: a vote is right {p:.1%} of the time (≤ 50%), so more votes make a "
-                     "wrong answer likelier to win")
+        notes.append(
+            f"voting cannot help: a vote is right {p:.1%} of the time (≤ 50%), so more votes make a "
+            "wrong answer likelier to win"
+        )
     if price is None:
         what = f"no price for model {source!r}" if source else "no model or price given"
         notes.append(f"{what}: cost not estimated (give --price-in/--price-out or a price table)")

@@ -16,7 +16,7 @@ from typing import Any
 from maker.analysis._analyze import Analysis
 from maker.analysis._estimate import estimate
 from maker.errors import ConfigError
-from voting._theory import k_min
+from maker.voting._theory import k_min
 
 FILES = ("error_vs_length.png", "convergence.png", "rounds.png", "kmin_cost.png", "error_vs_step.png")
 
@@ -41,7 +41,7 @@ def write_plots(a: Analysis, directory: str | os.PathLike[str]) -> list[Path]:
     except OSError as exc:
         raise ConfigError(f"cannot create plot directory {out}: {exc.strerror or exc}") from None
     written = []
-    for name, draw in zip(FILES, (_error_vs_length, _convergence, _rounds, _kmin_cost, _error_vs_step)):
+    for name, draw in zip(FILES, (_error_vs_length, _convergence, _rounds, _kmin_cost, _error_vs_step), strict=False):
         fig = draw(a)
         if fig is None:
             continue
@@ -75,7 +75,7 @@ def _error_vs_length(a: Analysis) -> Any:
     ax2.set_ylabel("samples")
     ax.set_zorder(ax2.get_zorder() + 1)
     ax.patch.set_visible(False)
-    scored = [(m, b.error) for m, b in zip(mids, bins) if b.error.n]
+    scored = [(m, b.error) for m, b in zip(mids, bins, strict=False) if b.error.n]
     if scored:
         xs = [m for m, _ in scored]
         ys = [100 * e.value for _, e in scored]
@@ -105,15 +105,28 @@ def _convergence(a: Analysis) -> Any:
     fig = _figure()
     ax = fig.add_subplot()
     js = list(range(len(c.observed)))
-    obs = [(j, u) for j, u in zip(js, c.observed) if u > 0]
-    ax.plot([j for j, _ in obs], [u for _, u in obs], "s-", color="#2166ac", linewidth=2, markersize=5,
-            label="observed")
-    exp = [(j, e) for j, e in zip(js, c.expected) if e >= 1e-3]
-    ax.plot([j for j, _ in exp], [e for _, e in exp], "o--", color="#b2182b", markersize=4,
-            label=f"independent errors (p = {c.p:.4g}, k = {c.k})")
+    obs = [(j, u) for j, u in zip(js, c.observed, strict=False) if u > 0]
+    ax.plot(
+        [j for j, _ in obs], [u for _, u in obs], "s-", color="#2166ac", linewidth=2, markersize=5, label="observed"
+    )
+    exp = [(j, e) for j, e in zip(js, c.expected, strict=False) if e >= 1e-3]
+    ax.plot(
+        [j for j, _ in exp],
+        [e for _, e in exp],
+        "o--",
+        color="#b2182b",
+        markersize=4,
+        label=f"independent errors (p = {c.p:.4g}, k = {c.k})",
+    )
     band = [(j, e, 2 * math.sqrt(e * max(0.0, 1 - e / c.steps))) for j, e in exp]
-    ax.fill_between([j for j, _, _ in band], [max(e - s, 1e-3) for _, e, s in band], [e + s for _, e, s in band],
-                    color="#b2182b", alpha=0.15, label="± 2 s.d.")
+    ax.fill_between(
+        [j for j, _, _ in band],
+        [max(e - s, 1e-3) for _, e, s in band],
+        [e + s for _, e, s in band],
+        color="#b2182b",
+        alpha=0.15,
+        label="± 2 s.d.",
+    )
     ax.set_yscale("log")
     ax.set_xlabel("votes drawn")
     ax.set_ylabel("steps still undecided")
@@ -140,12 +153,14 @@ def _rounds(a: Analysis) -> Any:
         # Steps deciding at exactly n votes, as independent errors predict.
         pred = [(n, c.expected[n - 1] - c.expected[n]) for n in range(1, len(c.expected))]
         pred = [(n, e) for n, e in pred if e >= 0.05]
-        right.plot([n for n, _ in pred], [e for _, e in pred], "o", color="#b2182b", markersize=4,
-                   label="independent errors")
+        right.plot(
+            [n for n, _ in pred], [e for _, e in pred], "o", color="#b2182b", markersize=4, label="independent errors"
+        )
     h = a.heterogeneity
     if h is not None and h.threshold is not None and a.votes and h.threshold <= max(a.votes) + 1:
-        right.axvline(h.threshold - 0.5, color="#b2182b", linestyle="--", linewidth=1,
-                      label=f"flagged at ≥ {h.threshold} votes")
+        right.axvline(
+            h.threshold - 0.5, color="#b2182b", linestyle="--", linewidth=1, label=f"flagged at ≥ {h.threshold} votes"
+        )
     if c is not None:
         right.legend(fontsize=8)
     fig.suptitle(_title(a, "Rounds and votes per step"), fontsize=10)
@@ -159,8 +174,10 @@ def _kmin_cost(a: Analysis) -> Any:
     sizes = [10**x for x in range(1, 10)]
     fig = _figure(8.0, 3.8)
     left, right = fig.subplots(1, 2)
-    for q, style, label in ((e.value, "o-", f"error rate {100 * e.value:.3g}%"),
-                            (e.high, "s--", f"pessimistic {100 * e.high:.3g}%")):
+    for q, style, label in (
+        (e.value, "o-", f"error rate {100 * e.value:.3g}%"),
+        (e.high, "s--", f"pessimistic {100 * e.high:.3g}%"),
+    ):
         if q >= 0.5:
             continue
         ks = [k_min(1.0 - q, s) for s in sizes]
@@ -187,8 +204,15 @@ def _kmin_cost(a: Analysis) -> Any:
 
 
 def _cost(a: Analysis, q: float, steps: int) -> float | None:
-    est = estimate(q, steps, valid_rate=a.valid.value, tokens_in=a.mean_tokens_in, tokens_out=a.mean_tokens_out,
-                   price=a.price, spread=0)
+    est = estimate(
+        q,
+        steps,
+        valid_rate=a.valid.value,
+        tokens_in=a.mean_tokens_in,
+        tokens_out=a.mean_tokens_out,
+        price=a.price,
+        spread=0,
+    )
     row = est.at_k_min
     return None if row is None else row.cost
 

@@ -70,8 +70,7 @@ def _log_pmf(x: int, n: int, p: float) -> float:
         return 0.0 if x == 0 else -math.inf
     if p >= 1.0:
         return 0.0 if x == n else -math.inf
-    return (math.lgamma(n + 1) - math.lgamma(x + 1) - math.lgamma(n - x + 1)
-            + x * math.log(p) + (n - x) * math.log1p(-p))
+    return math.lgamma(n + 1) - math.lgamma(x + 1) - math.lgamma(n - x + 1) + x * math.log(p) + (n - x) * math.log1p(-p)
 
 
 def binom_sf(x: int, n: int, p: float) -> float:

@@ -26,10 +26,12 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable, Hashable
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any, AsyncContextManager, Callable, Hashable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -67,7 +69,7 @@ def resolve_base_url(explicit: str | None = None) -> str:
 def is_local(url: str) -> bool:
     """Loopback, private-network or plainly local hosts: servers that usually want no key."""
     host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith((".localhost", ".local")) or "." not in host and ":" not in host:
+    if host == "localhost" or host.endswith((".localhost", ".local")) or ("." not in host and ":" not in host):
         return True
     try:
         ip = ipaddress.ip_address(host)
@@ -82,8 +84,10 @@ def resolve_key(base_url: str, explicit: str | None = None) -> str:
         return key
     if is_local(base_url):
         return PLACEHOLDER_KEY
-    raise ConfigError(f"no API key for {redact_url(base_url)}: set OPENAI_API_KEY (for a keyless remote server, "
-                      "set it to any placeholder)")
+    raise ConfigError(
+        f"no API key for {redact_url(base_url)}: set OPENAI_API_KEY (for a keyless remote server, "
+        "set it to any placeholder)"
+    )
 
 
 def redact_url(url: str) -> str:
@@ -129,8 +133,9 @@ class OpenAIOptions:
     @classmethod
     def parse(cls, options: dict[str, str], **explicit: Any) -> OpenAIOptions:
         if {"api_key", "key", "token"} & options.keys():
-            raise ConfigError("never put an API key in a model name (it would be written to traces); "
-                              "set OPENAI_API_KEY instead")
+            raise ConfigError(
+                "never put an API key in a model name (it would be written to traces); set OPENAI_API_KEY instead"
+            )
         unknown = options.keys() - _PLAIN.keys() - _RETRY.keys()
         if unknown:
             known = ", ".join(sorted(_PLAIN.keys() | _RETRY.keys()))
@@ -149,10 +154,21 @@ class OpenAIOptions:
         return cls(retry=retry, **plain)
 
 
-_PLAIN: dict[str, type] = {"base_url": str, "timeout": float, "concurrency": int, "batch_n": bool,
-                           "batch_window": float, "max_completion_tokens": bool}
-_RETRY: dict[str, type] = {"max_attempts": int, "backoff": float, "backoff_max": float, "jitter": float,
-                           "retry_after_max": float}
+_PLAIN: dict[str, type] = {
+    "base_url": str,
+    "timeout": float,
+    "concurrency": int,
+    "batch_n": bool,
+    "batch_window": float,
+    "max_completion_tokens": bool,
+}
+_RETRY: dict[str, type] = {
+    "max_attempts": int,
+    "backoff": float,
+    "backoff_max": float,
+    "jitter": float,
+    "retry_after_max": float,
+}
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:
@@ -186,15 +202,23 @@ class _Batch:
 class OpenAIBackend:
     """One OpenAI-compatible endpoint. `model` is what traces record: `openai/NAME`."""
 
-    def __init__(self, name: str, options: OpenAIOptions | None = None, *, api_key: str | None = None,
-                 on_retry: Callable[[RetryEvent], None] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        options: OpenAIOptions | None = None,
+        *,
+        api_key: str | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        seed: int = 0,
+    ) -> None:
         self.options = options or OpenAIOptions()
         self.name = name
         self.model = f"openai/{name}"
         self.base_url = resolve_base_url(self.options.base_url)
         self._key = resolve_key(self.base_url, api_key)
-        self._client = AsyncOpenAI(api_key=self._key, base_url=self.base_url, timeout=self.options.timeout,
-                                   max_retries=0)
+        self._client = AsyncOpenAI(
+            api_key=self._key, base_url=self.base_url, timeout=self.options.timeout, max_retries=0
+        )
         self._limiter = anyio.CapacityLimiter(self.options.concurrency) if self.options.concurrency else None
         self._on_retry = on_retry
         self._rng = Random(seed)
@@ -219,8 +243,13 @@ class OpenAIBackend:
         start = time.perf_counter()
         async with self._slot():
             try:
-                response, retries = await call_with_retries(lambda: self._create(request, n), self.options.retry,
-                                                            classify, rng=self._rng, on_retry=self._retried)
+                response, retries = await call_with_retries(
+                    lambda: self._create(request, n),
+                    self.options.retry,
+                    classify,
+                    rng=self._rng,
+                    on_retry=self._retried,
+                )
             except (openai.OpenAIError, _InvalidReply, ValueError) as exc:
                 raise self._error(exc, request) from None  # `from None`: the cause may echo the key
         return _completions(response, request, retries, time.perf_counter() - start)
@@ -231,14 +260,16 @@ class OpenAIBackend:
         if n > 1:
             extra["n"] = n
         response = await self._client.chat.completions.create(
-            model=self.name, messages=request.messages, temperature=request.temperature, **extra)  # type: ignore[arg-type]
+            model=self.name, messages=request.messages, temperature=request.temperature, **extra
+        )  # type: ignore[arg-type]
         if not getattr(response, "choices", None):
-            raise _InvalidReply("a reply without choices" if hasattr(response, "choices") else "a body that is not JSON")
+            raise _InvalidReply(
+                "a reply without choices" if hasattr(response, "choices") else "a body that is not JSON"
+            )
         return response
 
     def _retried(self, event: RetryEvent) -> None:
-        log.debug("%s: attempt %d failed (%s); retrying in %.3f s", self.where, event.attempt, event.reason,
-                  event.wait)
+        log.debug("%s: attempt %d failed (%s); retrying in %.3f s", self.where, event.attempt, event.reason, event.wait)
         if self._on_retry is not None:
             self._on_retry(event)
 
@@ -247,8 +278,10 @@ class OpenAIBackend:
         where = (request.step, request.index)
         if transient:
             attempts = self.options.retry.max_attempts
-            message = f"{self.where}: still failing after {attempts} attempt{'s' * (attempts > 1)} " \
-                      f"(last: {self._detail(exc, reason)})"
+            message = (
+                f"{self.where}: still failing after {attempts} attempt{'s' * (attempts > 1)} "
+                f"(last: {self._detail(exc, reason)})"
+            )
             return BackendUnavailable(message, step=where[0], attempt=where[1])
         return BackendRejected(self._rejection(exc, reason), step=where[0], attempt=where[1])
 
@@ -264,8 +297,10 @@ class OpenAIBackend:
         if status == 404 and (body.get("code") == "model_not_found" or "model" in str(body.get("message", ""))):
             return f"{self.where}: no model named {self.name!r} there ({detail}); check the name after 'openai/'"
         if status == 404:
-            return f"{self.where}: {detail}; is this an OpenAI-compatible endpoint? check --base-url " \
-                   "(it usually ends in /v1)"
+            return (
+                f"{self.where}: {detail}; is this an OpenAI-compatible endpoint? check --base-url "
+                "(it usually ends in /v1)"
+            )
         if status == 429:
             return f"{self.where}: {detail}; the account is out of quota"
         return f"{self.where} rejected the request ({detail})"
@@ -279,8 +314,11 @@ class OpenAIBackend:
             text = f"HTTP {exc.status_code}" + (f": {said}" if said else "")
         elif isinstance(exc, _InvalidReply):
             text = f"{reason}: {exc}"
-        elif isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError) \
-                and exc.__cause__ is not None:
+        elif (
+            isinstance(exc, openai.APIConnectionError)
+            and not isinstance(exc, openai.APITimeoutError)
+            and exc.__cause__ is not None
+        ):
             text = f"{reason}: {_root(exc.__cause__)}"
         return self.scrub(" ".join(str(text).split()))[:300]
 
@@ -325,8 +363,12 @@ class OpenAIBackend:
             batch.done.set()
         if len(batch.results) < len(batch.members) and not self.n_ignored:
             self.n_ignored = True
-            log.warning("%s ignores n (asked %d, got %d): sending one request per sample from now on", self.where,
-                        len(batch.members), len(batch.results))
+            log.warning(
+                "%s ignores n (asked %d, got %d): sending one request per sample from now on",
+                self.where,
+                len(batch.members),
+                len(batch.results),
+            )
         return batch.results[0]
 
 
@@ -362,15 +404,23 @@ def _completions(response: Any, request: Request, retries: int, latency: float) 
     tokens_in = usage.prompt_tokens if usage and usage.prompt_tokens is not None else input_tokens(request.messages)
     total_out = usage.completion_tokens if usage and usage.completion_tokens is not None else None
     outs = _split_output(texts, [c.finish_reason for c in choices], total_out, request.max_tokens)
-    return [Completion(text, choice.finish_reason or "unknown", tokens_in if i == 0 else 0, outs[i], latency,
-                       retries if i == 0 else 0)
-            for i, (text, choice) in enumerate(zip(texts, choices))]
+    return [
+        Completion(
+            text,
+            choice.finish_reason or "unknown",
+            tokens_in if i == 0 else 0,
+            outs[i],
+            latency,
+            retries if i == 0 else 0,
+        )
+        for i, (text, choice) in enumerate(zip(texts, choices, strict=False))
+    ]
 
 
 def _split_output(texts: list[str], finishes: list[str | None], total: int | None, cap: int) -> list[int]:
     """Per-choice output tokens: exact for one choice; for several, `usage` gives only the sum."""
     if total is None:
-        return [cap if f == "length" else max(1, len(t) // 4) for t, f in zip(texts, finishes)]
+        return [cap if f == "length" else max(1, len(t) // 4) for t, f in zip(texts, finishes, strict=False)]
     if len(texts) == 1:
         return [total]
     lengths = [max(1, len(t)) for t in texts]
@@ -381,7 +431,16 @@ def _split_output(texts: list[str], finishes: list[str | None], total: int | Non
 
 def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend:
     """The `openai` provider's factory for `open_backend`."""
-    options = OpenAIOptions.parse(name.options, base_url=settings.get("base_url"), timeout=settings.get("timeout"),
-                                  concurrency=settings.get("concurrency"))
-    return OpenAIBackend(name.name, options, api_key=settings.get("api_key"),  # type: ignore[arg-type]
-                         on_retry=settings.get("on_retry"), seed=int(settings.get("seed", 0) or 0))  # type: ignore[arg-type]
+    options = OpenAIOptions.parse(
+        name.options,
+        base_url=settings.get("base_url"),
+        timeout=settings.get("timeout"),
+        concurrency=settings.get("concurrency"),
+    )
+    return OpenAIBackend(
+        name.name,
+        options,
+        api_key=settings.get("api_key"),  # type: ignore[arg-type]
+        on_retry=settings.get("on_retry"),
+        seed=int(settings.get("seed", 0) or 0),
+    )  # type: ignore[arg-type]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Hashable, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Hashable
+from typing import NamedTuple, Protocol, runtime_checkable
 
-from tasks import Messages
+from maker.tasks import Messages
 
 
 # Request and Completion are NamedTuples, not frozen dataclasses: just as

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import parse_qsl
 
 from maker.backends._protocol import Backend
@@ -24,7 +24,9 @@ class ModelName:
         head, _, query = text.partition("?")
         provider, sep, name = head.partition("/")
         if not sep or not provider or not name:
-            raise ConfigError(f"model {text!r} must look like provider/model, e.g. sim/gpt-4.1-mini or openai/gpt-4.1-mini")
+            raise ConfigError(
+                f"model {text!r} must look like provider/model, e.g. sim/gpt-4.1-mini or openai/gpt-4.1-mini"
+            )
         try:
             options = dict(parse_qsl(query, strict_parsing=True)) if query else {}
         except ValueError:
@@ -51,8 +53,12 @@ def _open_sim(name: ModelName, settings: dict[str, object]) -> Backend:
         raise ConfigError(str(exc)) from None
     seed = settings.get("seed", 0)
     oracles = settings.get("oracles")  # a user's own steps (maker.sim_backend); default: the tasks'
-    return SimBackend(f"sim/{name.name}", profile, seed=int(seed),  # type: ignore[arg-type]
-                      oracles=list(oracles) if oracles is not None else None)  # type: ignore[call-overload]
+    return SimBackend(
+        f"sim/{name.name}",
+        profile,
+        seed=int(seed),  # type: ignore[arg-type]
+        oracles=list(oracles) if oracles is not None else None,
+    )  # type: ignore[call-overload]
 
 
 register_provider("sim", _open_sim)
@@ -73,5 +79,7 @@ def open_backend(model: str, **settings: object) -> Backend:
     name = ModelName.parse(model)
     factory = _PROVIDERS.get(name.provider)
     if factory is None:
-        raise ConfigError(f"unknown model provider {name.provider!r} in {model!r} (known: {', '.join(sorted(_PROVIDERS))})")
+        raise ConfigError(
+            f"unknown model provider {name.provider!r} in {model!r} (known: {', '.join(sorted(_PROVIDERS))})"
+        )
     return factory(name, settings)

@@ -17,8 +17,9 @@ Two uses:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterable, Iterator
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -51,8 +52,14 @@ class EndOfHistory(Exception):
 
 def completion_of(event: dict[str, Any]) -> Completion:
     """The completion a sample event records."""
-    return Completion(event["text"], event["finish"], event["tokens_in"], event["tokens_out"], event["latency"],
-                      event.get("retries", 0))
+    return Completion(
+        event["text"],
+        event["finish"],
+        event["tokens_in"],
+        event["tokens_out"],
+        event["latency"],
+        event.get("retries", 0),
+    )
 
 
 @dataclass(slots=True)
@@ -254,8 +261,11 @@ class ReplayBackend:
         if index in st.pending:
             in_turn = await self.tape.wait(st, lambda: index not in st.pending or st.pending[0] == index)
             if not in_turn and self.strict:
-                raise TraceMismatch(node, f"sample {st.pending[0]} arriving before sample {index}",
-                                    f"sample {st.pending[0]} never asked for")
+                raise TraceMismatch(
+                    node,
+                    f"sample {st.pending[0]} arriving before sample {index}",
+                    f"sample {st.pending[0]} never asked for",
+                )
         self.served += 1
         return completion_of(event)
 
@@ -267,8 +277,9 @@ class ReplayBackend:
         if st is None or not st.decided:
             raise EndOfHistory(node, index)
         drawn = len(st.samples)
-        raise TraceMismatch(node, f"{drawn} sample{'s' if drawn != 1 else ''} drawn",
-                            f"the code asked for sample {index} to decide")
+        raise TraceMismatch(
+            node, f"{drawn} sample{'s' if drawn != 1 else ''} drawn", f"the code asked for sample {index} to decide"
+        )
 
     async def aclose(self) -> None:
         if self.fallback is not None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import email.utils
 import math
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from random import Random
-from typing import Awaitable, Callable, Mapping, TypeVar
+from typing import TypeVar
 
 import anyio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt

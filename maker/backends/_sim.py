@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from maker.backends._protocol import Completion, Request
-from tasks import Messages, Oracle, oracles
+from maker.tasks import Messages, Oracle, oracles
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +54,15 @@ class SimProfile:
             value = getattr(self, f.name)
             if value < 0:
                 raise ValueError(f"sim option {f.name} must be >= 0, got {value}")
-        for name in ("error_rate", "hard_fraction", "hard_error_rate", "correlated", "malformed_rate",
-                     "ramble_rate", "ramble_error_rate"):
+        for name in (
+            "error_rate",
+            "hard_fraction",
+            "hard_error_rate",
+            "correlated",
+            "malformed_rate",
+            "ramble_rate",
+            "ramble_error_rate",
+        ):
             if getattr(self, name) > 1:
                 raise ValueError(f"sim option {name} is a probability, got {getattr(self, name)}")
 
@@ -87,14 +94,17 @@ PROFILES: dict[str, SimProfile] = {
     "perfect": SimProfile(error_rate=0.0, tokens_out=400),
     # A deliberately bad model: voting with a large k must still get it right.
     "hostile": SimProfile(
-        error_rate=0.1, malformed_rate=0.10, ramble_rate=0.05, hard_fraction=0.01, hard_error_rate=0.35,
-        correlated=0.3, tokens_out=500,
+        error_rate=0.1,
+        malformed_rate=0.10,
+        ramble_rate=0.05,
+        hard_fraction=0.01,
+        hard_error_rate=0.35,
+        correlated=0.3,
+        tokens_out=500,
     ),
 }
 
-_FILLER = (
-    "Let me look at the previous move and the current state, then apply the strategy. "
-)
+_FILLER = "Let me look at the previous move and the current state, then apply the strategy. "
 _RAMBLE = (
     "Hmm, wait. Let me reconsider every peg carefully, one at a time, and double-check the rules "
     "again before committing to an answer, because it is easy to lose track here. "
@@ -194,8 +204,7 @@ def input_tokens(messages: Messages) -> int:
 class SimBackend:
     """The simulated model as an in-process backend (`sim/PROFILE`)."""
 
-    def __init__(self, model: str, profile: SimProfile, *, seed: int = 0,
-                 oracles: list[Oracle] | None = None) -> None:
+    def __init__(self, model: str, profile: SimProfile, *, seed: int = 0, oracles: list[Oracle] | None = None) -> None:
         self.model = model
         # oracles: what the model knows (default: every registered task's).
         self.sim = SimModel(profile, seed=seed, task_oracles=oracles)

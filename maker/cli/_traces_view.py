@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from maker._replay import ReplayReport
-from traces._inspect import StepDetail, TraceSummary
-from traces._replay import Revote
+from maker.traces._inspect import StepDetail, TraceSummary
+from maker.traces._replay import Revote
 
 KEY_WIDTH = 64
 
@@ -33,6 +34,7 @@ def rule_name(described: dict[str, Any]) -> str:
 
 # -- replay ----------------------------------------------------------------------------------------------------
 
+
 def print_replay(r: ReplayReport, console: Console | None = None) -> None:
     console = console or _console()
     table = Table(title=f"replay of {escape(str(r.trace))}: {_verdict(r)}", show_header=False, title_justify="left")
@@ -42,8 +44,12 @@ def print_replay(r: ReplayReport, console: Console | None = None) -> None:
         ("task, model", f"{r.task} on {r.model} (no model calls: every sample came from the trace)"),
         ("decisions reproduced", f"{r.steps:,} of {r.total_steps:,} steps (winner, votes, samples, rounds, truth)"),
         ("samples replayed", f"{r.samples:,}"),
-        ("outcome", f"{r.outcome}" + (f" at step {r.stopped_at}" if r.stopped_at is not None else "")
-         + (f" (recorded: {r.recorded_outcome})" if r.recorded_outcome else " (the trace has no end event)")),
+        (
+            "outcome",
+            f"{r.outcome}"
+            + (f" at step {r.stopped_at}" if r.stopped_at is not None else "")
+            + (f" (recorded: {r.recorded_outcome})" if r.recorded_outcome else " (the trace has no end event)"),
+        ),
         ("totals vs the trace", _totals(r)),
     ]
     for name, value in rows:
@@ -67,22 +73,41 @@ def _totals(r: ReplayReport) -> str:
 
 # -- counterfactual re-voting ----------------------------------------------------------------------------------
 
-def print_revotes(trace: Path, recorded: str, results: Sequence[Revote], *, show_steps: bool = False,
-                  console: Console | None = None) -> None:
+
+def print_revotes(
+    trace: Path, recorded: str, results: Sequence[Revote], *, show_steps: bool = False, console: Console | None = None
+) -> None:
     console = console or _console()
     steps = results[0].steps if results else 0
     wrong = results[0].recorded_errors if results else 0
-    table = Table(title=f"re-voting the {steps:,} decided steps of {escape(str(trace))} (recorded with {recorded}, "
-                        f"{wrong} of them wrong vs ground truth)", title_justify="left")
-    for name in ("rule", "same winner", "different winner", "needed more samples", "errors vs truth",
-                 "samples used / recorded"):
+    table = Table(
+        title=f"re-voting the {steps:,} decided steps of {escape(str(trace))} (recorded with {recorded}, "
+        f"{wrong} of them wrong vs ground truth)",
+        title_justify="left",
+    )
+    for name in (
+        "rule",
+        "same winner",
+        "different winner",
+        "needed more samples",
+        "errors vs truth",
+        "samples used / recorded",
+    ):
         table.add_column(name, justify="left" if name == "rule" else "right")
     for r in results:
-        table.add_row(rule_name(r.rule), f"{r.same:,}", f"{r.different:,}", f"{r.needs_more:,}",
-                      f"{r.errors:,} of {r.scored:,}", f"{r.samples_used:,} / {r.samples_recorded:,}")
+        table.add_row(
+            rule_name(r.rule),
+            f"{r.same:,}",
+            f"{r.different:,}",
+            f"{r.needs_more:,}",
+            f"{r.errors:,} of {r.scored:,}",
+            f"{r.samples_used:,} / {r.samples_recorded:,}",
+        )
     console.print(table)
-    console.print("Each step is re-voted on its recorded input, its samples taken in recorded order; 'needed more' "
-                  "means the recorded samples ran out before the rule decided.")
+    console.print(
+        "Each step is re-voted on its recorded input, its samples taken in recorded order; 'needed more' "
+        "means the recorded samples ran out before the rule decided."
+    )
     if show_steps:
         for r in results:
             _print_changed(r, console)
@@ -96,12 +121,14 @@ def _print_changed(r: Revote, console: Console) -> None:
         table.add_column(name)
     for s in r.changed:
         right = "" if s.correct is None else ("yes" if s.correct else "[red]no[/]")
-        table.add_row(str(s.step), s.outcome, _short(s.winner or "—"), _short(s.recorded), right,
-                      f"{s.used} / {s.available}")
+        table.add_row(
+            str(s.step), s.outcome, _short(s.winner or "—"), _short(s.recorded), right, f"{s.used} / {s.available}"
+        )
     console.print(table)
 
 
 # -- trace show ------------------------------------------------------------------------------------------------
+
 
 def print_summary(s: TraceSummary, *, show_text: bool = False, console: Console | None = None) -> None:
     console = console or _console()
@@ -126,9 +153,14 @@ def _header_table(s: TraceSummary) -> Table:
         ("model", str(h.get("model_spec") or h.get("model"))),
         ("voting", ", ".join(f"{k}={v}" for k, v in (h.get("voting") or {}).items())),
         ("seed, settings", f"{h.get('seed')}, " + ", ".join(f"{k}={v}" for k, v in (h.get("settings") or {}).items())),
-        ("mode", str(h.get("mode", "sequential")) + (f" ({h['steps_evaluated']} steps)" if "steps_evaluated" in h else "")),
-        ("run id, created", f"{h.get('run_id')}, {h.get('created')} (maker {h.get('maker_version')}, "
-                            f"schema {h.get('schema_version')})"),
+        (
+            "mode",
+            str(h.get("mode", "sequential")) + (f" ({h['steps_evaluated']} steps)" if "steps_evaluated" in h else ""),
+        ),
+        (
+            "run id, created",
+            f"{h.get('run_id')}, {h.get('created')} (maker {h.get('maker_version')}, schema {h.get('schema_version')})",
+        ),
     ]
     for name, value in rows:
         table.add_row(name, escape(value))
@@ -145,8 +177,10 @@ def _counts_table(s: TraceSummary) -> Table:
         ("errors vs ground truth", f"{s.wrong:,} of {s.scored:,} scored"),
         ("samples", f"{s.samples:,} ({s.votes:,} votes, {s.red_flags:,} red-flagged, {s.late:,} late)"),
         ("mean samples per voted step", f"{s.samples / s.llm_decisions:.3f}" if s.llm_decisions else "—"),
-        ("step errors", f"{len(s.step_errors):,}" + (f" (last: {s.step_errors[-1].get('message')})"
-                                                      if s.step_errors else "")),
+        (
+            "step errors",
+            f"{len(s.step_errors):,}" + (f" (last: {s.step_errors[-1].get('message')})" if s.step_errors else ""),
+        ),
         ("sessions", f"{len(s.resumes) + 1} ({len(s.resumes)} resume{'s' if len(s.resumes) != 1 else ''})"),
         ("events", f"{s.events:,}"),
     ]
@@ -160,9 +194,14 @@ def _sessions_table(s: TraceSummary) -> Table:
     for name in ("session", "created", "committed steps before", "reused samples", "concurrency", "sample cap"):
         table.add_column(name)
     for r in s.resumes:
-        table.add_row(str(r.get("session", "")), str(r.get("created")), f"{r.get('committed_steps', 0):,}",
-                      str(r.get("recorded_samples_unfinished", "")), str((r.get("settings") or {}).get("concurrency")),
-                      str(r.get("max_samples", "")))
+        table.add_row(
+            str(r.get("session", "")),
+            str(r.get("created")),
+            f"{r.get('committed_steps', 0):,}",
+            str(r.get("recorded_samples_unfinished", "")),
+            str((r.get("settings") or {}).get("concurrency")),
+            str(r.get("max_samples", "")),
+        )
     return table
 
 
@@ -172,8 +211,15 @@ def _hardest_table(s: TraceSummary) -> Table:
         table.add_column(name)
     for d in s.hardest:
         right = "" if d.get("correct") is None else ("yes" if d["correct"] else "[red]no[/]")
-        table.add_row(str(d["step"]), str(d["rounds"]), str(d["samples"]), str(d.get("flagged", 0)),
-                      str(len(d.get("votes") or {})), _short(d.get("winner")), right)
+        table.add_row(
+            str(d["step"]),
+            str(d["rounds"]),
+            str(d["samples"]),
+            str(d.get("flagged", 0)),
+            str(len(d.get("votes") or {})),
+            _short(d.get("winner")),
+            right,
+        )
     return table
 
 
@@ -181,22 +227,34 @@ def _print_step(d: StepDetail, console: Console, show_text: bool) -> None:
     if not (d.samples or d.decision or d.errors):
         console.print(f"[yellow]step {escape(str(d.step))}: the trace holds nothing for it[/]")
         return
-    table = Table(title=f"step {escape(str(d.step))}: {len(d.samples)} samples in the order voting saw them",
-                  title_justify="left")
+    table = Table(
+        title=f"step {escape(str(d.step))}: {len(d.samples)} samples in the order voting saw them", title_justify="left"
+    )
     for name in ("#", "sample", "temp", "finish", "tokens out", "latency s", "vote (or red flag)", "late"):
         table.add_column(name)
     for n, e in enumerate(d.samples, start=1):
         vote = _short(e["key"]) if e.get("key") is not None else f"[red]{_short(e.get('flag') or 'red flag')}[/]"
-        table.add_row(str(n), str(e["i"]), str(e["temperature"]), str(e["finish"]), str(e["tokens_out"]),
-                      f"{e['latency']:.3f}", vote, "late" if e.get("late") else "")
+        table.add_row(
+            str(n),
+            str(e["i"]),
+            str(e["temperature"]),
+            str(e["finish"]),
+            str(e["tokens_out"]),
+            f"{e['latency']:.3f}",
+            vote,
+            "late" if e.get("late") else "",
+        )
     console.print(table)
     if d.decision is not None:
         dec = d.decision
-        votes = ", ".join(f"{n}× {_short(k, 40)}" for k, n in sorted((dec.get("votes") or {}).items(),
-                                                                      key=lambda kv: -kv[1]))
+        votes = ", ".join(
+            f"{n}× {_short(k, 40)}" for k, n in sorted((dec.get("votes") or {}).items(), key=lambda kv: -kv[1])
+        )
         right = "" if dec.get("correct") is None else (" — right" if dec["correct"] else " — [red]wrong[/]")
-        console.print(f"decided {_short(dec.get('winner'))} after {dec.get('samples')} samples in {dec.get('rounds')} "
-                      f"rounds{right}; votes: {votes}")
+        console.print(
+            f"decided {_short(dec.get('winner'))} after {dec.get('samples')} samples in {dec.get('rounds')} "
+            f"rounds{right}; votes: {votes}"
+        )
     for err in d.errors:
         console.print(f"[red]{escape(str(err.get('error')))}: {escape(str(err.get('message')))}[/]")
     if show_text:
