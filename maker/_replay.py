@@ -24,6 +24,7 @@ import networkx as nx
 from maker._history import independent_of, settings_of, task_of, voting_of
 from maker._recorder import Decision, Progress, Recorder
 from maker._runner import _execute, _plan_for
+from maker._shards import Shard
 from maker.backends._protocol import Completion
 from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape
 from maker.errors import RunError, TraceMismatch, VoteUndecided
@@ -169,7 +170,7 @@ async def areplay(
     voting = replace(voting_of(header, voting), max_samples=_largest_cap(path, header))
     recorded = settings_of(header)
     settings = replace(recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit)
-    plan = _plan_for(task, settings, steps)
+    plan = _plan_for(task, settings, steps, Shard.of_header(header))
     tape = Tape(events)
     backend = ReplayBackend(tape, header["model"])
     verifier = _Verifier(tape, progress)

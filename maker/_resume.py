@@ -31,6 +31,7 @@ from maker._recorder import Decision, Progress, Recorder, Totals
 from maker._result import RunResult
 from maker._runner import _execute
 from maker._settings import RunSettings
+from maker._shards import Shard, shard_graph
 from maker._version import __version__
 from maker.backends._protocol import Backend, Completion, Request
 from maker.backends._registry import open_backend
@@ -226,7 +227,9 @@ class _Run:
     earlier: dict[Hashable, Any]
 
 
-def _rebuild(task: Task, history: History, settings: RunSettings, independent: Sequence[int] | None) -> _Run:
+def _rebuild(
+    task: Task, history: History, settings: RunSettings, independent: Sequence[int] | None, shard: Shard | None
+) -> _Run:
     if independent is not None:
         assert isinstance(task, SampleableTask)
         chain = task.plan()
@@ -252,6 +255,8 @@ def _rebuild(task: Task, history: History, settings: RunSettings, independent: S
         make_plan(source)  # validates
         plan = ResumedChainPlan(source, start, prev, settings.window)
         return _Run(task, plan, {start - 1: prev} if start else {})
+    if shard is not None:
+        source = shard_graph(source, shard)
     full = make_plan(source, window=settings.window)
     unknown = [s for s in history.committed if s not in full.graph]
     if unknown:
@@ -296,7 +301,7 @@ async def aresume(
         raise ConfigError(f"{path}: the run already finished ({history.outcome}); there is nothing to resume")
     voting = replace(voting, max_samples=max_samples or history.cap)
     settings = settings_of(header, concurrency=concurrency)
-    run = _rebuild(task, history, settings, steps)
+    run = _rebuild(task, history, settings, steps, Shard.of_header(header))
     backend, own = await _backend(header, backend, model, endpoint)
     if budget is not None and budget.limited:
         guard = with_budget(guard, budget.guard(backend.model))

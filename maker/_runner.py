@@ -21,12 +21,13 @@ from maker._recorder import Progress, Recorder
 from maker._result import RunResult
 from maker._scheduler import run_plan
 from maker._settings import RunSettings
+from maker._shards import CHAIN_REFUSAL, Shard, shard_graph, shard_steps
 from maker._steps import step_voting
 from maker._version import __version__
 from maker.backends._protocol import Backend
 from maker.backends._registry import open_backend
 from maker.errors import BudgetExceeded, ConfigError, MakerError, RunError, StepFailed, VoteUndecided
-from maker.tasks._protocol import LLMStep, SampleableTask, Task
+from maker.tasks._protocol import Chain, LLMStep, SampleableTask, Task
 from maker.traces._schema import SCHEMA_VERSION
 from maker.traces._writer import TraceWriter
 from maker.voting import Voting
@@ -57,9 +58,16 @@ def default_trace_path(task: str) -> Path:
     return Path("runs") / f"{task}-{stamp}-{uuid.uuid4().hex[:6]}.jsonl"
 
 
-def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | None) -> Plan:
+def _plan_for(
+    task: Task, settings: RunSettings, independent: Sequence[int] | None, shard: Shard | None = None
+) -> Plan:
     if independent is None:
-        return make_plan(task.plan(), window=settings.window)
+        source = task.plan()
+        if shard is not None:
+            if isinstance(source, Chain):
+                raise ConfigError(CHAIN_REFUSAL)
+            source = shard_graph(source, shard)
+        return make_plan(source, window=settings.window)
     if not isinstance(task, SampleableTask):
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot run steps independently")
     chain = task.plan()
@@ -77,6 +85,7 @@ def header(
     settings: RunSettings,
     independent: Sequence[int] | None = None,
     model_spec: str | None = None,
+    shard: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     mode = (
         {"mode": "sequential"} if independent is None else {"mode": "independent", "steps_evaluated": len(independent)}
@@ -96,6 +105,7 @@ def header(
         "seed": settings.seed,
         "settings": settings.describe(),
         **mode,
+        **({"shard": shard} if shard else {}),
     }
 
 
@@ -118,6 +128,8 @@ async def arun(
     check: bool = True,
     independent: Sequence[int] | None = None,
     budget: Budget | None = None,
+    shard: Shard | None = None,
+    shard_selection: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run a task (or a networkx DAG of steps) to the end and return its result.
 
@@ -129,12 +141,16 @@ async def arun(
         not a sequential solve, and the trace and summary say so).
     budget: limits on cost, samples and tokens, checked before each request
         (a request that could cross one is never sent; see `maker.Budget`).
+    shard: run only this shard's part of the work (see `maker.run_sharded`);
+        `shard_selection` says what the whole run selected, for the header.
     """
     if isinstance(task, nx.DiGraph):
         task = GraphTask(task)
     voting = voting or Voting()
     settings = settings or RunSettings()
-    plan = _plan_for(task, settings, independent)
+    if shard is not None and independent is not None:
+        independent = shard_steps(independent, shard)
+    plan = _plan_for(task, settings, independent, shard)
     own_backend = backend is None
     backend = backend or open_backend(model, seed=settings.seed)
     if budget is not None and budget.limited:
@@ -148,7 +164,10 @@ async def arun(
         raise
     run_id = uuid.uuid4().hex
     if writer:
-        writer.write(header(run_id, task, backend.model, voting, settings, independent, _spec(model, backend)))
+        described = {**shard.describe(), **dict(shard_selection or {})} if shard else None
+        writer.write(
+            header(run_id, task, backend.model, voting, settings, independent, _spec(model, backend), described)
+        )
         writer.commit(force=True)
     recorder = Recorder(writer, progress)
     try:

@@ -18,6 +18,7 @@ from maker.analysis._calibrate import DEFAULT_MAX_SAMPLES, DEFAULT_SAMPLES, Cali
 from maker.cli._analysis_view import analysis_tables, calibration_tables, estimate_tables, show
 from maker.cli._common import add_endpoint_options, backend_from, budget_from
 from maker.cli._run import add_task_parser
+from maker.cli._sharding import readable_trace
 from maker.cli._types import non_negative_float, positive, probability
 from maker.errors import ConfigError, UsageError
 from maker.tasks._protocol import Task, TaskInfo
@@ -256,7 +257,8 @@ def _register_analyze(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    result = analyze(args.trace, prices=load_prices(args.prices))
+    with readable_trace(args.trace) as trace:  # a sharded run's manifest: its shards, merged
+        result = analyze(trace, prices=load_prices(args.prices))
     written: list[Path] = []
     if args.plots is not None:
         written = write_plots(result, args.plots)

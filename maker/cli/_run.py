@@ -15,6 +15,7 @@ from typing import Any
 
 from maker.cli._common import add_run_options
 from maker.cli._execute import execute_task
+from maker.cli._sharding import add_shard_options
 from maker.tasks._protocol import Param, TaskInfo
 from maker.tasks._registry import task_info, task_names
 
@@ -57,6 +58,7 @@ def add_task_parser(tasks: argparse._SubParsersAction, info: TaskInfo) -> argpar
 def _add_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
     p = add_task_parser(tasks, info)
     add_run_options(p)
+    add_shard_options(p)
     p.set_defaults(func=_handle, task_name=info.name, task_params=[p.name for p in info.params])
 
 
