@@ -58,9 +58,7 @@ def default_trace_path(task: str) -> Path:
     return Path("runs") / f"{task}-{stamp}-{uuid.uuid4().hex[:6]}.jsonl"
 
 
-def _plan_for(
-    task: Task, settings: RunSettings, independent: Sequence[int] | None, shard: Shard | None = None
-) -> Plan:
+def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | None, shard: Shard | None = None) -> Plan:
     if independent is None:
         source = task.plan()
         if shard is not None:

@@ -14,7 +14,9 @@ sample, and budgets are reduced by what the trace says was already spent.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
 import time
 import uuid
@@ -241,7 +243,10 @@ async def _run_job(job: ShardJob, state: tuple[str | None, dict[str, Any]] | Non
             if left == "spent":
                 raise BudgetExceeded("the shard's share of the budget", "spent by earlier sessions")
             result = await aresume(
-                job.trace, independent=steps, backend=backend, budget=left if isinstance(left, Budget) else None,
+                job.trace,
+                independent=steps,
+                backend=backend,
+                budget=left if isinstance(left, Budget) else None,
                 check=False,
             )
         else:
@@ -308,7 +313,9 @@ def _summary(job: ShardJob, path: Path) -> dict[str, Any]:
 # --- executors ---------------------------------------------------------------------------------------
 
 
-async def _with_progress(work: Callable[[], Awaitable[list[dict[str, Any]]]], tails: _Tails | None) -> list[dict[str, Any]]:
+async def _with_progress(
+    work: Callable[[], Awaitable[list[dict[str, Any]]]], tails: _Tails | None
+) -> list[dict[str, Any]]:
     """Run `work`; meanwhile, if asked, keep one progress bar fed from the shards' traces."""
     if tails is None:
         return await work()
@@ -348,14 +355,34 @@ async def _local(jobs: Sequence[ShardJob]) -> list[dict[str, Any]]:
 
 
 def _ray(jobs: Sequence[ShardJob], address: str | None) -> list[dict[str, Any]]:
-    """Each shard a Ray task; Ray moves the job and the summary, never a sample. Blocking."""
+    """Each shard a Ray task; Ray moves the job and the summary, never a sample. Blocking.
+
+    Ray prints what it has to say about its workers (a worker that died, a
+    retry) on the driver's stdout; while it runs, that goes to stderr instead,
+    so `--json` still prints exactly one object on stdout.
+    """
     try:
         import ray
     except ImportError:
         raise ConfigError("the ray executor needs Ray: pip install 'maker[ray]'") from None
-    if not ray.is_initialized():
-        options: dict[str, Any] = {"address": address} if address else {"num_cpus": max(1, len(jobs))}
-        ray.init(**options, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    with contextlib.redirect_stdout(sys.stderr):
+        started = not ray.is_initialized()
+        if started:
+            options: dict[str, Any] = {"address": address} if address else {"num_cpus": max(1, len(jobs))}
+            ray.init(
+                **options,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,  # Ray's start-up chatter is not the user's business
+            )
+        try:
+            return _ray_results(ray, jobs)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _ray_results(ray: Any, jobs: Sequence[ShardJob]) -> list[dict[str, Any]]:
     remote = ray.remote(max_retries=_RETRIES, num_cpus=1)(run_job)
     refs = [remote.remote(job.to_json()) for job in jobs]
     out: list[dict[str, Any]] = []
@@ -508,3 +535,13 @@ def _relocated(job: ShardJob, manifest: Path) -> ShardJob:
     if not trace.is_absolute():
         trace = manifest.parent / trace.name
     return ShardJob(**{**job.to_json(), "trace": str(trace)})
+
+
+def run_sharded(task: Task, **options: Any) -> ShardedResult:
+    """Blocking `arun_sharded`."""
+    return anyio.run(lambda: arun_sharded(task, **options))
+
+
+def resume_sharded(manifest: str | Path, **options: Any) -> ShardedResult:
+    """Blocking `aresume_sharded`."""
+    return anyio.run(lambda: aresume_sharded(manifest, **options))

@@ -110,11 +110,13 @@ def split_budget(budget: Budget | None, count: int) -> list[Budget | None]:
     def part(total: int | None, i: int) -> int | None:
         return None if total is None else total // count + (1 if i < total % count else 0)
 
-    shares = []
+    shares: list[Budget | None] = []
     for i in range(count):
         samples, tokens = part(budget.max_samples, i), part(budget.max_tokens, i)
         if samples == 0 or tokens == 0:
-            raise ConfigError(f"a budget of {budget.max_samples or budget.max_tokens} cannot be split into {count} shards")
+            raise ConfigError(
+                f"a budget of {budget.max_samples or budget.max_tokens} cannot be split into {count} shards"
+            )
         cost = budget.max_cost / count if budget.max_cost is not None else None
         shares.append(Budget(max_cost=cost, max_samples=samples, max_tokens=tokens, prices=budget.prices))
     return shares

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _http import clean_env, maker_command, run_maker, server_stats, sim_server_process
 
 from maker.traces import read_events
-from _http import clean_env, maker_command, run_maker, server_stats, sim_server_process
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -87,7 +87,16 @@ def test_one_connected_dag_cannot_be_sharded(tmp_path: Path) -> None:
 def test_manifest_reads_like_a_trace_merge_analyze_show_replay(tmp_path: Path) -> None:
     run = tmp_path / "run"
     done = run_maker(
-        "hanoi", "--disks", "10", "--independent", "200", "--shards", "2", "--trace", str(run), "--quiet",
+        "hanoi",
+        "--disks",
+        "10",
+        "--independent",
+        "200",
+        "--shards",
+        "2",
+        "--trace",
+        str(run),
+        "--quiet",
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
@@ -138,17 +147,42 @@ def _start_slow_sharded(tmp_path: Path, run: Path) -> subprocess.Popen[str]:
     """A sharded run slow enough (10 ms a sample) to be killed in the middle."""
     return subprocess.Popen(
         [
-            *maker_command(), "hanoi", "--disks", "10", "--independent", "300", "--shards", "2",
-            "--model", "sim/gpt-4.1-mini?latency=0.01", "--concurrency", "4", "--trace", str(run), "--json", "--quiet",
+            *maker_command(),
+            "hanoi",
+            "--disks",
+            "10",
+            "--independent",
+            "300",
+            "--shards",
+            "2",
+            "--model",
+            "sim/gpt-4.1-mini?latency=0.01",
+            "--concurrency",
+            "4",
+            "--trace",
+            str(run),
+            "--json",
+            "--quiet",
         ],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
         start_new_session=True,
     )
 
 
 def _reference(tmp_path: Path) -> dict[Any, str]:
     done = run_maker(
-        "hanoi", "--disks", "10", "--independent", "300", "--trace", str(tmp_path / "whole.jsonl"), "--json",
+        "hanoi",
+        "--disks",
+        "10",
+        "--independent",
+        "300",
+        "--trace",
+        str(tmp_path / "whole.jsonl"),
+        "--json",
         cwd=tmp_path,
     )
     assert json.loads(done.stdout)["outcome"] == "measured", done.stderr
@@ -202,10 +236,27 @@ def test_maker_resume_manifest_finishes_a_killed_sharded_run(tmp_path: Path) -> 
 def test_a_run_wide_budget_over_http_is_never_crossed_in_total(tmp_path: Path) -> None:
     with sim_server_process("--profile", "gpt-4.1-mini?latency=0.005") as url:
         done = run_maker(
-            "hanoi", "--disks", "10", "--independent", "200", "--shards", "2", "--model", "openai/gpt-4.1-mini",
-            "--base-url", url, "--max-samples", "150", "--concurrency", "8", "--trace", str(tmp_path / "run"),
-            "--json", "--quiet",
-            cwd=tmp_path, env=clean_env(OPENAI_API_KEY="sk-test"),
+            "hanoi",
+            "--disks",
+            "10",
+            "--independent",
+            "200",
+            "--shards",
+            "2",
+            "--model",
+            "openai/gpt-4.1-mini",
+            "--base-url",
+            url,
+            "--max-samples",
+            "150",
+            "--concurrency",
+            "8",
+            "--trace",
+            str(tmp_path / "run"),
+            "--json",
+            "--quiet",
+            cwd=tmp_path,
+            env=clean_env(OPENAI_API_KEY="sk-test"),
         )
         sent = server_stats(url)["chat_requests"]
     assert done.returncode == 1, done.stderr  # stopped by the budget: resumable, not solved
@@ -213,3 +264,104 @@ def test_a_run_wide_budget_over_http_is_never_crossed_in_total(tmp_path: Path) -
     assert {s["outcome"] for s in out["shards"]} == {"budget"}
     assert sent <= 150
     assert out["samples"] <= 150
+
+
+def _ray_or_skip() -> None:
+    """Ray is an optional extra; CI installs it, so there a missing Ray is a failure, not a skip."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("Ray is not installed (pip install 'maker[ray]')")
+
+
+def _ray_workers() -> list[int]:
+    """Ray worker processes now running a shard (Ray names them after the task function)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::run_job"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ray_shards_decide_alike_and_a_killed_ray_worker_is_retried_without_paying_twice(tmp_path: Path) -> None:
+    _ray_or_skip()
+    run = tmp_path / "ray.d"
+    proc = subprocess.Popen(
+        [
+            *maker_command(),
+            "hanoi",
+            "--disks",
+            "10",
+            "--independent",
+            "300",
+            "--shards",
+            "2",
+            "--executor",
+            "ray",
+            "--model",
+            "sim/gpt-4.1-mini?latency=0.01",
+            "--concurrency",
+            "4",
+            "--trace",
+            str(run),
+            "--json",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+        start_new_session=True,
+    )
+    try:
+        _wait_for_decisions(run, proc)
+        workers = _ray_workers()
+        assert workers, "no Ray worker is running a shard"
+        os.kill(workers[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["outcome"] == "measured"
+    shards = shard_files(run)
+    assert decisions(*shards) == _reference(tmp_path)
+    assert max(samples_drawn(*shards).values()) == 1
+
+
+def test_the_split_is_a_stable_hash_that_covers_every_component_once() -> None:
+    import networkx as nx
+
+    from maker._shards import Shard, shard_graph, shard_of
+
+    # Pinned: a changed hash would split a resumed run differently from how it started.
+    assert [shard_of(s, 4) for s in (0, 1, "a", "p3/c0")] == [1, 2, 0, 1]
+    graph = nx.DiGraph()
+    for part in range(6):
+        graph.add_edge(f"p{part}/a", f"p{part}/b")
+    parts = [set(shard_graph(graph, Shard(i, 3, "run"))) for i in range(3)]
+    assert sorted(n for p in parts for n in p) == sorted(graph)
+    for p in parts:  # a component is never cut between shards
+        assert all((f"{n[:2]}/a" in p) == (f"{n[:2]}/b" in p) for n in p)
+
+
+def test_run_sharded_from_python(tmp_path: Path) -> None:
+    import maker
+    import maker.traces
+    from maker.tasks import build_task
+
+    result = maker.run_sharded(
+        build_task("hanoi", disks=8), shards=2, directory=tmp_path / "run", model="sim/gpt-4.1-mini", independent=40
+    )
+    assert result.outcome == "measured" and result.totals["steps"] == 40
+    assert maker.traces.is_manifest(result.manifest)
+    assert len(maker.traces.shard_traces(result.manifest)) == 2
