@@ -365,3 +365,24 @@ def test_run_sharded_from_python(tmp_path: Path) -> None:
     assert result.outcome == "measured" and result.totals["steps"] == 40
     assert maker.traces.is_manifest(result.manifest)
     assert len(maker.traces.shard_traces(result.manifest)) == 2
+
+
+def test_a_batch_of_instances_is_one_dag_that_shards_by_instance(tmp_path: Path) -> None:
+    common = ["run", "sorting", "--length", "16", "--instances", "5", "--json", "--quiet"]
+    whole = run_maker(*common, "--trace", str(tmp_path / "whole.jsonl"), cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout)["outcome"] == "solved"
+    sharded = run_maker(*common, "--shards", "2", "--trace", str(tmp_path / "run"), cwd=tmp_path)
+    assert sharded.returncode == 0, sharded.stderr
+    assert json.loads(sharded.stdout)["outcome"] == "solved"
+    shards = shard_files(tmp_path / "run")
+    assert decisions(*shards) == decisions(tmp_path / "whole.jsonl")
+    for path in shards:  # an instance is never cut between shards
+        steps = {e["step"] for e in read_events(path) if e["type"] == "decision"}
+        instances = {str(s).split("/")[0] for s in steps}
+        assert all(not any(str(s).startswith(f"{i}/") for s in decisions(*shards) if s not in steps) for i in instances)
+
+
+def test_a_chain_task_has_no_instances_to_batch(tmp_path: Path) -> None:
+    done = run_maker("hanoi", "--disks", "4", "--instances", "3", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1

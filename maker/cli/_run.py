@@ -16,6 +16,7 @@ from typing import Any
 from maker.cli._common import add_run_options
 from maker.cli._execute import execute_task
 from maker.cli._sharding import add_shard_options
+from maker.cli._types import positive
 from maker.tasks._protocol import Param, TaskInfo
 from maker.tasks._registry import task_info, task_names
 
@@ -57,6 +58,14 @@ def add_task_parser(tasks: argparse._SubParsersAction, info: TaskInfo) -> argpar
 
 def _add_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
     p = add_task_parser(tasks, info)
+    if any(param.name == "instance" for param in info.params):
+        p.add_argument(
+            "--instances",
+            type=positive,
+            default=None,
+            metavar="N",
+            help="solve N instances (from --instance on) in one run: one DAG of N disjoint parts, which --shards can split",
+        )
     add_run_options(p)
     add_shard_options(p)
     p.set_defaults(func=_handle, task_name=info.name, task_params=[p.name for p in info.params])
@@ -84,6 +93,8 @@ def _typed(param: Param) -> Callable[[str], Any]:
 
 def _handle(args: argparse.Namespace) -> int:
     options = {name: getattr(args, name) for name in args.task_params}
+    if getattr(args, "instances", None):
+        options["batch"] = args.instances
     return execute_task(args.task_name, options, args)
 
 
