@@ -37,7 +37,7 @@ class Batch:
             part = task.plan()
             if isinstance(part, Chain):
                 raise ValueError(f"task {self.name!r} is a chain; a batch needs a task whose plan is a DAG")
-            for u, v, data in part.edges(data=True):
+            for u, _v, data in part.edges(data=True):
                 data.setdefault(_INPUT, str(u))  # the input it feeds, before the id changes
             graph.update(nx.relabel_nodes(part, {n: _prefixed(j, n) for n in part}))
         return graph
