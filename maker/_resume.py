@@ -387,7 +387,7 @@ def _free_if_recorded(guard: Guard | None, tape: Tape) -> Guard | None:
 
     def check(request: Request) -> Any:
         st = tape.get(request.step)
-        if st is not None and request.index in st.samples:
+        if st is not None and request.sample in st.samples:
             return None
         return guard(request)
 

@@ -71,7 +71,7 @@ class Timed:
     async def complete(self, request: Request) -> Completion:
         start = time.perf_counter()
         completion = await self.inner.complete(request)
-        self.spans.append((request.step, request.index, start, time.perf_counter()))
+        self.spans.append((request.step, request.sample, start, time.perf_counter()))
         return completion
 
     async def aclose(self) -> None:

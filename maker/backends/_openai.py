@@ -275,7 +275,7 @@ class OpenAIBackend:
 
     def _error(self, exc: BaseException, request: Request) -> BackendError:
         transient, reason, _ = classify(exc)
-        where = (request.step, request.index)
+        where = (request.step, request.sample)
         if transient:
             attempts = self.options.retry.max_attempts
             message = (
