@@ -9,7 +9,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import networkx as nx
@@ -55,6 +55,21 @@ class GraphTask:
 def default_trace_path(task: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{task}-{stamp}-{uuid.uuid4().hex[:6]}.jsonl"
+
+
+def trace_path(trace: object, task: str) -> Path | None:
+    """Where `trace=` says to write: a path, a fresh file under ./runs/ for None, nowhere for False.
+
+    Takes `object` because callers are not always type-checked: anything else
+    (True included) is a clear ConfigError, not a TypeError from deep inside.
+    """
+    if trace is False:
+        return None
+    if trace is None:
+        return default_trace_path(task)
+    if isinstance(trace, str | Path):
+        return Path(trace)
+    raise ConfigError(f"trace must be a path, None or False, got {trace!r}")
 
 
 def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | None) -> Plan:
@@ -111,7 +126,7 @@ async def arun(
     model: str = DEFAULT_MODEL,
     voting: Voting | None = None,
     settings: RunSettings | None = None,
-    trace: str | Path | bool | None = None,
+    trace: str | Path | Literal[False] | None = None,
     backend: Backend | None = None,
     progress: Progress | None = None,
     guard: Guard | None = None,
@@ -139,7 +154,7 @@ async def arun(
     backend = backend or open_backend(model, seed=settings.seed)
     if budget is not None and budget.limited:
         guard = with_budget(guard, budget.guard(backend.model))
-    path = None if trace is False else Path(default_trace_path(task.name) if trace in (None, True) else trace)
+    path = trace_path(trace, task.name)
     try:
         writer = _open_writer(path) if path else None
     except BaseException:

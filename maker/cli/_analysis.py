@@ -16,7 +16,7 @@ from maker._runner import DEFAULT_MODEL
 from maker.analysis import analyze, estimate, write_plots
 from maker.analysis._calibrate import DEFAULT_MAX_SAMPLES, DEFAULT_SAMPLES, Calibration, acalibrate
 from maker.cli._analysis_view import analysis_tables, calibration_tables, estimate_tables, show
-from maker.cli._common import add_endpoint_options, backend_from, budget_from
+from maker.cli._common import add_endpoint_options, backend_from, budget_from, trace_from
 from maker.cli._run import add_task_parser
 from maker.cli._types import non_negative_float, positive, probability
 from maker.errors import ConfigError, UsageError
@@ -226,7 +226,7 @@ async def _calibrate_on_backend(task: Task, args: argparse.Namespace, progress: 
             max_output_tokens=args.max_output_tokens,
             max_samples=args.max_samples_per_step,
             target=args.target,
-            trace=False if args.no_trace else args.trace,
+            trace=trace_from(args),
             backend=backend,
             progress=progress,
             prices=load_prices(args.prices),
