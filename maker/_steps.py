@@ -303,6 +303,14 @@ def step_voting(step: Any, node_voting: Voting | None, run_voting: Voting) -> Vo
     return voting
 
 
+@overload
+def parse_last(pattern: str, *, what: str | None = None) -> Callable[[str], str]: ...
+
+
+@overload
+def parse_last(pattern: str, convert: Callable[[str], T], *, what: str | None = None) -> Callable[[str], T]: ...
+
+
 def parse_last(pattern: str, convert: Callable[[str], Any] = str, *, what: str | None = None) -> Callable[[str], Any]:
     """A strict parser: the LAST match of `pattern` (its first group, else the whole match), converted.
 
