@@ -26,7 +26,7 @@ from maker._version import __version__
 from maker.backends._protocol import Backend
 from maker.backends._registry import open_backend
 from maker.errors import BudgetExceeded, ConfigError, MakerError, RunError, StepFailed, VoteUndecided
-from maker.tasks._protocol import LLMStep, SampleableTask, Task
+from maker.tasks._protocol import Chain, LLMStep, SampleableTask, StepGraph, Task
 from maker.traces._schema import SCHEMA_VERSION
 from maker.traces._writer import TraceWriter
 from maker.voting import Voting
@@ -39,13 +39,13 @@ class GraphTask:
 
     name = "custom"
 
-    def __init__(self, graph: nx.DiGraph) -> None:
+    def __init__(self, graph: StepGraph) -> None:
         self.graph = graph
 
     def params(self) -> dict[str, Any]:
         return {"nodes": self.graph.number_of_nodes(), "edges": self.graph.number_of_edges()}
 
-    def plan(self) -> nx.DiGraph:
+    def plan(self) -> StepGraph:
         return self.graph
 
     def solved(self, outputs: Mapping[Hashable, Any], errors: int) -> bool:
@@ -78,10 +78,12 @@ def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | No
     if not isinstance(task, SampleableTask):
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot run steps independently")
     chain = task.plan()
+    if not isinstance(chain, Chain):
+        raise ConfigError(f"task {task.name!r} is not a chain of steps, so it cannot run steps independently")
     bad = [s for s in independent if not 0 <= s < task.steps]
     if bad:
         raise ConfigError(f"step {bad[0]} is outside {task.name}'s 0..{task.steps - 1}")
-    return IndependentPlan(chain.step, independent, task.step_inputs, settings.window)  # type: ignore[union-attr]
+    return IndependentPlan(chain.step, independent, task.step_inputs, settings.window)
 
 
 def header(
@@ -121,7 +123,7 @@ def _spec(model: str, backend: Backend) -> str | None:
 
 
 async def arun(
-    task: Task | nx.DiGraph,
+    task: Task | StepGraph,
     *,
     model: str = DEFAULT_MODEL,
     voting: Voting | None = None,
@@ -326,6 +328,6 @@ def _is_llm_step(step: object) -> bool:
     return known
 
 
-def run(task: Task | nx.DiGraph, **options: Any) -> RunResult:
+def run(task: Task | StepGraph, **options: Any) -> RunResult:
     """Blocking `arun` for scripts and notebooks without an event loop."""
     return anyio.run(partial(arun, task, **options))

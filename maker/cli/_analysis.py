@@ -24,7 +24,7 @@ from maker.tasks._protocol import Task, TaskInfo
 from maker.tasks._registry import build_task, task_info, task_names
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_estimate(sub)
     _register_calibrate(sub)
     _register_analyze(sub)
@@ -51,7 +51,7 @@ def _emit(payload: dict[str, Any]) -> None:
 # --- maker estimate -----------------------------------------------------------------------------------------------
 
 
-def _register_estimate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "estimate",
         help="k_min, samples, tokens and cost of a run, before paying for it",
@@ -136,7 +136,7 @@ def _estimate(args: argparse.Namespace) -> int:
 # --- maker calibrate ----------------------------------------------------------------------------------------------
 
 
-def _register_calibrate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "calibrate",
         help="measure a model's per-step error rate on random steps of a task",
@@ -149,7 +149,7 @@ def _register_calibrate(sub: argparse._SubParsersAction) -> None:  # type: ignor
         _add_calibrate_task(tasks, task_info(name))
 
 
-def _add_calibrate_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
+def _add_calibrate_task(tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo) -> None:
     p = add_task_parser(tasks, info)
     c = p.add_argument_group("calibration")
     c.add_argument("--model", default=DEFAULT_MODEL, help=f"provider/model (default {DEFAULT_MODEL})")
@@ -239,7 +239,7 @@ async def _calibrate_on_backend(task: Task, args: argparse.Namespace, progress: 
 # --- maker analyze ------------------------------------------------------------------------------------------------
 
 
-def _register_analyze(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "analyze",
         aliases=["analyse"],

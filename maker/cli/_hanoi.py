@@ -9,7 +9,7 @@ from maker.cli._execute import execute_task
 from maker.cli._types import bounded
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "hanoi",
         help="solve Towers of Hanoi, one voted LLM call per move",
