@@ -20,12 +20,12 @@ from maker._runner import GraphTask
 from maker._settings import RunSettings
 from maker._shards import Shard, shard_steps
 from maker.errors import ConfigError, TraceError
-from maker.tasks._protocol import Task
+from maker.tasks._protocol import StepGraph, Task
 from maker.tasks._registry import build_task
 from maker.voting import Voting
 
 
-def task_of(header: dict[str, Any], task: Task | nx.DiGraph | None = None) -> Task:
+def task_of(header: dict[str, Any], task: Task | StepGraph | None = None) -> Task:
     """The recorded task: the caller's (checked against the header) or rebuilt from the registry."""
     recorded = header.get("task") or {}
     name, params = recorded.get("name"), recorded.get("params") or {}
@@ -35,6 +35,8 @@ def task_of(header: dict[str, Any], task: Task | nx.DiGraph | None = None) -> Ta
                 "this trace is of a custom DAG: pass the same DAG from Python "
                 "(maker.resume(trace, task=dag) or maker.replay(trace, task=dag))"
             )
+        if not isinstance(name, str):
+            raise TraceError(f"the trace's header names no task (task name {name!r})")
         try:
             return build_task(name, **params)
         except (KeyError, ValueError, TypeError) as exc:

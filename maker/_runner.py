@@ -9,7 +9,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import networkx as nx
@@ -27,7 +27,7 @@ from maker._version import __version__
 from maker.backends._protocol import Backend
 from maker.backends._registry import open_backend
 from maker.errors import BudgetExceeded, ConfigError, MakerError, RunError, StepFailed, VoteUndecided
-from maker.tasks._protocol import Chain, LLMStep, SampleableTask, Task
+from maker.tasks._protocol import Chain, LLMStep, SampleableTask, StepGraph, Task
 from maker.traces._schema import SCHEMA_VERSION
 from maker.traces._writer import TraceWriter
 from maker.voting import Voting
@@ -40,13 +40,13 @@ class GraphTask:
 
     name = "custom"
 
-    def __init__(self, graph: nx.DiGraph) -> None:
+    def __init__(self, graph: StepGraph) -> None:
         self.graph = graph
 
     def params(self) -> dict[str, Any]:
         return {"nodes": self.graph.number_of_nodes(), "edges": self.graph.number_of_edges()}
 
-    def plan(self) -> nx.DiGraph:
+    def plan(self) -> StepGraph:
         return self.graph
 
     def solved(self, outputs: Mapping[Hashable, Any], errors: int) -> bool:
@@ -56,6 +56,21 @@ class GraphTask:
 def default_trace_path(task: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{task}-{stamp}-{uuid.uuid4().hex[:6]}.jsonl"
+
+
+def trace_path(trace: object, task: str) -> Path | None:
+    """Where `trace=` says to write: a path, a fresh file under ./runs/ for None, nowhere for False.
+
+    Takes `object` because callers are not always type-checked: anything else
+    (True included) is a clear ConfigError, not a TypeError from deep inside.
+    """
+    if trace is False:
+        return None
+    if trace is None:
+        return default_trace_path(task)
+    if isinstance(trace, str | Path):
+        return Path(trace)
+    raise ConfigError(f"trace must be a path, None or False, got {trace!r}")
 
 
 def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | None, shard: Shard | None = None) -> Plan:
@@ -69,10 +84,12 @@ def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | No
     if not isinstance(task, SampleableTask):
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot run steps independently")
     chain = task.plan()
+    if not isinstance(chain, Chain):
+        raise ConfigError(f"task {task.name!r} is not a chain of steps, so it cannot run steps independently")
     bad = [s for s in independent if not 0 <= s < task.steps]
     if bad:
         raise ConfigError(f"step {bad[0]} is outside {task.name}'s 0..{task.steps - 1}")
-    return IndependentPlan(chain.step, independent, task.step_inputs, settings.window)  # type: ignore[union-attr]
+    return IndependentPlan(chain.step, independent, task.step_inputs, settings.window)
 
 
 def header(
@@ -114,12 +131,12 @@ def _spec(model: str, backend: Backend) -> str | None:
 
 
 async def arun(
-    task: Task | nx.DiGraph,
+    task: Task | StepGraph,
     *,
     model: str = DEFAULT_MODEL,
     voting: Voting | None = None,
     settings: RunSettings | None = None,
-    trace: str | Path | bool | None = None,
+    trace: str | Path | Literal[False] | None = None,
     backend: Backend | None = None,
     progress: Progress | None = None,
     guard: Guard | None = None,
@@ -153,7 +170,7 @@ async def arun(
     backend = backend or open_backend(model, seed=settings.seed)
     if budget is not None and budget.limited:
         guard = with_budget(guard, budget.guard(backend.model))
-    path = None if trace is False else Path(default_trace_path(task.name) if trace in (None, True) else trace)
+    path = trace_path(trace, task.name)
     try:
         writer = _open_writer(path) if path else None
     except BaseException:
@@ -328,6 +345,6 @@ def _is_llm_step(step: object) -> bool:
     return known
 
 
-def run(task: Task | nx.DiGraph, **options: Any) -> RunResult:
+def run(task: Task | StepGraph, **options: Any) -> RunResult:
     """Blocking `arun` for scripts and notebooks without an event loop."""
     return anyio.run(partial(arun, task, **options))

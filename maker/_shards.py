@@ -27,6 +27,7 @@ import networkx as nx
 
 from maker._budget import Budget
 from maker.errors import ConfigError, PlanError
+from maker.tasks._protocol import StepGraph
 
 CHAIN_REFUSAL = (
     "a dependent chain cannot be sharded: each step needs the one before it. Shard wide work "
@@ -75,12 +76,12 @@ def shard_steps(steps: Sequence[int], shard: Shard) -> list[int]:
     return [s for s in steps if shard.owns(s)]
 
 
-def components(graph: nx.DiGraph) -> list[set[Hashable]]:
+def components(graph: StepGraph) -> list[set[Hashable]]:
     """The weakly connected components of a plan: the parts with no edge between them."""
     return [set(c) for c in nx.weakly_connected_components(graph)]
 
 
-def shard_graph(graph: nx.DiGraph, shard: Shard) -> nx.DiGraph:
+def shard_graph(graph: StepGraph, shard: Shard) -> StepGraph:
     """The components of `graph` that belong to `shard` (possibly none)."""
     parts = components(graph)
     if len(parts) < 2:

@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from maker.tasks._protocol import Chain, Task
+from maker.tasks._protocol import Chain, StepGraph, Task
 
 BATCH = "batch"  # the parameter a batch adds to its task's parameters
 _INPUT = "name"  # the planner's edge attribute for an input name
@@ -31,8 +31,8 @@ class Batch:
     def params(self) -> dict[str, Any]:
         return {**self._params, BATCH: len(self.tasks)}
 
-    def plan(self) -> nx.DiGraph:
-        graph = nx.DiGraph()
+    def plan(self) -> StepGraph:
+        graph: StepGraph = nx.DiGraph()
         for j, task in enumerate(self.tasks):
             part = task.plan()
             if isinstance(part, Chain):

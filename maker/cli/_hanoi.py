@@ -10,7 +10,7 @@ from maker.cli._sharding import add_shard_options
 from maker.cli._types import bounded
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "hanoi",
         help="solve Towers of Hanoi, one voted LLM call per move",

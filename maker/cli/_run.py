@@ -21,7 +21,7 @@ from maker.tasks._protocol import Param, TaskInfo
 from maker.tasks._registry import task_info, task_names
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser(
         "run",
         help="solve a registered task (see `maker tasks`)",
@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     listing.set_defaults(func=_list)
 
 
-def add_task_parser(tasks: argparse._SubParsersAction, info: TaskInfo) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_task_parser(
+    tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo
+) -> argparse.ArgumentParser:
     """A sub-command for one task, with the task's own options (`maker run` and `maker calibrate`)."""
     p = tasks.add_parser(info.name, aliases=list(info.aliases), help=info.summary, description=info.summary)
     g = p.add_argument_group(f"{info.name} options")
@@ -56,7 +58,7 @@ def add_task_parser(tasks: argparse._SubParsersAction, info: TaskInfo) -> argpar
     return p
 
 
-def _add_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
+def _add_task(tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo) -> None:
     p = add_task_parser(tasks, info)
     if any(param.name == "instance" for param in info.params):
         p.add_argument(

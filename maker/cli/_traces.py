@@ -27,13 +27,13 @@ from maker.traces._replay import revote
 from maker.voting import AheadByK, DecisionRule, Majority, Single, rule_from_dict
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_resume(sub)
     _register_replay(sub)
     _register_trace(sub)
 
 
-def _register_resume(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_resume(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "resume",
         help="continue an interrupted run from its trace, never sampling a committed step again",
@@ -95,7 +95,7 @@ def _endpoint(header: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     return given
 
 
-def _register_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "replay",
         help="re-run a trace's decisions from its recorded samples (no model calls), "
@@ -183,7 +183,7 @@ def _replay_shards(args: argparse.Namespace, rules: list[DecisionRule]) -> int:
             return _replay(argparse.Namespace(**{**vars(args), "trace": merged}))
     reproduced = True
     for shard in shard_traces(args.trace):
-        result = anyio.run(lambda shard=shard: areplay(shard))
+        result = anyio.run(areplay, shard)
         reproduced = reproduced and result.reproduced
         if args.json:
             sys.stdout.write(json.dumps({"shard": str(shard), **result.to_json()}) + "\n")
@@ -199,7 +199,7 @@ def _recorded_rule(header: dict[str, Any]) -> str:
         return "an unknown rule"
 
 
-def _register_trace(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "trace",
         help="inspect a trace: `maker trace show TRACE [--step S]`",
