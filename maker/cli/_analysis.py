@@ -17,6 +17,7 @@ from maker.analysis import analyze, estimate, write_plots
 from maker.analysis._calibrate import DEFAULT_MAX_SAMPLES, DEFAULT_SAMPLES, Calibration, acalibrate
 from maker.cli._analysis_view import analysis_tables, calibration_tables, estimate_tables, show
 from maker.cli._common import add_endpoint_options, backend_from, budget_from, trace_from
+from maker.cli._report import write_report
 from maker.cli._run import add_task_parser
 from maker.cli._sharding import readable_trace
 from maker.cli._types import non_negative_float, positive, probability
@@ -251,6 +252,13 @@ def _register_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("trace", type=Path, metavar="TRACE", help="a trace file (.jsonl or .jsonl.gz)")
     p.add_argument("--plots", type=Path, default=None, metavar="DIR", help="also write PNG figures to DIR")
+    p.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write one self-contained HTML report (tables, figures)",
+    )
     p.add_argument("--prices", type=Path, default=None, metavar="FILE", help="price table overrides (JSON)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, no tables")
     p.set_defaults(func=_analyze)
@@ -262,6 +270,8 @@ def _analyze(args: argparse.Namespace) -> int:
     written: list[Path] = []
     if args.plots is not None:
         written = write_plots(result, args.plots)
+    if args.html is not None:
+        written.append(write_report(result, analysis_tables(result), args.html, source=args.trace))
     if args.json:
         _emit({**result.to_json(), "plots": [str(p) for p in written]})
         return 0
