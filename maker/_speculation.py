@@ -133,15 +133,14 @@ class _Run:
         return n
 
     def alive(self) -> bool:
-        """Still worth speculating from: not discarded, and neither is anything it was built on."""
-        run: _Run | None = self
-        while run is not None:
-            if run.dead:
+        """Worth speculating from: nothing it was built on is discarded, and each prediction still leads."""
+        run = self
+        while not run.real:
+            parent = run.parent
+            if run.dead or parent is None or parent.leader != run.assumed:
                 return False
-            if run.real:
-                return True
-            run = run.parent
-        return True
+            run = parent
+        return not run.dead
 
 
 class _Log:
@@ -241,7 +240,10 @@ class Speculator:
         if run.decision is not None:
             self._commit(run)
             return
-        # It may now speculate further: it and its descendants are one step closer to the decided ones.
+        self._spread(run)  # it and its descendants are one step closer to the decided ones
+
+    def _spread(self, run: _Run) -> None:
+        """Speculate from `run` and from every run built on it, as far as the depth now allows."""
         todo = [run]
         while todo:
             r = todo.pop()
@@ -443,7 +445,7 @@ class Speculator:
             leader = winner or ballot.tally.leader()[0]
             if leader != run.leader:
                 run.leader = leader
-                self._speculate(run)
+                self._spread(run)  # and revive what was built on this leader, if it led before
         return winner
 
     def _launch(self, run: _Run, indices: range) -> None:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from maker.analysis import Analysis, Estimate, Proportion
+from maker.analysis._analyze import speculation_line
 from maker.analysis._calibrate import Calibration
 
 
@@ -211,6 +212,8 @@ def _summary(a: Analysis) -> Table:
         ("tokens in / out", f"{a.tokens_in:,} / {a.tokens_out:,}"),
         ("cost", money(a.cost) if a.price else f"– (no price for {a.model})"),
     ]
+    if a.speculation is not None:
+        rows.append(("speculation", speculation_line(a).split(": ", 1)[1]))
     return _kv("trace analysis", rows)
 
 
