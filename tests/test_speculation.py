@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import anyio
 import pytest
 from _http import run_maker
+from test_resume import Kill, kill_all, maker_cli, run_cli
 from trio.testing import MockClock
 
 import maker
@@ -184,3 +186,38 @@ def test_the_cli_takes_speculate_and_refuses_a_negative_depth(tmp_path: Path) ->
     assert json.loads(done.stdout)["solved"] is True
     bad = run_maker("hanoi", "--disks", "3", "--speculate", "-1", cwd=tmp_path)
     assert bad.returncode == 2 and "--speculate" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.timeout(180)
+def test_sigkill_mid_speculation_at_ten_points_then_resume_decides_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    args = ["hanoi", "--disks", "6", "--model", MODEL.replace("0.05", "0.01", 1), "--seed", "3", "--speculate", "8"]
+    args += ["--concurrency", "64", "--json", "--quiet"]
+    done = run_cli(*args, "--trace", str(tmp_path / "ref.jsonl"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    want, wall = decided(tmp_path / "ref.jsonl"), json.loads(done.stdout)["wall_s"]
+    rng = random.Random(5)
+    plans: list[dict[str, Any]] = [{"decisions": d} for d in sorted(rng.sample(range(1, 60), 5))]
+    plans += [{"seconds": rng.uniform(0.05, 0.9) * wall} for _ in range(5)]
+    killed = mid = 0
+    for batch in range(0, len(plans), 5):
+        kills = []
+        for n, plan in enumerate(plans[batch : batch + 5], start=batch):
+            trace = tmp_path / f"kill{n}.jsonl"
+            proc = maker_cli(*args, "--trace", str(trace), cwd=tmp_path, stdout=subprocess.DEVNULL)
+            kills.append(Kill(trace, proc, **plan))
+        kill_all(kills)
+        kills = [k for k in kills if k.killed]  # a run that finished first was not a kill point
+        killed += len(kills)
+        for kill in kills:
+            cut = events(kill.trace)
+            done_steps = {e["step"] for e in cut if e["type"] == "decision"}
+            mid += any(e["type"] == "sample" and e.get("spec") and e["step"] not in done_steps for e in cut)
+            resumed = run_cli("resume", str(kill.trace), "--json", "--quiet", cwd=tmp_path)
+            assert resumed.returncode == 0, resumed.stderr
+            assert json.loads(resumed.stdout)["solved"] is True
+            assert decided(kill.trace) == want
+            drawn = [(e["step"], e.get("basis"), e["i"]) for e in events(kill.trace) if e["type"] == "sample"]
+            assert len(drawn) == len(set(drawn)), "a recorded sample of a prompt was drawn again"
+            assert maker.replay(kill.trace).reproduced
+    assert killed >= 7
+    assert mid > 0, "some kills landed while speculative ballots of undecided steps were out"
