@@ -88,6 +88,7 @@ def settings_of(header: dict[str, Any], *, concurrency: int | None = None, max_s
         max_steps=s.get("max_steps"),
         window=int(s.get("window", 64)),
         seed=int(header.get("seed", 0)),
+        speculate=int(s.get("speculate", 0)),
     )
     changes: dict[str, Any] = {}
     if concurrency is not None:

@@ -25,7 +25,7 @@ from maker._recorder import Decision, Progress, Recorder
 from maker._runner import _execute, _plan_for
 from maker._shards import Shard
 from maker.backends._protocol import Completion
-from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape
+from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape, completion_of
 from maker.errors import RunError, TraceMismatch, VoteUndecided
 from maker.tasks._protocol import StepGraph, Task
 from maker.traces._reader import _Lines, read_events
@@ -168,7 +168,9 @@ async def areplay(
     steps = independent_of(header, independent if independent is not None else _independent_steps(path, header))
     voting = replace(voting_of(header, voting), max_samples=_largest_cap(path, header))
     recorded = settings_of(header)
-    settings = replace(recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit)
+    # Without speculation: a speculative run's decisions are those of its adopted ballots, which
+    # the tape hands out as if they had been drawn from the decided inputs (discarded ones aside).
+    settings = replace(recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit, speculate=0)
     plan = _plan_for(task, settings, steps, Shard.of_header(header))
     tape = Tape(events)
     backend = ReplayBackend(tape, header["model"])
@@ -224,6 +226,11 @@ def _independent_steps(path: Path, header: dict[str, Any]) -> Sequence[int] | No
 def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
     end = tape.read_to_end()
     totals = verifier.totals
+    counter = Recorder(None, totals=totals)  # discarded speculative samples: paid for, never voted
+    for e in tape.discarded:
+        counter.sample(
+            e["step"], e["i"], e["temperature"], completion_of(e), Verdict(e["key"], flag=e.get("flag")), e["late"]
+        )
     report.steps, report.samples = totals.steps - verifier.unrecorded, totals.samples
     report.unrecorded = verifier.unrecorded
     if end is None:

@@ -32,6 +32,7 @@ from maker._result import RunResult
 from maker._runner import _execute
 from maker._settings import RunSettings
 from maker._shards import Shard, shard_graph
+from maker._speculation import Reuse
 from maker._version import __version__
 from maker.backends._protocol import Backend, Completion, Request
 from maker.backends._registry import open_backend
@@ -350,7 +351,10 @@ async def _continue(
 ) -> RunResult:
     check_unlocked(path)
     repaired = repair_tail(path)
-    tape = Tape.of_samples(history.unfinished)
+    # A speculative run's samples are reused by the prompt they answered (one step may hold
+    # samples of several prompts); the others', by step, through a replaying backend.
+    reuse = Reuse(history.unfinished) if settings.speculate else None
+    tape = Tape.of_samples({} if reuse is not None else history.unfinished)
     reused = sum(len(v) for v in history.unfinished.values())
     writer = TraceWriter(path, append=True)
     writer.write(
@@ -369,7 +373,7 @@ async def _continue(
     )
     writer.commit(force=True)
     recorder = _Continuing(writer, progress, history.totals, tape)
-    source = ReplayBackend(tape, backend.model, fallback=backend)
+    source = backend if reuse is not None else ReplayBackend(tape, backend.model, fallback=backend)
     try:
         result = await _execute(
             _Continued(run.task, run.earlier),
@@ -382,6 +386,7 @@ async def _continue(
             path,
             _free_if_recorded(guard, tape),
             check,
+            reuse=reuse,
         )
     finally:
         writer.close()

@@ -22,6 +22,7 @@ from maker._result import RunResult
 from maker._scheduler import run_plan
 from maker._settings import RunSettings
 from maker._shards import CHAIN_REFUSAL, Shard, shard_graph, shard_steps
+from maker._speculation import Reuse, run_speculative
 from maker._steps import step_voting
 from maker._version import __version__
 from maker.backends._protocol import Backend
@@ -214,6 +215,8 @@ async def _execute(
     path: Path | None,
     guard: Guard | None,
     check: bool,
+    *,
+    reuse: Reuse | None = None,
 ) -> RunResult:
     start = time.perf_counter()
     if recorder.progress:
@@ -225,8 +228,19 @@ async def _execute(
         async with anyio.create_task_group() as samples:
             agent = Microagent(backend, recorder, anyio.CapacityLimiter(settings.concurrency), samples, guard)
             # Independent steps are measurements: an undecided one is a data point, not a reason to stop.
-            execute = partial(_step, agent, recorder, voting, isinstance(plan, IndependentPlan))
-            outputs = await run_plan(plan, execute, max_steps=settings.step_limit)
+            if settings.speculate and not isinstance(plan, IndependentPlan):
+                outputs = await run_speculative(
+                    plan,
+                    agent,
+                    recorder,
+                    voting,
+                    depth=settings.speculate,
+                    max_steps=settings.step_limit,
+                    reuse=reuse,
+                )
+            else:
+                execute = partial(_step, agent, recorder, voting, isinstance(plan, IndependentPlan))
+                outputs = await run_plan(plan, execute, max_steps=settings.step_limit)
         solved = task.solved(outputs, recorder.totals.errors)
         outcome = "solved" if solved else "failed"
         if isinstance(plan, IndependentPlan):

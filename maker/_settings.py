@@ -16,18 +16,24 @@ class RunSettings:
     max_steps: most steps in progress at once; defaults to `concurrency`.
     window: how many steps of a long chain the planner keeps materialised.
     seed: seeds the simulated model; recorded in the trace header.
+    speculate: start a step from its predecessor's leading candidate, up to this
+        many undecided steps ahead (0: off). Decisions are unchanged; see
+        docs/speculation.md.
     """
 
     concurrency: int = 16
     max_steps: int | None = None
     window: int = 64
     seed: int = 0
+    speculate: int = 0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.speculate < 0:
+            raise ConfigError(f"speculate must be >= 0, got {self.speculate}")
         if self.window < 2:
             raise ConfigError(f"window must be >= 2, got {self.window}")
 
@@ -36,4 +42,11 @@ class RunSettings:
         return self.max_steps or self.concurrency
 
     def describe(self) -> dict[str, Any]:
-        return {"concurrency": self.concurrency, "max_steps": self.step_limit, "window": self.window}
+        described: dict[str, Any] = {
+            "concurrency": self.concurrency,
+            "max_steps": self.step_limit,
+            "window": self.window,
+        }
+        if self.speculate:
+            described["speculate"] = self.speculate
+        return described

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import pytest
 
@@ -193,3 +194,32 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error" in err
+
+
+def test_a_chain_takes_s_times_latency_and_speculation_brings_it_to_the_fastest_first_sample():
+    # Every call exactly L: a round is one L, with or without speculation.
+    flat = estimate(0.0022, S20, latency=7.9, latency_sigma=0.0).wall
+    assert flat is not None and flat.k == 3
+    assert flat.plain_s == pytest.approx(S20 * 7.9) and flat.speculative_s == pytest.approx(S20 * 7.9)
+    # Spread latencies: the slowest of k first samples sets a plain step, the fastest a speculative one.
+    # The floors (mean of the fastest of 3 log-normal latencies): 0.62 at S = 0.5, 0.34 at S = 1.
+    for sigma, fastest in ((0.5, 0.62), (1.0, 0.34)):
+        w = estimate(0.0022, S20, latency=0.05, latency_sigma=sigma).wall
+        assert w is not None and w.per_step_speculative == pytest.approx(fastest, abs=0.01)
+        assert w.per_step_plain > 1.0 > w.per_step_speculative
+    draws = random.Random(1)
+    slowest = sum(max(math.exp(draws.gauss(0, 1) - 0.5) for _ in range(3)) for _ in range(40_000)) / 40_000
+    assert estimate(0.0022, S20, latency=1.0, latency_sigma=1.0).wall.per_step_plain == pytest.approx(slowest, rel=0.03)  # type: ignore[union-attr]
+
+
+def test_cli_says_a_chain_is_latency_bound(capsys):
+    argv = ["estimate", "--error-rate", "0.0022", "--steps", "1048575", "--latency", "7.9"]
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "latency-bound, not rate-bound" in out and "days without speculation" in out
+    assert main([*argv, "--json"]) == 0
+    wall = json.loads(capsys.readouterr().out)["wall_time"]
+    assert wall["bound"] == "latency" and wall["speculative_s"] < wall["plain_s"]
+    with pytest.raises(SystemExit) as exc:
+        main(["estimate", "--error-rate", "0.0022", "--steps", "10", "--latency", "0"])
+    assert exc.value.code == 2

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from maker.traces._reader import read_events
+from maker.traces._speculation import SpeculationStats
 
 HARDEST = 5
 CRASHED = "crashed"  # the last session wrote no end event: the process died (`maker resume` continues it)
@@ -50,6 +51,7 @@ class TraceSummary:
     ends: list[dict[str, Any]] = field(default_factory=list)
     hardest: list[dict[str, Any]] = field(default_factory=list)  # decisions, most rounds (then samples) first
     detail: StepDetail | None = None
+    speculation: SpeculationStats = field(default_factory=SpeculationStats)
 
     outcome: str = ""  # the last session's outcome; "crashed" when it has no end event
 
@@ -75,6 +77,7 @@ class TraceSummary:
             )
         }
         data["trace"] = str(self.path)
+        data["speculation"] = self.speculation.to_json() if self.speculation.speculative else None
         if self.detail is not None:
             d = self.detail
             data["step"] = {"step": d.step, "samples": d.samples, "decision": d.decision, "errors": d.errors}
@@ -90,6 +93,7 @@ def summarize(trace: str | os.PathLike[str], *, step: Hashable | None = None, ha
     for event in events:
         summary.events += 1
         kind = event["type"]
+        summary.speculation.feed(event)
         if detail is not None and event.get("step") == step and kind in ("sample", "decision", "step_error"):
             _keep(detail, event)
         if kind == "sample":

@@ -56,6 +56,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
         "correct",
     ),
     "step_error": ("type", "step", "error", "message", "votes", "samples", "flagged"),
+    "discard": ("type", "step", "basis", "samples", "in_flight"),
     "resume": ("type", "created", "committed_steps", "settings"),
     "end": ("type", "outcome", "message", "totals", "wall_s"),
 }

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maker.traces._reader import read_events
+from maker.traces._speculation import SpeculationStats
 
 NO_TRUTH = -1
 # What the first two votes of a step were, against the reference answer: bit flags,
@@ -62,6 +63,7 @@ class Table:
     retries: int = 0
     resumes: int = 0
     end: dict[str, Any] | None = None
+    speculation: SpeculationStats = field(default_factory=SpeculationStats)
 
     @property
     def has_truth(self) -> bool:
@@ -81,14 +83,24 @@ def _feed(table: Table, events: Iterable[dict[str, Any]]) -> None:
     # error and a resume: a resumed run reuses the samples already recorded for
     # an unfinished step (it never writes them again) and counts them as votes.
     pending: dict[Hashable, list[tuple[int, str | None, bool]]] = {}
+    # A speculative run's samples, by the prompt they answered: only the decided prompt's were voted.
+    bases: dict[Hashable, dict[str, list[tuple[int, str | None, bool]]]] = {}
     stuck: dict[Hashable, dict[str, Any]] = {}
+    spec = table.speculation
     for event in events:
         kind = event["type"]
+        spec.feed(event)
         if kind == "sample":
-            _sample(table, pending, event)
+            if "basis" not in event:
+                _sample(table, pending, event)
+            elif event.get("discarded"):
+                _sample(table, {}, event)  # paid for, never voted
+            else:
+                _sample(table, bases.setdefault(_hashable(event["step"]), {}), event, event["basis"])
         elif kind == "decision":
             step = _hashable(event["step"])
             samples = pending.pop(step, [])
+            samples += bases.pop(step, {}).get(event.get("prompt") or "", [])
             stuck.pop(step, None)
             if event.get("kind") == "python":
                 table.python_steps += 1
@@ -116,7 +128,9 @@ def _hashable(step: Any) -> Hashable:
     return tuple(step) if isinstance(step, list) else step
 
 
-def _sample(table: Table, pending: dict[Hashable, list[tuple[int, str | None, bool]]], e: dict[str, Any]) -> None:
+def _sample(
+    table: Table, pending: dict[Any, list[tuple[int, str | None, bool]]], e: dict[str, Any], key: Any = None
+) -> None:
     table.sample_count += 1
     table.tokens_in += int(e.get("tokens_in") or 0)
     out = int(e.get("tokens_out") or 0)
@@ -127,7 +141,7 @@ def _sample(table: Table, pending: dict[Hashable, list[tuple[int, str | None, bo
     flag = e.get("flag")
     if flag:
         table.flags[str(flag).split(":", 1)[0]] += 1
-    pending.setdefault(_hashable(e["step"]), []).append((out, e.get("key"), late))
+    pending.setdefault(_hashable(e["step"]) if key is None else key, []).append((out, e.get("key"), late))
 
 
 def _decision(table: Table, e: dict[str, Any], samples: list[tuple[int, str | None, bool]]) -> None:

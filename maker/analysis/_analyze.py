@@ -35,6 +35,7 @@ from maker.analysis._accumulate import (
 from maker.analysis._estimate import Estimate, estimate
 from maker.analysis._stats import Proportion, binom_cdf, binom_sf, chi2_sf, fisher_greater
 from maker.analysis._walk import undecided
+from maker.traces._speculation import SpeculationStats
 from maker.voting._theory import expected_votes, k_min, p_step
 
 ALPHA = 0.001  # false-alarm rate of each flag (heterogeneity, collisions, drift)
@@ -230,6 +231,21 @@ class Analysis:
     cost: float | None
     projections: tuple[Projection, ...]
     notes: tuple[str, ...] = field(default=())
+    speculation: SpeculationStats | None = None  # speculative runs only
+    wasted_cost: float | None = None  # what the samples drawn on mispredictions cost
+
+    @property
+    def extra_samples(self) -> float | None:
+        """Samples wasted on mispredictions, as a share of the samples a run without speculation draws."""
+        s = self.speculation
+        voted = self.samples - s.wasted_samples if s is not None else 0
+        return s.wasted_samples / voted if s is not None and voted > 0 else None
+
+    @property
+    def extra_cost(self) -> float | None:
+        if self.wasted_cost is None or self.cost is None or self.cost <= self.wasted_cost:
+            return None
+        return self.wasted_cost / (self.cost - self.wasted_cost)
 
     @property
     def model(self) -> str:
@@ -309,6 +325,7 @@ def analyze_table(t: Table, path: Path, *, prices: dict[str, Price] | None = Non
     convergence = _convergence(t, k, p)
     price = price_of(str(t.header.get("model", "")), prices if prices is not None else load_prices())
     by_step, drift = _by_step(t, col)
+    spec = t.speculation if t.speculation.speculative else None
     return Analysis(
         path=path,
         header=t.header,
@@ -344,6 +361,10 @@ def analyze_table(t: Table, path: Path, *, prices: dict[str, Price] | None = Non
         cost=None if price is None else price.cost(t.tokens_in, t.tokens_out),
         projections=_projections(vote_error, valid, k, t, price),
         notes=_notes(t, ref_name, k),
+        speculation=spec,
+        wasted_cost=None
+        if spec is None or price is None
+        else price.cost(spec.wasted_tokens_in, spec.wasted_tokens_out),
     )
 
 
@@ -581,7 +602,25 @@ def _findings(a: Analysis) -> list[str]:
         )
     if a.drifts:
         out.append(f"the error rate changes along the run (drift test p = {a.drift_p_value:.2g})")
+    if a.speculation is not None:
+        out.append(speculation_line(a))
     return out
+
+
+def speculation_line(a: Analysis) -> str:
+    """Speculation in one sentence: how often the prediction held, and what the misses cost."""
+    s = a.speculation
+    assert s is not None
+    rate = "no predictions" if s.hit_rate is None else f"hit rate {_pct(s.hit_rate)} ({s.hits:,} of {s.predictions:,})"
+    extra = "" if a.extra_samples is None else f" (+{_pct(a.extra_samples)} samples"
+    if extra and a.extra_cost is not None:
+        extra += f", +{_pct(a.extra_cost)} cost"
+    extra += ")" if extra else ""
+    cost = "" if a.wasted_cost is None else f", ${a.wasted_cost:.4g}"
+    return (
+        f"speculation: {rate}; {s.wasted_samples:,} samples, "
+        f"{s.wasted_tokens_in + s.wasted_tokens_out:,} tokens{cost} wasted on mispredictions{extra}"
+    )
 
 
 def _to_json(a: Analysis) -> dict[str, Any]:
@@ -623,6 +662,14 @@ def _to_json(a: Analysis) -> dict[str, Any]:
         "price": None if a.price is None else {"input": a.price.input, "output": a.price.output},
         "cost": a.cost,
         "projections": [p.to_json() for p in a.projections],
+        "speculation": None
+        if a.speculation is None
+        else {
+            **a.speculation.to_json(),
+            "wasted_cost": a.wasted_cost,
+            "extra_samples": a.extra_samples,
+            "extra_cost": a.extra_cost,
+        },
         "findings": a.findings(),
         "notes": list(a.notes),
     }

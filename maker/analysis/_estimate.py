@@ -59,6 +59,7 @@ class Estimate:
     tokens_out: float | None
     majority_n: int | None = None
     notes: tuple[str, ...] = field(default=())
+    wall: WallTime | None = None  # with a per-call latency: how long a dependent chain takes
 
     @property
     def p(self) -> float:
@@ -97,8 +98,76 @@ class Estimate:
             "majority_n": self.majority_n,
             "majority_savings": self.majority_savings,
             "rows": [r.to_json() for r in self.rows],
+            "wall_time": None if self.wall is None else self.wall.to_json(),
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class WallTime:
+    """Wall time of a dependent chain of `steps` steps, each waiting for the one before.
+
+    A chain is latency-bound, not rate-bound: step i+1's prompt needs step i's
+    answer, so more concurrency, higher rate limits or batch APIs cannot
+    shorten it. Without speculation a step takes at least one round of its k
+    first samples, i.e. the slowest of k latencies; with speculation (and a
+    first sample that is usually right) the next step starts at the fastest of
+    them. Latencies are log-normal with mean `latency` and spread `sigma` (the
+    simulated model's law); sigma = 0 means every call takes exactly `latency`,
+    and speculation then saves nothing. Extra voting rounds add to both.
+    """
+
+    steps: int
+    k: int
+    latency: float
+    sigma: float
+    per_step_plain: float  # E[slowest of k] / latency
+    per_step_speculative: float  # E[fastest of k] / latency
+
+    @property
+    def plain_s(self) -> float:
+        return self.steps * self.latency * self.per_step_plain
+
+    @property
+    def speculative_s(self) -> float:
+        return self.steps * self.latency * self.per_step_speculative
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "k": self.k,
+            "latency_s": self.latency,
+            "latency_sigma": self.sigma,
+            "s_times_latency_s": self.steps * self.latency,
+            "plain_s": self.plain_s,
+            "speculative_s": self.speculative_s,
+            "bound": "latency",
+        }
+
+
+def wall_time(steps: int, k: int, latency: float, sigma: float = 0.0) -> WallTime:
+    """How long a chain takes at this per-call latency, without and with speculation (see `WallTime`)."""
+    if not latency > 0 or not math.isfinite(latency):
+        raise ConfigError(f"latency must be a positive number of seconds, got {latency}")
+    if not 0 <= sigma <= 5:
+        raise ConfigError(f"latency spread must be in [0, 5], got {sigma}")
+    return WallTime(steps, k, latency, sigma, _order_mean(k, sigma, slowest=True), _order_mean(k, sigma, slowest=False))
+
+
+def _order_mean(k: int, sigma: float, *, slowest: bool) -> float:
+    """E[max] (or E[min]) of k log-normal latencies of mean 1: a quadrature over the normal."""
+    if sigma == 0 or k == 1:
+        return 1.0
+    n, lo, hi = 4000, -9.0, 9.0
+    h = (hi - lo) / n
+    total = 0.0
+    for i in range(n + 1):
+        z = lo + i * h
+        cdf = 0.5 * (1 + math.erf(z / math.sqrt(2)))
+        pdf = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+        weight = k * pdf * (cdf if slowest else 1 - cdf) ** (k - 1)
+        total += (0.5 if i in (0, n) else 1.0) * weight * math.exp(sigma * z - sigma * sigma / 2)
+    return total * h
 
 
 def estimate(
@@ -113,6 +182,8 @@ def estimate(
     price_source: str | None = None,
     ks: tuple[int, ...] | None = None,
     spread: int = 2,
+    latency: float | None = None,
+    latency_sigma: float = 0.0,
 ) -> Estimate:
     """Estimate k_min and, for k_min ± `spread` (or the given `ks`), reliability, samples, tokens and cost.
 
@@ -120,6 +191,9 @@ def estimate(
     valid_rate: v, the share of samples that pass the red flags.
     price: USD per million tokens; None means unknown, and the cost stays None
         (it is never invented). `price_source` names where it came from.
+    latency / latency_sigma: seconds per call and their log-normal spread; with a
+        latency the estimate says how long the steps take as one dependent chain
+        (`WallTime`), without and with speculation.
     """
     _validate(error_rate, steps, target, valid_rate, tokens_in, tokens_out)
     p = 1.0 - error_rate
@@ -142,6 +216,7 @@ def estimate(
         tokens_out,
         majority_equivalent(p, kmin) if kmin is not None else None,
         _notes(p, kmin, price, price_source, tokens_in, tokens_out),
+        None if latency is None else wall_time(steps, kmin or 1, latency, latency_sigma),
     )
 
 

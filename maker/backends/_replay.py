@@ -73,6 +73,9 @@ class StepTape:
     segment: int = 0  # the session (0, then one more per resume) that decided it
     decided_now: bool = False  # the replaying code has decided it too
     progress: int = 0  # bumped on every request and count: what held requests watch
+    # A speculative run's samples, by the fingerprint of the prompt they answered, until the
+    # decision says which prompt was the decided one (the others were discarded, never voted).
+    bases: dict[str, list[dict[str, Any]]] | None = None
 
     @property
     def decided(self) -> bool:
@@ -95,6 +98,9 @@ class Tape:
         self.end: dict[str, Any] | None = None
         self.lazy = lazy
         self._retired: deque[Hashable] = deque()
+        # Speculative samples no decision counted (their prompt was not the decided one): a
+        # replay does not vote them, only adds them to the totals, as the recorded run did.
+        self.discarded: list[dict[str, Any]] = []
         if not lazy:
             while self._pump():
                 pass
@@ -126,13 +132,18 @@ class Tape:
 
     def _file(self, event: dict[str, Any]) -> None:
         step = event["step"]
+        kind = event["type"]
+        if kind == "sample" and event.get("discarded"):
+            self.discarded.append(event)
+            return
         st = self._steps.get(step, ...)
         if st is None:
             return  # a late sample of a step replay is done with
         if st is ...:
             st = self._steps[step] = StepTape()
-        kind = event["type"]
-        if kind == "sample":
+        if kind == "sample" and "basis" in event:
+            self._file_speculative(st, event)
+        elif kind == "sample":
             index = event["i"]
             if index in st.samples:
                 raise TraceError(f"step {step}: sample {index} is recorded twice")
@@ -140,8 +151,34 @@ class Tape:
             st.pending.append(index)
         elif kind == "decision":
             st.decision, st.segment = event, self.segment
+            if st.bases is not None:
+                for basis, events in st.bases.items():
+                    if basis == event.get("prompt"):
+                        for e in events:
+                            self._file_sample(st, e)
+                    else:
+                        self.discarded.extend(events)
+                st.bases = None
         else:
             st.error = event
+
+    def _file_sample(self, st: StepTape, event: dict[str, Any]) -> None:
+        index = event["i"]
+        if index in st.samples:
+            raise TraceError(f"step {event['step']}: sample {index} is recorded twice")
+        st.samples[index] = event
+        st.pending.append(index)
+
+    def _file_speculative(self, st: StepTape, event: dict[str, Any]) -> None:
+        """A sample that says which prompt it answered: voted only if that is the decided prompt."""
+        if st.decision is None:
+            if st.bases is None:
+                st.bases = {}
+            st.bases.setdefault(event["basis"], []).append(event)
+        elif event["basis"] == st.decision.get("prompt"):
+            self._file_sample(st, event)  # a late sample of the decided prompt
+        else:
+            self.discarded.append(event)
 
     def read_to_end(self) -> dict[str, Any] | None:
         """Read the rest of the trace; return its last `end` event, if any."""

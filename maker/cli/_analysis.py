@@ -20,7 +20,7 @@ from maker.cli._common import add_endpoint_options, backend_from, budget_from, t
 from maker.cli._report import write_report
 from maker.cli._run import add_task_parser
 from maker.cli._sharding import readable_trace
-from maker.cli._types import non_negative_float, positive, probability
+from maker.cli._types import non_negative_float, positive, positive_float, probability
 from maker.errors import ConfigError, UsageError
 from maker.tasks._protocol import Task, TaskInfo
 from maker.tasks._registry import build_task, task_info, task_names
@@ -85,6 +85,20 @@ def _register_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument(
         "--tokens-out", type=non_negative_float, default=None, metavar="N", help="mean output tokens per call"
     )
+    p.add_argument(
+        "--latency",
+        type=positive_float,
+        default=None,
+        metavar="SEC",
+        help="mean seconds per model call: also estimate the wall time of the steps as one dependent chain",
+    )
+    p.add_argument(
+        "--latency-spread",
+        type=non_negative_float,
+        default=0.5,
+        metavar="S",
+        help="log-normal spread of call latencies (default 0.5; 0: every call takes exactly --latency)",
+    )
     _add_price_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, no tables")
     p.set_defaults(func=_estimate)
@@ -127,6 +141,8 @@ def _estimate(args: argparse.Namespace) -> int:
         tokens_out=args.tokens_out,
         price=price,
         price_source=source,
+        latency=args.latency,
+        latency_sigma=args.latency_spread,
     )
     if args.json:
         _emit(est.to_json())

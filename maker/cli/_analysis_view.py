@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from maker.analysis import Analysis, Estimate, Proportion
+from maker.analysis._analyze import speculation_line
 from maker.analysis._calibrate import Calibration
+from maker.analysis._estimate import WallTime
 
 
 def pct(x: float | None, digits: int = 3) -> str:
@@ -87,8 +89,28 @@ def estimate_tables(e: Estimate) -> list[Any]:
             f"a fixed majority vote needs {e.majority_n} votes per step for the same per-step success; "
             f"ahead-by-{e.k_min} saves {pct(e.majority_savings)} of them"
         )
+    if e.wall is not None:
+        out.append(_wall_line(e.wall))
     out.extend(f"[yellow]note:[/] {n}" for n in e.notes)
     return out
+
+
+def _wall_line(w: WallTime) -> str:
+    return (
+        f"wall time as one chain of {w.steps:,} dependent steps at {w.latency:g} s a call (spread {w.sigma:g}, "
+        f"k = {w.k}): about {duration(w.plain_s)} without speculation (s × latency × {w.per_step_plain:.2f}), "
+        f"{duration(w.speculative_s)} with --speculate (× {w.per_step_speculative:.2f}, when first samples are "
+        "usually right). A chain is latency-bound, not rate-bound: more concurrency, rate limit or batch "
+        "APIs cannot shorten it; only speculation can"
+    )
+
+
+def duration(seconds: float) -> str:
+    """Seconds in the largest unit that reads well: 42 s, 3.5 min, 7.1 h, 96 days."""
+    for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 def _k_table(e: Estimate) -> Table:
@@ -211,6 +233,8 @@ def _summary(a: Analysis) -> Table:
         ("tokens in / out", f"{a.tokens_in:,} / {a.tokens_out:,}"),
         ("cost", money(a.cost) if a.price else f"– (no price for {a.model})"),
     ]
+    if a.speculation is not None:
+        rows.append(("speculation", speculation_line(a).split(": ", 1)[1]))
     return _kv("trace analysis", rows)
 
 

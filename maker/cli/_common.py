@@ -12,7 +12,7 @@ from maker._runner import DEFAULT_MODEL
 from maker._settings import RunSettings
 from maker.backends._protocol import Backend
 from maker.backends._registry import ModelName, open_backend
-from maker.cli._types import positive, positive_float
+from maker.cli._types import non_negative, positive, positive_float
 from maker.errors import ConfigError
 from maker.voting import AheadByK, Majority, Single, Voting
 
@@ -47,6 +47,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("execution")
     r.add_argument("--seed", type=int, default=0, help="seed of the simulated model (default 0)")
     r.add_argument("--concurrency", type=positive, default=16, metavar="C", help="requests in flight (default 16)")
+    r.add_argument(
+        "--speculate",
+        type=non_negative,
+        default=0,
+        metavar="D",
+        help="start a step from its predecessor's leading candidate, up to D steps ahead of the decided ones;"
+        " decisions are unchanged (default 0: off; see docs/speculation.md)",
+    )
     r.add_argument("--trace", type=Path, default=None, help="trace file (.jsonl or .jsonl.gz; default runs/…)")
     r.add_argument("--no-trace", action="store_true", help="write no trace")
     r.add_argument("--json", action="store_true", help="print one JSON summary on stdout, no table")
@@ -125,7 +133,7 @@ def voting_from(args: argparse.Namespace) -> Voting:
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
-    return RunSettings(concurrency=args.concurrency, seed=args.seed)
+    return RunSettings(concurrency=args.concurrency, seed=args.seed, speculate=args.speculate)
 
 
 def trace_from(args: argparse.Namespace) -> Path | Literal[False] | None:

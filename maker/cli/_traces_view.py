@@ -184,6 +184,12 @@ def _counts_table(s: TraceSummary) -> Table:
         ("sessions", f"{len(s.resumes) + 1} ({len(s.resumes)} resume{'s' if len(s.resumes) != 1 else ''})"),
         ("events", f"{s.events:,}"),
     ]
+    spec = s.speculation
+    if spec.speculative:
+        rate = "—" if spec.hit_rate is None else f"{100 * spec.hit_rate:.3g}% ({spec.hits:,} of {spec.predictions:,})"
+        rows.append(("speculation hit rate", rate))
+        tokens = spec.wasted_tokens_in + spec.wasted_tokens_out
+        rows.append(("wasted on mispredictions", f"{spec.wasted_samples:,} samples, {tokens:,} tokens"))
     for name, value in rows:
         table.add_row(name, escape(value))
     return table
