@@ -15,6 +15,7 @@ from rich.table import Table
 
 from maker.analysis import Analysis, Estimate, Proportion
 from maker.analysis._calibrate import Calibration
+from maker.cli._escape import shown
 
 
 def pct(x: float | None, digits: int = 3) -> str:
@@ -68,7 +69,7 @@ def _kv(title: str, rows: Iterable[tuple[str, str]]) -> Table:
     t.add_column(style="bold")
     t.add_column()
     for name, value in rows:
-        t.add_row(name, value)
+        t.add_row(name, shown(value))  # values hold trace contents (task, model, flags): never markup
     return t
 
 
@@ -306,6 +307,6 @@ def _projections(a: Analysis) -> Table:
 
 
 def show(renderables: Iterable[Any], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(emoji=False)
     for r in renderables:
         console.print(r)
