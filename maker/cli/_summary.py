@@ -44,6 +44,11 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
         ("late samples", f"{t.late:,}"),
         ("tokens in / out", f"{t.tokens_in:,} / {t.tokens_out:,}"),
         ("transport retries", f"{t.retries:,}"),
+        *(
+            [("lost requests", f"{t.lost:,} (cancelled in flight: possibly paid for, not in the trace)")]
+            if t.lost
+            else []
+        ),
         ("wall time", f"{result.wall_s:.2f} s"),
         ("trace", str(result.trace) if result.trace else "(none)"),
     ]
