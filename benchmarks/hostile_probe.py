@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _hostile import (  # noqa: E402
+from _hostile import (
     always,
     endless,
     gzip_bomb,
@@ -41,7 +41,7 @@ WIDE = ["--k", "16"]  # a first round of 16 samples: 16 replies in flight at onc
 
 
 def negative(reply: dict[str, Any]) -> None:
-    reply["usage"] = {"prompt_tokens": -10**6, "completion_tokens": -10**5}
+    reply["usage"] = {"prompt_tokens": -(10**6), "completion_tokens": -(10**5)}
 
 
 SCENARIOS: list[tuple[str, Any, list[str]]] = [

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from maker._resume import aresume, resume
     from maker._runner import DEFAULT_MODEL, arun, run
     from maker._settings import RunSettings
+    from maker._sharded import ShardedResult, aresume_sharded, arun_sharded, resume_sharded, run_sharded
     from maker._steps import LLMFunctionStep, PythonFunctionStep, llm_step, parse_last, python_step
     from maker._version import __version__
     from maker.backends import Backend, Completion, Request, open_backend
@@ -62,6 +63,11 @@ _LAZY: dict[str, str] = {
     "arun": "maker._runner",
     "run": "maker._runner",
     "RunSettings": "maker._settings",
+    "ShardedResult": "maker._sharded",
+    "arun_sharded": "maker._sharded",
+    "aresume_sharded": "maker._sharded",
+    "run_sharded": "maker._sharded",
+    "resume_sharded": "maker._sharded",
     "LLMFunctionStep": "maker._steps",
     "PythonFunctionStep": "maker._steps",
     "llm_step": "maker._steps",
@@ -104,12 +110,15 @@ __all__ = [
     "Request",
     "RunResult",
     "RunSettings",
+    "ShardedResult",
     "SimOracle",
     "Totals",
     "__version__",
     "areplay",
     "aresume",
+    "aresume_sharded",
     "arun",
+    "arun_sharded",
     "errors",
     "llm_step",
     "load_prices",
@@ -119,7 +128,9 @@ __all__ = [
     "python_step",
     "replay",
     "resume",
+    "resume_sharded",
     "run",
+    "run_sharded",
     "sim_backend",
     "sim_oracle",
 ]

@@ -11,7 +11,7 @@ and `maker.run` accepts it as it is.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
@@ -20,8 +20,14 @@ from maker._steps import as_step
 from maker.errors import PlanError
 from maker.voting import Voting
 
+# networkx's DiGraph is generic only in its type stubs: subscript it for mypy alone.
+if TYPE_CHECKING:
+    _DiGraph = nx.DiGraph[Hashable]
+else:
+    _DiGraph = nx.DiGraph
 
-class DAG(nx.DiGraph):
+
+class DAG(_DiGraph):
     """A plan of microsteps. `maker.run(dag)` validates it, then runs it.
 
     ::

@@ -9,6 +9,7 @@ voting settings, the run settings and the model. Whatever cannot be rebuilt
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,13 +18,14 @@ import networkx as nx
 
 from maker._runner import GraphTask
 from maker._settings import RunSettings
+from maker._shards import Shard, shard_steps
 from maker.errors import ConfigError, TraceError
-from maker.tasks._protocol import Task
+from maker.tasks._protocol import StepGraph, Task
 from maker.tasks._registry import build_task
 from maker.voting import Voting
 
 
-def task_of(header: dict[str, Any], task: Task | nx.DiGraph | None = None) -> Task:
+def task_of(header: dict[str, Any], task: Task | StepGraph | None = None) -> Task:
     """The recorded task: the caller's (checked against the header) or rebuilt from the registry."""
     recorded = header.get("task") or {}
     name, params = recorded.get("name"), recorded.get("params") or {}
@@ -33,6 +35,8 @@ def task_of(header: dict[str, Any], task: Task | nx.DiGraph | None = None) -> Ta
                 "this trace is of a custom DAG: pass the same DAG from Python "
                 "(maker.resume(trace, task=dag) or maker.replay(trace, task=dag))"
             )
+        if not isinstance(name, str):
+            raise TraceError(f"the trace's header names no task (task name {name!r})")
         try:
             return build_task(name, **params)
         except (KeyError, ValueError, TypeError) as exc:
@@ -108,6 +112,34 @@ def independent_of(header: dict[str, Any], steps: Sequence[int] | None) -> Seque
     if len(steps) != header.get("steps_evaluated"):
         raise ConfigError(f"{len(steps)} independent steps given, the trace evaluated {header.get('steps_evaluated')}")
     return steps
+
+
+def choose_independent(task: object, count: int | str | None, seed: int) -> Sequence[int] | None:
+    """Which steps an `--independent N|all` run evaluates: a seeded random sample, in step order."""
+    if count is None:
+        return None
+    total = getattr(task, "steps", None)
+    if total is None:
+        raise ConfigError("this task cannot run steps independently (it has no ground-truth step inputs)")
+    if count == "all" or int(count) >= total:
+        return range(total)
+    return sorted(random.Random(seed).sample(range(total), int(count)))
+
+
+def recorded_independent(header: dict[str, Any], task: Task) -> Sequence[int] | None:
+    """The steps an independent-steps trace evaluates, chosen again exactly as its run chose them.
+
+    A shard's header says what the whole run selected (`shard.independent`);
+    the shard evaluates the part of that selection that hashes to it.
+    """
+    if header.get("mode") != "independent":
+        return None
+    seed = int(header.get("seed", 0))
+    shard = Shard.of_header(header)
+    if shard is None:
+        return choose_independent(task, header.get("steps_evaluated"), seed)
+    chosen = choose_independent(task, header["shard"].get("independent"), seed) or ()
+    return shard_steps(chosen, shard)
 
 
 def _json(value: Any) -> Any:

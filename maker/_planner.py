@@ -7,13 +7,13 @@ costs about a gigabyte), adding steps ahead as the run commits steps behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
 
 from maker.errors import PlanError
-from maker.tasks._protocol import Chain, LLMStep, PythonStep
+from maker.tasks._protocol import Chain, Inputs, LLMStep, PythonStep, StepGraph
 from maker.voting import Voting
 
 INPUT = "name"  # edge attribute: which input of the target the source's output feeds
@@ -29,7 +29,7 @@ class Plan:
     lazy = False
     keep = "all"
 
-    def __init__(self, graph: nx.DiGraph) -> None:
+    def __init__(self, graph: StepGraph) -> None:
         self.graph = graph
         self.total = graph.number_of_nodes()
 
@@ -49,7 +49,7 @@ class Plan:
         return inputs
 
 
-def input_names(graph: nx.DiGraph, source: Hashable, target: Hashable) -> tuple[str, ...]:
+def input_names(graph: StepGraph, source: Hashable, target: Hashable) -> tuple[str, ...]:
     """The inputs of `target` that `source`'s output feeds: edge attribute `name`, a
     string or a tuple of strings (one output into several inputs); default str(source)."""
     name = graph.edges[source, target].get(INPUT, str(source))
@@ -106,7 +106,7 @@ class IndependentPlan(Plan):
     keep = "none"
 
     def __init__(
-        self, step: LLMStep, steps: Sequence[int], inputs_of: Callable[[int], dict[str, Any]], window: int = 64
+        self, step: LLMStep, steps: Sequence[int], inputs_of: Callable[[int], Inputs], window: int = 64
     ) -> None:
         super().__init__(nx.DiGraph())
         self.step = step
@@ -130,10 +130,10 @@ class IndependentPlan(Plan):
         return ()
 
     def inputs(self, node: Hashable, outputs: dict[Hashable, Any]) -> dict[str, Any]:
-        return self._inputs_of(node)  # type: ignore[arg-type]
+        return dict(self._inputs_of(node))  # type: ignore[arg-type]
 
 
-def make_plan(source: nx.DiGraph | Chain, *, window: int = 64) -> Plan:
+def make_plan(source: StepGraph | Chain, *, window: int = 64) -> Plan:
     """Validate a task's plan and wrap it for the scheduler."""
     if isinstance(source, Chain):
         if source.length < 1:
@@ -145,7 +145,7 @@ def make_plan(source: nx.DiGraph | Chain, *, window: int = 64) -> Plan:
     return Plan(source)
 
 
-def validate(graph: nx.DiGraph) -> None:
+def validate(graph: StepGraph) -> None:
     """Reject what would fail mid-run: cycles, unknown or bad nodes, clashing, missing or unexpected inputs."""
     if graph.number_of_nodes() == 0:
         raise PlanError("the plan has no steps")
@@ -158,7 +158,7 @@ def validate(graph: nx.DiGraph) -> None:
         _check_inputs(graph, node, data)
 
 
-def _check_node(graph: nx.DiGraph, node: Hashable, data: dict[str, Any]) -> None:
+def _check_node(graph: StepGraph, node: Hashable, data: dict[str, Any]) -> None:
     if not isinstance(node, (str, int)) or isinstance(node, bool):
         raise PlanError(f"node {node!r}: node ids must be strings or integers (they are written to traces)")
     step = data.get("step")
@@ -180,7 +180,7 @@ def _check_node(graph: nx.DiGraph, node: Hashable, data: dict[str, Any]) -> None
         raise PlanError(f"node {node!r}: 'voting' must be a voting.Voting, got {type(voting).__name__}")
 
 
-def _check_inputs(graph: nx.DiGraph, node: Hashable, data: dict[str, Any]) -> None:
+def _check_inputs(graph: StepGraph, node: Hashable, data: dict[str, Any]) -> None:
     step = data["step"]
     names = [n for p in graph.predecessors(node) for n in input_names(graph, p, node)]
     args = data.get("args") or {}
@@ -193,9 +193,8 @@ def _check_inputs(graph: nx.DiGraph, node: Hashable, data: dict[str, Any]) -> No
     missing = set(needs or ()) - given
     if missing:
         raise PlanError(f"node {node!r}: missing input {sorted(missing)[0]!r}")
-    accepts = getattr(step, "accepts", None)
-    unexpected = given - set(accepts) if accepts is not None else set()
-    if unexpected:
+    accepts: Collection[str] | None = getattr(step, "accepts", None)  # None: any input (it takes **kwargs)
+    if accepts is not None and (unexpected := given - set(accepts)):
         raise PlanError(
             f"node {node!r}: unexpected input {sorted(unexpected)[0]!r} "
             f"(its step takes {', '.join(sorted(accepts)) or 'no inputs'})"

@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import networkx as nx
 
 from maker._history import independent_of, settings_of, task_of, voting_of
 from maker._recorder import Decision, Progress, Recorder
 from maker._runner import _execute, _plan_for
+from maker._shards import Shard
 from maker.backends._protocol import Completion
 from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape
 from maker.errors import RunError, TraceMismatch, VoteUndecided
-from maker.tasks._protocol import Task
+from maker.tasks._protocol import StepGraph, Task
 from maker.traces._reader import _Lines, read_events
 from maker.voting import Tally, Verdict, Voting
 
@@ -148,7 +148,7 @@ def _timing(late: Any) -> str:
 async def areplay(
     trace: str | Path,
     *,
-    task: Task | nx.DiGraph | None = None,
+    task: Task | StepGraph | None = None,
     voting: Voting | None = None,
     independent: Sequence[int] | None = None,
     progress: Progress | None = None,
@@ -169,7 +169,7 @@ async def areplay(
     voting = replace(voting_of(header, voting), max_samples=_largest_cap(path, header))
     recorded = settings_of(header)
     settings = replace(recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit)
-    plan = _plan_for(task, settings, steps)
+    plan = _plan_for(task, settings, steps, Shard.of_header(header))
     tape = Tape(events)
     backend = ReplayBackend(tape, header["model"])
     verifier = _Verifier(tape, progress)
@@ -186,8 +186,8 @@ async def areplay(
     except RunError as error:
         # Reproduced only if the trace stopped at the same step with the same error.
         st = tape.step(error.step)
-        recorded = st.error if st is not None else None
-        if recorded is None or recorded.get("error") != type(error).__name__:
+        recorded_error = st.error if st is not None else None
+        if recorded_error is None or recorded_error.get("error") != type(error).__name__:
             raise TraceMismatch(error.step, "no error", f"{type(error).__name__}: {error}") from None
         report.outcome = "undecided" if isinstance(error, VoteUndecided) else "error"
         report.stopped_at = error.step

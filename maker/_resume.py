@@ -31,12 +31,13 @@ from maker._recorder import Decision, Progress, Recorder, Totals
 from maker._result import RunResult
 from maker._runner import _execute
 from maker._settings import RunSettings
+from maker._shards import Shard, shard_graph
 from maker._version import __version__
 from maker.backends._protocol import Backend, Completion, Request
 from maker.backends._registry import open_backend
 from maker.backends._replay import ReplayBackend, Tape, completion_of
 from maker.errors import ConfigError, TraceError, TraceMismatch
-from maker.tasks._protocol import Chain, SampleableTask, Task
+from maker.tasks._protocol import Chain, SampleableTask, StepGraph, Task
 from maker.traces._reader import read_events
 from maker.traces._repair import repair_tail
 from maker.traces._writer import TraceWriter, check_unlocked
@@ -193,7 +194,7 @@ class RemainingSteps(IndependentPlan):
 class ResumedPlan(Plan):
     """The steps of a DAG not yet committed; committed predecessors feed their recorded answers."""
 
-    def __init__(self, graph: nx.DiGraph, committed: Mapping[Hashable, Any]) -> None:
+    def __init__(self, graph: StepGraph, committed: Mapping[Hashable, Any]) -> None:
         super().__init__(graph.subgraph([n for n in graph if n not in committed]).copy())
         self.full = graph
         self.committed = committed
@@ -216,6 +217,12 @@ class _Continued:
         self.name = task.name
         self.earlier = dict(earlier)
 
+    def params(self) -> dict[str, Any]:
+        return self.task.params()
+
+    def plan(self) -> StepGraph | Chain:
+        return self.task.plan()
+
     def solved(self, outputs: Mapping[Hashable, Any], errors: int) -> bool:
         return self.task.solved({**self.earlier, **outputs}, errors)
 
@@ -229,17 +236,20 @@ class _Run:
     earlier: dict[Hashable, Any]
 
 
-def _rebuild(task: Task, history: History, settings: RunSettings, independent: Sequence[int] | None) -> _Run:
+def _rebuild(
+    task: Task, history: History, settings: RunSettings, independent: Sequence[int] | None, shard: Shard | None
+) -> _Run:
     if independent is not None:
         assert isinstance(task, SampleableTask)
         chain = task.plan()
+        assert isinstance(chain, Chain)  # the first session ran it independently, so it is one
         done = set(history.committed)
         remaining = [s for s in independent if s not in done]
         plan: Plan = RemainingSteps(
             chain.step,
             remaining,
             task.step_inputs,
-            settings.window,  # type: ignore[union-attr]
+            settings.window,
             total=len(independent),
         )
         return _Run(task, plan, {})
@@ -255,6 +265,8 @@ def _rebuild(task: Task, history: History, settings: RunSettings, independent: S
         make_plan(source)  # validates
         plan = ResumedChainPlan(source, start, prev, settings.window)
         return _Run(task, plan, {start - 1: prev} if start else {})
+    if shard is not None:
+        source = shard_graph(source, shard)
     full = make_plan(source, window=settings.window)
     unknown = [s for s in history.committed if s not in full.graph]
     if unknown:
@@ -267,7 +279,7 @@ async def aresume(
     *,
     concurrency: int | None = None,
     max_samples: int | None = None,
-    task: Task | nx.DiGraph | None = None,
+    task: Task | StepGraph | None = None,
     voting: Voting | None = None,
     backend: Backend | None = None,
     model: str | None = None,
@@ -299,7 +311,7 @@ async def aresume(
         raise ConfigError(f"{path}: the run already finished ({history.outcome}); there is nothing to resume")
     voting = replace(voting, max_samples=max_samples or history.cap)
     settings = settings_of(header, concurrency=concurrency)
-    run = _rebuild(task, history, settings, steps)
+    run = _rebuild(task, history, settings, steps, Shard.of_header(header))
     backend, own = await _backend(header, backend, model, endpoint)
     if budget is not None and budget.limited:
         guard = with_budget(guard, budget.guard(backend.model))
@@ -367,7 +379,7 @@ async def _continue(
             run.plan,
             source,
             voting,
-            settings,  # type: ignore[arg-type]
+            settings,
             recorder,
             history.header.get("run_id", ""),
             path,
@@ -390,7 +402,7 @@ def _free_if_recorded(guard: Guard | None, tape: Tape) -> Guard | None:
 
     def check(request: Request) -> Any:
         st = tape.get(request.step)
-        if st is not None and request.index in st.samples:
+        if st is not None and request.sample in st.samples:
             return None
         return guard(request)
 

@@ -9,7 +9,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import networkx as nx
@@ -21,12 +21,13 @@ from maker._recorder import Progress, Recorder
 from maker._result import RunResult
 from maker._scheduler import run_plan
 from maker._settings import RunSettings
+from maker._shards import CHAIN_REFUSAL, Shard, shard_graph, shard_steps
 from maker._steps import step_voting
 from maker._version import __version__
 from maker.backends._protocol import Backend
 from maker.backends._registry import open_backend
 from maker.errors import BudgetExceeded, ConfigError, MakerError, RunError, StepFailed, VoteUndecided
-from maker.tasks._protocol import LLMStep, SampleableTask, Task
+from maker.tasks._protocol import Chain, LLMStep, SampleableTask, StepGraph, Task
 from maker.traces._schema import SCHEMA_VERSION
 from maker.traces._writer import TraceWriter
 from maker.voting import Voting
@@ -39,13 +40,13 @@ class GraphTask:
 
     name = "custom"
 
-    def __init__(self, graph: nx.DiGraph) -> None:
+    def __init__(self, graph: StepGraph) -> None:
         self.graph = graph
 
     def params(self) -> dict[str, Any]:
         return {"nodes": self.graph.number_of_nodes(), "edges": self.graph.number_of_edges()}
 
-    def plan(self) -> nx.DiGraph:
+    def plan(self) -> StepGraph:
         return self.graph
 
     def solved(self, outputs: Mapping[Hashable, Any], errors: int) -> bool:
@@ -57,16 +58,38 @@ def default_trace_path(task: str) -> Path:
     return Path("runs") / f"{task}-{stamp}-{uuid.uuid4().hex[:6]}.jsonl"
 
 
-def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | None) -> Plan:
+def trace_path(trace: object, task: str) -> Path | None:
+    """Where `trace=` says to write: a path, a fresh file under ./runs/ for None, nowhere for False.
+
+    Takes `object` because callers are not always type-checked: anything else
+    (True included) is a clear ConfigError, not a TypeError from deep inside.
+    """
+    if trace is False:
+        return None
+    if trace is None:
+        return default_trace_path(task)
+    if isinstance(trace, str | Path):
+        return Path(trace)
+    raise ConfigError(f"trace must be a path, None or False, got {trace!r}")
+
+
+def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | None, shard: Shard | None = None) -> Plan:
     if independent is None:
-        return make_plan(task.plan(), window=settings.window)
+        source = task.plan()
+        if shard is not None:
+            if isinstance(source, Chain):
+                raise ConfigError(CHAIN_REFUSAL)
+            source = shard_graph(source, shard)
+        return make_plan(source, window=settings.window)
     if not isinstance(task, SampleableTask):
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot run steps independently")
     chain = task.plan()
+    if not isinstance(chain, Chain):
+        raise ConfigError(f"task {task.name!r} is not a chain of steps, so it cannot run steps independently")
     bad = [s for s in independent if not 0 <= s < task.steps]
     if bad:
         raise ConfigError(f"step {bad[0]} is outside {task.name}'s 0..{task.steps - 1}")
-    return IndependentPlan(chain.step, independent, task.step_inputs, settings.window)  # type: ignore[union-attr]
+    return IndependentPlan(chain.step, independent, task.step_inputs, settings.window)
 
 
 def header(
@@ -77,6 +100,7 @@ def header(
     settings: RunSettings,
     independent: Sequence[int] | None = None,
     model_spec: str | None = None,
+    shard: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     mode = (
         {"mode": "sequential"} if independent is None else {"mode": "independent", "steps_evaluated": len(independent)}
@@ -96,6 +120,7 @@ def header(
         "seed": settings.seed,
         "settings": settings.describe(),
         **mode,
+        **({"shard": shard} if shard else {}),
     }
 
 
@@ -106,18 +131,20 @@ def _spec(model: str, backend: Backend) -> str | None:
 
 
 async def arun(
-    task: Task | nx.DiGraph,
+    task: Task | StepGraph,
     *,
     model: str = DEFAULT_MODEL,
     voting: Voting | None = None,
     settings: RunSettings | None = None,
-    trace: str | Path | bool | None = None,
+    trace: str | Path | Literal[False] | None = None,
     backend: Backend | None = None,
     progress: Progress | None = None,
     guard: Guard | None = None,
     check: bool = True,
     independent: Sequence[int] | None = None,
     budget: Budget | None = None,
+    shard: Shard | None = None,
+    shard_selection: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run a task (or a networkx DAG of steps) to the end and return its result.
 
@@ -129,17 +156,21 @@ async def arun(
         not a sequential solve, and the trace and summary say so).
     budget: limits on cost, samples and tokens, checked before each request
         (a request that could cross one is never sent; see `maker.Budget`).
+    shard: run only this shard's part of the work (see `maker.run_sharded`);
+        `shard_selection` says what the whole run selected, for the header.
     """
     if isinstance(task, nx.DiGraph):
         task = GraphTask(task)
     voting = voting or Voting()
     settings = settings or RunSettings()
-    plan = _plan_for(task, settings, independent)
+    if shard is not None and independent is not None:
+        independent = shard_steps(independent, shard)
+    plan = _plan_for(task, settings, independent, shard)
     own_backend = backend is None
     backend = backend or open_backend(model, seed=settings.seed)
     if budget is not None and budget.limited:
         guard = with_budget(guard, budget.guard(backend.model))
-    path = None if trace is False else Path(default_trace_path(task.name) if trace in (None, True) else trace)
+    path = trace_path(trace, task.name)
     try:
         writer = _open_writer(path) if path else None
     except BaseException:
@@ -148,7 +179,10 @@ async def arun(
         raise
     run_id = uuid.uuid4().hex
     if writer:
-        writer.write(header(run_id, task, backend.model, voting, settings, independent, _spec(model, backend)))
+        described = {**shard.describe(), **dict(shard_selection or {})} if shard else None
+        writer.write(
+            header(run_id, task, backend.model, voting, settings, independent, _spec(model, backend), described)
+        )
         writer.commit(force=True)
     recorder = Recorder(writer, progress)
     try:
@@ -311,6 +345,6 @@ def _is_llm_step(step: object) -> bool:
     return known
 
 
-def run(task: Task | nx.DiGraph, **options: Any) -> RunResult:
+def run(task: Task | StepGraph, **options: Any) -> RunResult:
     """Blocking `arun` for scripts and notebooks without an event loop."""
     return anyio.run(partial(arun, task, **options))

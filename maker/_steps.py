@@ -14,11 +14,20 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from maker.errors import ConfigError
 from maker.tasks._protocol import Inputs, Messages
 from maker.voting import ParseError, RedFlag, Voting
+
+# What a prompt builder may return: the user message, or the whole chat.
+Prompt = str | Sequence[Mapping[str, str]]
+
+# A decorated function keeps its parameters (P) and its answer (T) or result (R)
+# types, so calling a step to preview its prompt or result type-checks.
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +81,7 @@ def _messages(out: Any, system: str | None, where: str) -> Messages:
     )
 
 
-class LLMFunctionStep:
+class LLMFunctionStep(Generic[P, T]):
     """An LLM microstep built from user functions (see `llm_step`).
 
     inputs / accepts: the input names the prompt builder requires / takes; the
@@ -96,11 +105,11 @@ class LLMFunctionStep:
 
     def __init__(
         self,
-        build: Callable[..., Any],
+        build: Callable[P, Prompt],
         *,
-        parse: Callable[[str], Any],
-        vote_key: Callable[[Any], str] | None = None,
-        expected: Callable[..., Any] | None = None,
+        parse: Callable[[str], T],
+        vote_key: Callable[[T], str] | None = None,
+        expected: Callable[..., T | None] | None = None,
         system: str | None = None,
         voting: Voting | None = None,
         red_flags: Sequence[RedFlag] = (),
@@ -120,36 +129,42 @@ class LLMFunctionStep:
             raise ConfigError(f"llm step {_name(build)}: voting must be a voting.Voting, got {type(voting).__name__}")
         signature = _Signature.of(build)
         self.name = name or _name(build)
-        self._build, self._parse, self._key, self._expected = build, parse, vote_key or _canonical, expected
+        self._build = build
+        self._parse = parse
+        self._key: Callable[[T], str] = vote_key or _canonical
+        self._expected = expected
         self.system, self.voting, self.red_flags = system, voting, tuple(red_flags)
         self.inputs, self.accepts = signature.required, signature.accepted
 
     def prompt(self, inputs: Inputs) -> Messages:
-        return _messages(self._build(**inputs), self.system, f"llm step {self.name}")
+        # Inputs go by name, checked against the builder's signature by the
+        # planner (`inputs`/`accepts`): a rule a ParamSpec cannot spell.
+        build: Callable[..., Prompt] = self._build
+        return _messages(build(**inputs), self.system, f"llm step {self.name}")
 
-    def parse(self, text: str) -> Any:
+    def parse(self, text: str) -> T:
         return self._parse(text)
 
-    def vote_key(self, answer: Any) -> str:
+    def vote_key(self, answer: T) -> str:
         return self._key(answer)
 
-    def expected(self, inputs: Inputs) -> Any | None:
+    def expected(self, inputs: Inputs) -> T | None:
         return None if self._expected is None else self._expected(**inputs)
 
-    def __call__(self, **inputs: Any) -> Messages:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Messages:
         """The prompt for these inputs: handy to check what the model will see."""
-        return self.prompt(inputs)
+        return _messages(self._build(*args, **kwargs), self.system, f"llm step {self.name}")
 
     def __repr__(self) -> str:
         return f"<llm step {self.name}>"
 
 
-class PythonFunctionStep:
+class PythonFunctionStep(Generic[P, R]):
     """A plain Python microstep: runs once per run, is not voted (see `python_step`)."""
 
     __slots__ = ("_fn", "accepts", "inputs", "name")
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+    def __init__(self, fn: Callable[P, R], *, name: str | None = None) -> None:
         if not callable(fn):
             raise ConfigError(f"a python step needs a function, got {type(fn).__name__}")
         signature = _Signature.of(fn)
@@ -157,28 +172,58 @@ class PythonFunctionStep:
         self._fn = fn
         self.inputs, self.accepts = signature.required, signature.accepted
 
-    def run(self, inputs: Inputs) -> Any:
-        # An async function returns a coroutine here; the runner awaits it.
-        return self._fn(**inputs)
+    def run(self, inputs: Inputs) -> R:
+        # By name, as the planner checked (see LLMFunctionStep.prompt). An async
+        # function returns a coroutine here; the runner awaits it.
+        fn: Callable[..., R] = self._fn
+        return fn(**inputs)
 
-    def __call__(self, **inputs: Any) -> Any:
-        return self._fn(**inputs)
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<python step {self.name}>"
 
 
+@overload
 def llm_step(
-    build: Callable[..., Any] | None = None,
+    build: Callable[P, Prompt],
     *,
-    parse: Callable[[str], Any],
-    vote_key: Callable[[Any], str] | None = None,
-    expected: Callable[..., Any] | None = None,
+    parse: Callable[[str], T],
+    vote_key: Callable[[T], str] | None = None,
+    expected: Callable[..., T | None] | None = None,
     system: str | None = None,
     voting: Voting | None = None,
     red_flags: Sequence[RedFlag] = (),
     name: str | None = None,
-) -> Any:
+) -> LLMFunctionStep[P, T]: ...
+
+
+@overload
+def llm_step(
+    build: None = None,
+    *,
+    parse: Callable[[str], T],
+    vote_key: Callable[[T], str] | None = None,
+    expected: Callable[..., T | None] | None = None,
+    system: str | None = None,
+    voting: Voting | None = None,
+    red_flags: Sequence[RedFlag] = (),
+    name: str | None = None,
+) -> Callable[[Callable[P, Prompt]], LLMFunctionStep[P, T]]: ...
+
+
+def llm_step(
+    build: Callable[P, Prompt] | None = None,
+    *,
+    parse: Callable[[str], T],
+    vote_key: Callable[[T], str] | None = None,
+    expected: Callable[..., T | None] | None = None,
+    system: str | None = None,
+    voting: Voting | None = None,
+    red_flags: Sequence[RedFlag] = (),
+    name: str | None = None,
+) -> LLMFunctionStep[P, T] | Callable[[Callable[P, Prompt]], LLMFunctionStep[P, T]]:
     """Make a voted LLM microstep from a prompt builder.
 
     The builder's parameters name the step's inputs; it returns the user message
@@ -196,7 +241,7 @@ def llm_step(
     Use as `@llm_step(parse=...)` or `llm_step(build, parse=...)`.
     """
 
-    def wrap(fn: Callable[..., Any]) -> LLMFunctionStep:
+    def wrap(fn: Callable[P, Prompt]) -> LLMFunctionStep[P, T]:
         return LLMFunctionStep(
             fn,
             parse=parse,
@@ -211,13 +256,25 @@ def llm_step(
     return wrap if build is None else wrap(build)
 
 
-def python_step(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+@overload
+def python_step(fn: Callable[P, R], *, name: str | None = None) -> PythonFunctionStep[P, R]: ...
+
+
+@overload
+def python_step(
+    fn: None = None, *, name: str | None = None
+) -> Callable[[Callable[P, R]], PythonFunctionStep[P, R]]: ...
+
+
+def python_step(
+    fn: Callable[P, R] | None = None, *, name: str | None = None
+) -> PythonFunctionStep[P, R] | Callable[[Callable[P, R]], PythonFunctionStep[P, R]]:
     """Make a plain Python microstep (sync or async); its parameters name its inputs.
 
     Use as `@python_step`, `@python_step(name=...)` or `python_step(fn)`.
     """
 
-    def wrap(f: Callable[..., Any]) -> PythonFunctionStep:
+    def wrap(f: Callable[P, R]) -> PythonFunctionStep[P, R]:
         return PythonFunctionStep(f, name=name)
 
     return wrap if fn is None else wrap(fn)
@@ -244,6 +301,14 @@ def step_voting(step: Any, node_voting: Voting | None, run_voting: Voting) -> Vo
     if step.red_flags:
         voting = replace(voting, red_flags=(*voting.red_flags, *step.red_flags))
     return voting
+
+
+@overload
+def parse_last(pattern: str, *, what: str | None = None) -> Callable[[str], str]: ...
+
+
+@overload
+def parse_last(pattern: str, convert: Callable[[str], T], *, what: str | None = None) -> Callable[[str], T]: ...
 
 
 def parse_last(pattern: str, convert: Callable[[str], Any] = str, *, what: str | None = None) -> Callable[[str], Any]:

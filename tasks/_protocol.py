@@ -8,16 +8,19 @@ backends or voting rules.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import networkx as nx
 
 Messages = tuple[dict[str, str], ...]
 Inputs = Mapping[str, Any]
 NodeId = Hashable
+# A plan graph. A string because networkx's DiGraph is generic only in its type
+# stubs (subscripting it at run time raises), so this is for annotations only.
+StepGraph: TypeAlias = "nx.DiGraph[NodeId]"
 
 
 @runtime_checkable
@@ -92,13 +95,15 @@ class Chain:
 class Task(Protocol):
     """A registered task: parameters, a plan, and a final check."""
 
-    name: str
+    # Read-only, so frozen dataclasses (every built-in task) satisfy it.
+    @property
+    def name(self) -> str: ...
 
     def params(self) -> dict[str, Any]:
         """JSON-ready parameters, written to trace headers and checked by resume."""
         ...
 
-    def plan(self) -> nx.DiGraph | Chain:
+    def plan(self) -> StepGraph | Chain:
         """The steps: a networkx DAG (node attr `step`, optional `args`; edge attr `name`) or a Chain."""
         ...
 
@@ -137,6 +142,6 @@ class TaskInfo:
     name: str
     summary: str
     params: tuple[Param, ...]
-    factory: Any
+    factory: Callable[..., Task]
     oracle: Oracle | None = None
     aliases: tuple[str, ...] = field(default=())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from maker.tasks._protocol import Oracle, Param, Task, TaskInfo
+from maker.tasks._batch import BATCH, Batch
+from maker.tasks._protocol import Chain, Oracle, Param, Task, TaskInfo
 
 _REGISTRY: dict[str, TaskInfo] = {}
 
@@ -28,7 +29,14 @@ def task_info(name: str) -> TaskInfo:
 
 
 def build_task(name: str, **options: Any) -> Task:
-    """Build a task from CLI-style options; unknown options are an error, not ignored."""
+    """Build a task from CLI-style options; unknown options are an error, not ignored.
+
+    `batch=N` builds N instances of the task at once (from `instance` on), as
+    one DAG of disjoint parts; see `maker.tasks._batch`.
+    """
+    count = options.pop(BATCH, None)
+    if count is not None:
+        return _batch(name, int(count), options)
     info = task_info(name)
     known = {p.name: p for p in info.params}
     unknown = set(options) - set(known)
@@ -41,6 +49,19 @@ def build_task(name: str, **options: Any) -> Task:
             raise ValueError(f"--{key.replace('_', '-')} must be >= {param.minimum}, got {value}")
         values[key] = value
     return info.factory(**values)
+
+
+def _batch(name: str, count: int, options: dict[str, Any]) -> Task:
+    known = {p.name for p in task_info(name).params}
+    if "instance" not in known:
+        raise ValueError(f"task {name!r} has no instances to batch (it takes no --instance)")
+    if count < 1:
+        raise ValueError(f"a batch needs at least 1 instance, got {count}")
+    first = int(options.get("instance", 0))
+    tasks = [build_task(name, **{**options, "instance": first + j}) for j in range(count)]
+    if isinstance(tasks[0].plan(), Chain):
+        raise ValueError(f"task {name!r} is a chain; a batch needs a task whose plan is a DAG")
+    return Batch(name, tasks, {**options, "instance": first})
 
 
 def oracles() -> list[Oracle]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import networkx as nx
 
-from maker.tasks._protocol import Inputs, Messages
+from maker.tasks._protocol import Inputs, Messages, StepGraph
 from maker.voting import ParseError
 
 MAX_DIGITS = 20_000
@@ -100,7 +100,9 @@ class ColumnStep:
         return str(answer)
 
     def expected(self, inputs: Inputs) -> int:
-        return inputs["a"] + inputs["b"]
+        a: int = inputs["a"]
+        b: int = inputs["b"]
+        return a + b
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +188,9 @@ class Addition:
     def params(self) -> dict[str, Any]:
         return {"digits": self.digits, "instance": self.instance}
 
-    def plan(self) -> nx.DiGraph:
+    def plan(self) -> StepGraph:
         a, b = self.numbers
-        graph = nx.DiGraph()
+        graph: StepGraph = nx.DiGraph()
         column, carry, write = ColumnStep(), CarryStep(), WriteDigits()
         graph.add_node("result", step=write)
         for i in range(self.digits):
@@ -225,9 +227,9 @@ class AdditionOracle:
             options = [v for v in (answer - 1, answer + 1, answer + 10, answer - 10) if 0 <= v <= 18]
             return rng.choice(options)
         digit, carry = answer["digit"], answer["carry"]
-        options = [{"digit": (digit + d) % 10, "carry": carry} for d in (-1, 1)]
-        options.append({"digit": digit, "carry": 1 - carry})  # the carry forgotten, or invented
-        return rng.choice(options)
+        columns = [{"digit": (digit + d) % 10, "carry": carry} for d in (-1, 1)]
+        columns.append({"digit": digit, "carry": 1 - carry})  # the carry forgotten, or invented
+        return rng.choice(columns)
 
 
 @lru_cache(maxsize=4096)

@@ -237,7 +237,7 @@ class Hanoi:
 
     @property
     def steps(self) -> int:
-        return 2**self.disks - 1
+        return (1 << self.disks) - 1
 
     def params(self) -> dict[str, Any]:
         return {"disks": self.disks}

@@ -23,7 +23,7 @@ from typing import Any
 
 import networkx as nx
 
-from maker.tasks._protocol import Inputs, Messages
+from maker.tasks._protocol import Inputs, Messages, StepGraph
 from maker.voting import ParseError
 
 MAX_LENGTH = 2048
@@ -68,7 +68,9 @@ def parse_pair(text: str) -> list[int]:
 
 def _side(value: Any, side: str | None) -> int:
     """A wire's value: an initial number, or one side of a comparator's [low, high]."""
-    return value if side is None else value[0 if side == "low" else 1]
+    # Answers are JSON values: an int, or a comparator's [low, high] of ints.
+    wire: int = value if side is None else value[0 if side == "low" else 1]
+    return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +156,8 @@ class Sorting:
     def params(self) -> dict[str, Any]:
         return {"length": self.length, "instance": self.instance}
 
-    def plan(self) -> nx.DiGraph:
-        graph = nx.DiGraph()
+    def plan(self) -> StepGraph:
+        graph: StepGraph = nx.DiGraph()
         initial = self.values
         # Who last wrote each wire: (node, side), or (None, None) for the initial value.
         writer: list[tuple[str | None, str | None]] = [(None, None)] * self.length
@@ -189,7 +191,7 @@ class Sorting:
         return errors == 0 and outputs.get("result") == self.answer()
 
 
-def _feed(graph: nx.DiGraph, source: str, target: str, name: str) -> None:
+def _feed(graph: StepGraph, source: str, target: str, name: str) -> None:
     # One edge per pair in a DiGraph: a comparator whose both outputs feed the
     # same step carries a tuple of input names on its one edge.
     if graph.has_edge(source, target):

@@ -95,7 +95,7 @@ class ScriptedBackend:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if self.gated:
-                await self._gate(request.step, request.index).wait()
+                await self._gate(request.step, request.sample).wait()
             elif self.delay:
                 await anyio.sleep(self.delay)
             else:
@@ -113,7 +113,7 @@ class ScriptedBackend:
         await settle(lambda: (len(self.requests), self.in_flight))
 
     def launched(self, step: Hashable = "s") -> list[int]:
-        return [r.index for r in self.requests if r.step == step]
+        return [r.sample for r in self.requests if r.step == step]
 
     def _gate(self, step: Hashable, index: int) -> anyio.Event:
         return self._gates.setdefault((step, index), anyio.Event())
@@ -122,9 +122,9 @@ class ScriptedBackend:
         if callable(self.script):
             return self.script(request)
         replies = self.script[request.step] if isinstance(self.script, Mapping) else self.script
-        if request.index >= len(replies):
-            raise AssertionError(f"the script has no sample {request.index} for step {request.step!r}")
-        return replies[request.index]
+        if request.sample >= len(replies):
+            raise AssertionError(f"the script has no sample {request.sample} for step {request.step!r}")
+        return replies[request.sample]
 
     def _completion(self, reply: Scripted) -> Completion:
         if isinstance(reply, Completion):

@@ -44,7 +44,7 @@ def backend(
 
 def request(max_tokens: int = 750) -> Request:
     step = HANOI_8.plan().step  # type: ignore[attr-defined]
-    return Request(step.prompt(HANOI_8.step_inputs(0)), 0.0, max_tokens, step=0, index=0)  # type: ignore[attr-defined]
+    return Request(step.prompt(HANOI_8.step_inputs(0)), 0.0, max_tokens, step=0, sample=0)
 
 
 # -- the end-to-end claim ------------------------------------------------------------------

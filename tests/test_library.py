@@ -16,6 +16,7 @@ import pytest
 
 import maker
 from maker.backends._protocol import Backend, Completion, Request
+from maker.backends._registry import open_backend
 from maker.errors import ConfigError, PlanError, StepFailed
 from maker.traces._reader import load_trace
 from maker.voting import AheadByK, ParseError, Reply, Voting
@@ -71,7 +72,7 @@ class Timed:
     async def complete(self, request: Request) -> Completion:
         start = time.perf_counter()
         completion = await self.inner.complete(request)
-        self.spans.append((request.step, request.index, start, time.perf_counter()))
+        self.spans.append((request.step, request.sample, start, time.perf_counter()))
         return completion
 
     async def aclose(self) -> None:
@@ -384,3 +385,20 @@ def test_validate_can_be_called_early():
     dag.add_step("sum", add, inputs={"a": "nowhere"}, args={"b": 1})
     with pytest.raises(PlanError, match="'nowhere' is unknown"):
         dag.validate()
+
+
+def test_a_trace_argument_that_is_not_a_path_none_or_false_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for bad in (True, 3):
+        with pytest.raises(ConfigError, match="trace must be a path, None or False"):
+            maker.run(mixed_dag(), backend=sim(), trace=bad)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []  # refused before any file was made
+
+
+def test_backend_settings_of_the_wrong_type_are_config_errors():
+    for bad in (1.5, "x", True):
+        with pytest.raises(ConfigError, match="seed must be an integer"):
+            maker.sim_backend("sim/perfect", oracles=[ORACLE], seed=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="on_retry must be callable"):
+        open_backend("openai/gpt-4.1-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-x", on_retry=3)
+    assert maker.sim_backend("sim/perfect", oracles=[ORACLE], seed="7").model == "sim/perfect"

@@ -189,7 +189,7 @@ async def test_the_first_sample_is_greedy_and_the_rest_use_the_sampling_temperat
     backend = ScriptedBackend(script("ABxAA"))
     result = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=tmp_path / "t.jsonl")
 
-    by_index = sorted(backend.requests, key=lambda r: r.index)
+    by_index = sorted(backend.requests, key=lambda r: r.sample)
     assert [r.temperature for r in by_index] == temperatures
     assert [s["temperature"] for s in sorted(load_trace(result.trace).samples, key=lambda s: s["i"])] == temperatures
     assert {r.max_tokens for r in by_index} == {750}

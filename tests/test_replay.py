@@ -51,7 +51,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
         async def complete(self, request: Any) -> Completion:
             calls.append(request)
-            raise AssertionError(f"replay called a model for step {request.step} sample {request.index}")
+            raise AssertionError(f"replay called a model for step {request.step} sample {request.sample}")
 
         async def aclose(self) -> None:
             return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -20,10 +21,9 @@ from typing import IO, Any
 
 from maker.errors import TraceError
 
-try:
+# A platform check, not try/except ImportError: mypy understands it on every OS.
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks, resume trusts the user
-    fcntl = None  # type: ignore[assignment]
 
 
 def _event_encoder() -> Callable[[Any], str]:
@@ -60,7 +60,7 @@ def _lock(path: Path, raw: IO[bytes]) -> None:
     # is still alive. The kernel drops the lock when the process dies, however it
     # dies, so a crashed run never leaves a stale lock behind. Taken before gzip
     # writes its member header, so a refused writer leaves not one byte behind.
-    if fcntl is None:
+    if sys.platform == "win32":  # pragma: no cover - no advisory locks: resume trusts the user
         return
     try:
         fcntl.flock(raw.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -17,7 +17,12 @@ from maker.voting._tally import Tally
 class DecisionRule(Protocol):
     """How a step's votes turn into a winner."""
 
-    name: str
+    # Read-only: the built-in rules are frozen dataclasses, and a protocol
+    # attribute declared as a plain `name: str` would demand a settable one.
+    @property
+    def name(self) -> str:
+        """Short id written to traces and shown in reports."""
+        ...
 
     def winner(self, tally: Tally) -> str | None:
         """The decided candidate, or None while undecided."""

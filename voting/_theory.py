@@ -24,7 +24,8 @@ def p_step(p: float, k: int) -> float:
 
 def p_task(p: float, k: int, steps: int, m: int = 1) -> float:
     """Probability that every one of `steps` steps is right."""
-    return p_step(p, k) ** (steps / m)
+    # math.pow, not **: float ** float is typed as possibly complex.
+    return math.pow(p_step(p, k), steps / m)
 
 
 def k_min(p: float, steps: int, target: float = 0.95, m: int = 1) -> int | None:

@@ -33,10 +33,10 @@ RIGHT, WRONG, FLAGGED, UNSCORED = "right", "wrong", "flagged", "unscored"
 class Scored:
     """Per-step columns scored against one reference (truth or winner)."""
 
-    wrong_votes: array = field(default_factory=lambda: array("i"))  # -1: step has no reference
-    first_wrong: array = field(default_factory=lambda: array("b"))  # first vote wrong: 1/0, -1 n/a
-    first_two: array = field(default_factory=lambda: array("b"))  # FIRST_WRONG | SECOND_WRONG | SAME_WRONG
-    step_wrong: array = field(default_factory=lambda: array("b"))  # decided answer wrong: 1/0, -1 n/a
+    wrong_votes: array[int] = field(default_factory=lambda: array("i"))  # -1: step has no reference
+    first_wrong: array[int] = field(default_factory=lambda: array("b"))  # first vote wrong: 1/0, -1 n/a
+    first_two: array[int] = field(default_factory=lambda: array("b"))  # FIRST_WRONG | SECOND_WRONG | SAME_WRONG
+    step_wrong: array[int] = field(default_factory=lambda: array("b"))  # decided answer wrong: 1/0, -1 n/a
     by_length: Counter[tuple[int, str]] = field(default_factory=Counter)  # (tokens_out, RIGHT/WRONG/…) → n
 
 
@@ -46,10 +46,10 @@ class Table:
 
     header: dict[str, Any]
     ids: list[Hashable] = field(default_factory=list)  # decided LLM steps, in decision order
-    position: array = field(default_factory=lambda: array("q"))  # step index (int ids) or decision order
-    votes: array = field(default_factory=lambda: array("i"))
-    rounds: array = field(default_factory=lambda: array("i"))
-    samples: array = field(default_factory=lambda: array("i"))
+    position: array[int] = field(default_factory=lambda: array("q"))  # step index (int ids) or decision order
+    votes: array[int] = field(default_factory=lambda: array("i"))
+    rounds: array[int] = field(default_factory=lambda: array("i"))
+    samples: array[int] = field(default_factory=lambda: array("i"))
     truth: Scored = field(default_factory=Scored)
     winner: Scored = field(default_factory=Scored)
     undecided: list[dict[str, Any]] = field(default_factory=list)  # step_error events

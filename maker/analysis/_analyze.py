@@ -303,7 +303,8 @@ def analyze_table(t: Table, path: Path, *, prices: dict[str, Price] | None = Non
     vote_error, first_error, wrong_steps = _error_rates(t, col)
     k = _k(t.header)
     p = 1.0 - vote_error.value if vote_error.n else math.nan
-    theory = k is not None and vote_error.n > 0 and p > 0
+    # k where the theory applies (a known k and an observed vote error rate), else None.
+    theory_k = k if k is not None and vote_error.n > 0 and p > 0 else None
     valid = Proportion(t.sample_count - sum(t.flags.values()), t.sample_count)
     convergence = _convergence(t, k, p)
     price = price_of(str(t.header.get("model", "")), prices if prices is not None else load_prices())
@@ -324,11 +325,13 @@ def analyze_table(t: Table, path: Path, *, prices: dict[str, Price] | None = Non
         vote_error=vote_error,
         first_vote_error=first_error,
         wrong_steps=wrong_steps if ref_name == "ground truth" else None,
-        wrong_steps_expected=wrong_steps.n * (1.0 - p_step(p, k)) if theory and ref_name == "ground truth" else None,
+        wrong_steps_expected=wrong_steps.n * (1.0 - p_step(p, theory_k))
+        if theory_k is not None and ref_name == "ground truth"
+        else None,
         tokens_in=t.tokens_in,
         tokens_out=t.tokens_out,
         mean_votes=sum(t.votes) / len(t.votes) if t.votes else 0.0,
-        expected_votes=expected_votes(p, k) if theory else None,
+        expected_votes=expected_votes(p, theory_k) if theory_k is not None else None,
         by_length=_by_length(col),
         by_step=by_step,
         drift_p_value=drift,

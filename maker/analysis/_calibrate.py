@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -129,7 +129,7 @@ async def acalibrate(
     max_output_tokens: int = 750,
     max_samples: int = DEFAULT_MAX_SAMPLES,
     target: float = 0.95,
-    trace: str | Path | bool | None = None,
+    trace: str | Path | Literal[False] | None = None,
     backend: Backend | None = None,
     progress: Progress | None = None,
     prices: dict[str, Price] | None = None,

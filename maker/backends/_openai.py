@@ -35,21 +35,22 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import openai
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from openai.types.chat import ChatCompletionMessageParam
 
 from maker._escape import visible
 from maker.backends._protocol import Completion, Request
-from maker.backends._registry import ModelName
+from maker.backends._registry import ModelName, int_setting
 from maker.backends._retry import RetryEvent, RetryPolicy, call_with_retries, parse_retry_after, status_is_transient
 from maker.backends._wire import (
     DEFAULT_MAX_REPLY_BYTES,
@@ -234,7 +235,7 @@ class OpenAIBackend:
         options: OpenAIOptions | None = None,
         *,
         api_key: str | None = None,
-        on_retry: Callable[[RetryEvent], None] | None = None,
+        on_retry: Callable[[RetryEvent], object] | None = None,
         seed: int = 0,
     ) -> None:
         self.options = options or OpenAIOptions()
@@ -296,10 +297,13 @@ class OpenAIBackend:
         extra: dict[str, Any] = {cap: request.max_tokens}
         if n > 1:
             extra["n"] = n
+        # Messages are plain {"role", "content"} dicts, which is what the API takes;
+        # the client types each role as its own TypedDict, which a dict[str, str] is not.
+        messages = cast("Iterable[ChatCompletionMessageParam]", request.messages)
         with anyio.fail_after(self.options.timeout):
             raw = await self._client.chat.completions.with_raw_response.create(
-                model=self.name, messages=request.messages, temperature=request.temperature, **extra
-            )  # type: ignore[arg-type]
+                model=self.name, messages=messages, temperature=request.temperature, **extra
+            )
             body = raw.http_response.content  # read already, within the cap
         return parse_reply(body, n)
 
@@ -310,7 +314,7 @@ class OpenAIBackend:
 
     def _error(self, exc: BaseException, request: Request) -> BackendError:
         transient, reason, _ = classify(exc)
-        where = (request.step, request.index)
+        where = (request.step, request.sample)
         if transient:
             attempts = self.options.retry.max_attempts
             message = (
@@ -493,10 +497,9 @@ def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend:
         timeout=settings.get("timeout"),
         concurrency=settings.get("concurrency"),
     )
-    return OpenAIBackend(
-        name.name,
-        options,
-        api_key=settings.get("api_key"),  # type: ignore[arg-type]
-        on_retry=settings.get("on_retry"),
-        seed=int(settings.get("seed", 0) or 0),
-    )  # type: ignore[arg-type]
+    api_key, on_retry = settings.get("api_key"), settings.get("on_retry")
+    if api_key is not None and not isinstance(api_key, str):
+        raise ConfigError(f"api_key must be a string, got {type(api_key).__name__}")
+    if on_retry is not None and not callable(on_retry):
+        raise ConfigError(f"on_retry must be callable, got {type(on_retry).__name__}")
+    return OpenAIBackend(name.name, options, api_key=api_key, on_retry=on_retry, seed=int_setting(settings, "seed"))

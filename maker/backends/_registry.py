@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import SupportsIndex
 from urllib.parse import parse_qsl
 
 from maker.backends._protocol import Backend
@@ -38,6 +39,20 @@ BackendFactory = Callable[[ModelName, dict[str, object]], Backend]
 _PROVIDERS: dict[str, BackendFactory] = {}
 
 
+def int_setting(settings: Mapping[str, object], key: str, default: int = 0) -> int:
+    """An integer setting (None: the default); anything else that is not a whole number is a ConfigError."""
+    value = settings.get(key)
+    if value is None:
+        return default
+    # SupportsIndex, not int: numpy's integers count too, floats do not.
+    if isinstance(value, bool) or not isinstance(value, str | SupportsIndex):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+
+
 def register_provider(provider: str, factory: BackendFactory) -> None:
     """Teach `open_backend` a new provider prefix."""
     _PROVIDERS[provider] = factory
@@ -51,14 +66,15 @@ def _open_sim(name: ModelName, settings: dict[str, object]) -> Backend:
         profile = profile.with_options(name.options)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    seed = settings.get("seed", 0)
     oracles = settings.get("oracles")  # a user's own steps (maker.sim_backend); default: the tasks'
+    if oracles is not None and not isinstance(oracles, Iterable):
+        raise ConfigError(f"oracles must be a list of oracles, got {type(oracles).__name__}")
     return SimBackend(
         f"sim/{name.name}",
         profile,
-        seed=int(seed),  # type: ignore[arg-type]
+        seed=int_setting(settings, "seed"),
         oracles=list(oracles) if oracles is not None else None,
-    )  # type: ignore[call-overload]
+    )
 
 
 register_provider("sim", _open_sim)

@@ -241,7 +241,7 @@ class ReplayBackend:
         self.served = 0
 
     async def complete(self, request: Request) -> Completion:
-        node, index = request.step, request.index
+        node, index = request.step, request.sample
         st = self.tape.step(node) if self.strict else self.tape.get(node)
         if st is not None:
             st.progress += 1

@@ -213,10 +213,10 @@ class SimBackend:
         self.instant = profile.latency <= 0
 
     async def complete(self, request: Request) -> Completion:
-        text, finish, out = self.sim.reply(request.messages, request.temperature, request.max_tokens, request.index)
+        text, finish, out = self.sim.reply(request.messages, request.temperature, request.max_tokens, request.sample)
         delay = 0.0
         if self.sim.profile.latency > 0:
-            rng = Random(hash((self._seed, request.index, out, len(text))))
+            rng = Random(hash((self._seed, request.sample, out, len(text))))
             delay = self.sim.latency(rng)
             await anyio.sleep(delay)
         return Completion(text, finish, input_tokens(request.messages), out, delay)

@@ -37,6 +37,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from maker.backends._sim import PROFILES, SimModel, SimProfile, input_tokens
 from maker.errors import ConfigError
+from maker.tasks._protocol import Messages
 
 log = logging.getLogger("maker.serve_sim")
 
@@ -93,13 +94,16 @@ class Faults:
 
     @property
     def total(self) -> float:
-        return sum(getattr(self, name) for name in FAULT_KINDS)
+        return sum(float(getattr(self, name)) for name in FAULT_KINDS)
 
     @classmethod
     def mixed(cls, total: float, **knobs: Any) -> Faults:
         """`total` spread evenly over every fault kind (`maker serve-sim --faults 0.3`)."""
         share = total / len(FAULT_KINDS)
-        return cls(**dict.fromkeys(FAULT_KINDS, share), **knobs)
+        # Spelled out (one per FAULT_KINDS entry) so the knobs stay type-checked.
+        return cls(
+            rate_limit=share, server_error=share, drop=share, slow=share, bad_json=share, truncate=share, **knobs
+        )
 
     def pick(self, roll: float) -> str | None:
         """The fault for a uniform `roll` in [0, 1), or None for a clean reply."""
@@ -351,7 +355,7 @@ class SimServer:
                 return early
         self.stats.completions += 1
         draws = range(seen, seen + (1 if self.config.faults.ignore_n else n))
-        return await self._completion(model, messages, temperature, max_tokens, draws, fault == "truncate")
+        return await self._completion(model, tuple(messages), temperature, max_tokens, draws, fault == "truncate")
 
     def _fault(self, key: int, seen: int) -> str | None:
         faults = self.config.faults
@@ -392,7 +396,7 @@ class SimServer:
     async def _completion(
         self,
         model: str,
-        messages: list[dict[str, str]],
+        messages: Messages,
         temperature: float,
         max_tokens: int,
         draws: range,
@@ -417,7 +421,7 @@ class SimServer:
         if latency > 0:
             await anyio.sleep(latency)
         self.stats.choices += len(choices)
-        prompt = input_tokens(messages)  # type: ignore[arg-type]
+        prompt = input_tokens(messages)
         return _json_reply(
             200,
             {

@@ -16,15 +16,16 @@ from maker._runner import DEFAULT_MODEL
 from maker.analysis import analyze, estimate, write_plots
 from maker.analysis._calibrate import DEFAULT_MAX_SAMPLES, DEFAULT_SAMPLES, Calibration, acalibrate
 from maker.cli._analysis_view import analysis_tables, calibration_tables, estimate_tables, show
-from maker.cli._common import add_endpoint_options, backend_from, budget_from
+from maker.cli._common import add_endpoint_options, backend_from, budget_from, trace_from
 from maker.cli._run import add_task_parser
+from maker.cli._sharding import readable_trace
 from maker.cli._types import non_negative_float, positive, probability
 from maker.errors import ConfigError, UsageError
 from maker.tasks._protocol import Task, TaskInfo
 from maker.tasks._registry import build_task, task_info, task_names
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_estimate(sub)
     _register_calibrate(sub)
     _register_analyze(sub)
@@ -51,7 +52,7 @@ def _emit(payload: dict[str, Any]) -> None:
 # --- maker estimate -----------------------------------------------------------------------------------------------
 
 
-def _register_estimate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "estimate",
         help="k_min, samples, tokens and cost of a run, before paying for it",
@@ -136,7 +137,7 @@ def _estimate(args: argparse.Namespace) -> int:
 # --- maker calibrate ----------------------------------------------------------------------------------------------
 
 
-def _register_calibrate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "calibrate",
         help="measure a model's per-step error rate on random steps of a task",
@@ -149,7 +150,7 @@ def _register_calibrate(sub: argparse._SubParsersAction) -> None:  # type: ignor
         _add_calibrate_task(tasks, task_info(name))
 
 
-def _add_calibrate_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
+def _add_calibrate_task(tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo) -> None:
     p = add_task_parser(tasks, info)
     c = p.add_argument_group("calibration")
     c.add_argument("--model", default=DEFAULT_MODEL, help=f"provider/model (default {DEFAULT_MODEL})")
@@ -226,7 +227,7 @@ async def _calibrate_on_backend(task: Task, args: argparse.Namespace, progress: 
             max_output_tokens=args.max_output_tokens,
             max_samples=args.max_samples_per_step,
             target=args.target,
-            trace=False if args.no_trace else args.trace,
+            trace=trace_from(args),
             backend=backend,
             progress=progress,
             prices=load_prices(args.prices),
@@ -239,7 +240,7 @@ async def _calibrate_on_backend(task: Task, args: argparse.Namespace, progress: 
 # --- maker analyze ------------------------------------------------------------------------------------------------
 
 
-def _register_analyze(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "analyze",
         aliases=["analyse"],
@@ -256,7 +257,8 @@ def _register_analyze(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    result = analyze(args.trace, prices=load_prices(args.prices))
+    with readable_trace(args.trace) as trace:  # a sharded run's manifest: its shards, merged
+        result = analyze(trace, prices=load_prices(args.prices))
     written: list[Path] = []
     if args.plots is not None:
         written = write_plots(result, args.plots)

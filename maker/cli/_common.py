@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from maker._budget import Budget
 from maker._pricing import load_prices
@@ -128,7 +128,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     return RunSettings(concurrency=args.concurrency, seed=args.seed)
 
 
-def trace_from(args: argparse.Namespace) -> Path | bool | None:
+def trace_from(args: argparse.Namespace) -> Path | Literal[False] | None:
     if args.no_trace:
         return False
-    return args.trace
+    trace: Path | None = args.trace
+    return trace

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import anyio
 
 from maker._budget import Budget
+from maker._history import choose_independent
 from maker._result import RunResult
 from maker._runner import arun
 from maker.cli._common import backend_from, budget_from, settings_from, trace_from, voting_from
@@ -25,7 +25,9 @@ def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -
         task = build_task(name, **options)
     except (KeyError, ValueError) as exc:
         raise ConfigError(str(exc).strip("'\"")) from None
-    independent = independent_steps(task, getattr(args, "independent", None), args.seed)
+    if getattr(args, "shards", None):
+        return _sharded(task, args)
+    independent = choose_independent(task, getattr(args, "independent", None), args.seed)
     label = f"{name} (independent steps)" if independent is not None else name
     progress = None if (args.quiet or args.json) else RichProgress(label=label)
     budget = budget_from(args)
@@ -65,13 +67,22 @@ async def _run(
         await backend.aclose()
 
 
-def independent_steps(task: object, count: int | str | None, seed: int) -> Sequence[int] | None:
-    """Which steps an `--independent N|all` run evaluates: a seeded random sample, in step order."""
-    if count is None:
-        return None
-    total = getattr(task, "steps", None)
-    if total is None:
-        raise ConfigError("this task cannot run steps independently (it has no ground-truth step inputs)")
-    if count == "all" or int(count) >= total:
-        return range(total)
-    return sorted(random.Random(seed).sample(range(total), int(count)))
+def _sharded(task: Any, args: argparse.Namespace) -> int:
+    from maker.cli._sharding import run_sharded_command
+
+    label = f"{task.name} ({args.shards} shards)"
+    budget = budget_from(args)
+    endpoint = {k: v for k, v in {"base_url": args.base_url, "timeout": args.request_timeout}.items() if v}
+    anyio.run(_check_backend, args)  # fail here, once, on options every shard would refuse
+    parts = {
+        "voting": voting_from(args),
+        "settings": settings_from(args),
+        "budget": budget,
+        "endpoint": endpoint,
+        "progress": None if (args.quiet or args.json) else RichProgress(label=label),
+    }
+    return run_sharded_command(task, args, parts)
+
+
+async def _check_backend(args: argparse.Namespace) -> None:
+    await backend_from(args).aclose()

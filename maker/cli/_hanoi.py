@@ -6,10 +6,11 @@ import argparse
 
 from maker.cli._common import add_run_options
 from maker.cli._execute import execute_task
+from maker.cli._sharding import add_shard_options
 from maker.cli._types import bounded
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "hanoi",
         help="solve Towers of Hanoi, one voted LLM call per move",
@@ -17,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--disks", type=bounded(1, 30), default=10, help="number of disks (default 10: 1,023 steps)")
     add_run_options(p)
+    add_shard_options(p)
     p.add_argument(
         "--independent",
         metavar="N|all",

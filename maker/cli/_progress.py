@@ -5,7 +5,15 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from maker._recorder import Totals
 
@@ -27,7 +35,7 @@ class RichProgress:
             transient=False,
         )
         self._label = label
-        self._task = None
+        self._task: TaskID | None = None
         self._last = 0.0
         self._t0 = 0.0
         self._totals: Totals | None = None
@@ -49,6 +57,8 @@ class RichProgress:
         votes = t.votes / t.llm_steps if t.llm_steps else 0.0
         rate = t.steps / (now - self._t0) if now > self._t0 else 0.0
         stats = f"samples {t.samples:,} · flags {t.red_flags:,} · votes/step {votes:.2f} · errors {t.errors}"
+        if self._task is None:  # not started
+            return
         self._bar.update(self._task, completed=t.steps, stats=stats, rate=f"{rate:,.0f} steps/s")
 
     def stop(self) -> None:

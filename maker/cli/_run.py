@@ -15,11 +15,13 @@ from typing import Any
 
 from maker.cli._common import add_run_options
 from maker.cli._execute import execute_task
+from maker.cli._sharding import add_shard_options
+from maker.cli._types import positive
 from maker.tasks._protocol import Param, TaskInfo
 from maker.tasks._registry import task_info, task_names
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser(
         "run",
         help="solve a registered task (see `maker tasks`)",
@@ -38,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     listing.set_defaults(func=_list)
 
 
-def add_task_parser(tasks: argparse._SubParsersAction, info: TaskInfo) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_task_parser(
+    tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo
+) -> argparse.ArgumentParser:
     """A sub-command for one task, with the task's own options (`maker run` and `maker calibrate`)."""
     p = tasks.add_parser(info.name, aliases=list(info.aliases), help=info.summary, description=info.summary)
     g = p.add_argument_group(f"{info.name} options")
@@ -54,9 +58,18 @@ def add_task_parser(tasks: argparse._SubParsersAction, info: TaskInfo) -> argpar
     return p
 
 
-def _add_task(tasks: argparse._SubParsersAction, info: TaskInfo) -> None:  # type: ignore[type-arg]
+def _add_task(tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo) -> None:
     p = add_task_parser(tasks, info)
+    if any(param.name == "instance" for param in info.params):
+        p.add_argument(
+            "--instances",
+            type=positive,
+            default=None,
+            metavar="N",
+            help="solve N instances (from --instance on) in one run: one DAG of N disjoint parts, which --shards can split",
+        )
     add_run_options(p)
+    add_shard_options(p)
     p.set_defaults(func=_handle, task_name=info.name, task_params=[p.name for p in info.params])
 
 
@@ -82,6 +95,8 @@ def _typed(param: Param) -> Callable[[str], Any]:
 
 def _handle(args: argparse.Namespace) -> int:
     options = {name: getattr(args, name) for name in args.task_params}
+    if getattr(args, "instances", None):
+        options["batch"] = args.instances
     return execute_task(args.task_name, options, args)
 
 

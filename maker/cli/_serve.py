@@ -21,12 +21,12 @@ from maker.cli._types import bounded, non_negative, non_negative_float, positive
 from maker.errors import MakerError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_sim(sub)
     _register_local(sub)
 
 
-def _register_sim(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "serve-sim",
         help="serve the simulated model over an OpenAI-compatible HTTP API",
@@ -91,7 +91,7 @@ _FAULT_HELP = {
 }
 
 
-def _register_local(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "serve-local",
         help="serve a GGUF model with llama.cpp (xllamacpp) on 127.0.0.1",

@@ -10,29 +10,30 @@ from typing import Any
 
 import anyio
 
-from maker._history import task_of
+from maker._history import recorded_independent, task_of
 from maker._replay import areplay
 from maker._resume import aresume
 from maker.cli._common import add_endpoint_options, budget_from
-from maker.cli._execute import independent_steps
 from maker.cli._progress import RichProgress
+from maker.cli._sharding import readable_trace, register_merge, resume_manifest
 from maker.cli._summary import report
 from maker.cli._traces_view import print_replay, print_revotes, print_summary, rule_name
 from maker.cli._types import positive
 from maker.errors import BackendError, ConfigError
 from maker.traces._inspect import summarize
+from maker.traces._manifest import is_manifest, shard_traces
 from maker.traces._reader import read_events
 from maker.traces._replay import revote
 from maker.voting import AheadByK, DecisionRule, Majority, Single, rule_from_dict
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_resume(sub)
     _register_replay(sub)
     _register_trace(sub)
 
 
-def _register_resume(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_resume(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "resume",
         help="continue an interrupted run from its trace, never sampling a committed step again",
@@ -57,11 +58,12 @@ def _register_resume(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _resume(args: argparse.Namespace) -> int:
+    if is_manifest(args.trace):
+        progress = None if (args.quiet or args.json) else RichProgress(label="shards (resumed)")
+        return resume_manifest(args, progress)
     header = next(read_events(args.trace))
     endpoint = _endpoint(header, args)
-    independent = None
-    if header.get("mode") == "independent":  # the steps `--independent N` chose, chosen again alike
-        independent = independent_steps(task_of(header), header.get("steps_evaluated"), int(header.get("seed", 0)))
+    independent = recorded_independent(header, task_of(header))
     budget = budget_from(args)
     for note in budget.notes(header["model"]) if budget else []:
         print(f"maker: note: {note}", file=sys.stderr)
@@ -93,7 +95,7 @@ def _endpoint(header: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     return given
 
 
-def _register_replay(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "replay",
         help="re-run a trace's decisions from its recorded samples (no model calls), "
@@ -144,6 +146,8 @@ def _rules(args: argparse.Namespace) -> list[DecisionRule]:
 
 def _replay(args: argparse.Namespace) -> int:
     rules = _rules(args)
+    if is_manifest(args.trace):
+        return _replay_shards(args, rules)
     if rules:
         header = next(read_events(args.trace))
         results = revote(args.trace, rules)
@@ -172,6 +176,22 @@ def _replay(args: argparse.Namespace) -> int:
     return 0 if result.reproduced else 1
 
 
+def _replay_shards(args: argparse.Namespace, rules: list[DecisionRule]) -> int:
+    """A sharded run: re-vote its merged trace, or replay each shard's trace (each is a whole run)."""
+    if rules:
+        with readable_trace(args.trace) as merged:
+            return _replay(argparse.Namespace(**{**vars(args), "trace": merged}))
+    reproduced = True
+    for shard in shard_traces(args.trace):
+        result = anyio.run(areplay, shard)
+        reproduced = reproduced and result.reproduced
+        if args.json:
+            sys.stdout.write(json.dumps({"shard": str(shard), **result.to_json()}) + "\n")
+        else:
+            print_replay(result)
+    return 0 if reproduced else 1
+
+
 def _recorded_rule(header: dict[str, Any]) -> str:
     try:
         return rule_name(rule_from_dict(header["voting"]).describe())
@@ -179,7 +199,7 @@ def _recorded_rule(header: dict[str, Any]) -> str:
         return "an unknown rule"
 
 
-def _register_trace(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "trace",
         help="inspect a trace: `maker trace show TRACE [--step S]`",
@@ -198,6 +218,7 @@ def _register_trace(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     show.add_argument("--text", action="store_true", help="with --step: print each sample's full reply text")
     show.add_argument("--json", action="store_true", help="print one JSON object on stdout, no tables")
     show.set_defaults(func=_show)
+    register_merge(commands)
 
 
 def _step_id(text: str) -> int | str:
@@ -209,7 +230,8 @@ def _step_id(text: str) -> int | str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    summary = summarize(args.trace, step=args.step)
+    with readable_trace(args.trace) as trace:
+        summary = summarize(trace, step=args.step)
     if args.json:
         sys.stdout.write(json.dumps(summary.to_json()) + "\n")
         return 0
