@@ -57,7 +57,7 @@ MEMORY_CAP = 16 * 1024 * 1024  # the 4 MiB reply cap, read and joined, plus the 
 
 def request(max_tokens: int = 750) -> Request:
     step = HANOI.plan().step  # type: ignore[attr-defined]
-    return Request(step.prompt(HANOI.step_inputs(0)), 0.0, max_tokens, step=0, index=0)  # type: ignore[attr-defined]
+    return Request(step.prompt(HANOI.step_inputs(0)), 0.0, max_tokens, step=0, sample=0)
 
 
 async def ask(server: Any, options: str = FAST, *, request_timeout: float = 5.0) -> tuple[Any, list[RetryEvent]]:

@@ -95,10 +95,10 @@ class _Landing(ScriptedBackend):
         self.judged = judged
 
     async def complete(self, request: Request) -> Completion:
-        if request.index == 1:
+        if request.sample == 1:
             with anyio.CancelScope(shield=True):
                 await self.judged.wait()
-        return await super().complete(request) if request.index != 1 else self._completion(vote("A"))
+        return await super().complete(request) if request.sample != 1 else self._completion(vote("A"))
 
 
 @pytest.mark.anyio
