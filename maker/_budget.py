@@ -13,6 +13,13 @@ byte (true of byte-level BPE tokenizers, which never produce a token of less
 than a byte); once replies report real counts, the worst bytes-per-token ratio
 seen so far, with a 25% margin. Cost needs a price: a model missing from the
 pricing table cannot have its cost limited, which `Budget.notes` says at start.
+
+What a reply reports it used is booked only if it is a sane count: a
+negative or non-integer count (a broken or hostile server; a custom backend's
+bug) is booked as the request's worst case instead, so misreported usage can
+only make a budget stop sooner, never later. A request cancelled in flight
+(the run stopped while it was out) is booked at its worst case too: the
+server may have done, and billed, the work.
 """
 
 from __future__ import annotations
@@ -115,20 +122,25 @@ class Spending:
         self._learned = False
 
     def __call__(self, request: Request) -> Any:
-        worst = self._worst_case(request)
+        worst_in, worst_out = self.estimate_input(request.messages), request.max_tokens
+        worst = self._usage(worst_in, worst_out)
         self._check(worst, request)
         self._add(self.reserved, worst, +1)
         settled = False
 
-        def settle(completion: Completion | None) -> None:
+        def settle(completion: Completion | None, *, lost: bool = False) -> None:
             nonlocal settled
             if settled:
                 return
             settled = True
             self._add(self.reserved, worst, -1)
             if completion is not None:
-                self._learn(request.messages, completion)
-                self._add(self.spent, self._usage(completion.input_tokens, completion.output_tokens), +1)
+                tokens_in = completion.input_tokens if _sane(completion.input_tokens) else worst_in
+                tokens_out = completion.output_tokens if _sane(completion.output_tokens) else worst_out
+                self._learn(request.messages, tokens_in)
+                self._add(self.spent, self._usage(tokens_in, tokens_out), +1)
+            elif lost:
+                self._add(self.spent, worst, +1)
 
         return settle
 
@@ -138,18 +150,15 @@ class Spending:
         size = sum(len(m["content"].encode()) for m in messages)
         return math.ceil(size * min(1.0, self._tokens_per_byte)) + _MESSAGE_OVERHEAD * len(messages)
 
-    def _worst_case(self, request: Request) -> _Usage:
-        return self._usage(self.estimate_input(request.messages), request.max_tokens)
-
     def _usage(self, tokens_in: int, tokens_out: int) -> _Usage:
         cost = self.price.cost(tokens_in, tokens_out) if self.price is not None else 0.0
         return _Usage(1, tokens_in + tokens_out, cost)
 
-    def _learn(self, messages: Messages, completion: Completion) -> None:
-        if completion.input_tokens <= 0:
+    def _learn(self, messages: Messages, input_tokens: int) -> None:
+        if input_tokens <= 0:
             return  # a batched sample whose input was booked on another
         size = sum(len(m["content"].encode()) for m in messages) or 1
-        seen = max(0.0, completion.input_tokens - _MESSAGE_OVERHEAD * len(messages)) / size
+        seen = max(0.0, input_tokens - _MESSAGE_OVERHEAD * len(messages)) / size
         ratio = seen * _MARGIN
         self._tokens_per_byte = max(self._tokens_per_byte, ratio) if self._learned else ratio
         self._learned = True
@@ -191,6 +200,11 @@ class Spending:
         usage.cost += sign * delta.cost
 
 
+def _sane(count: Any) -> bool:
+    """A token count that can be booked: a non-negative integer of a believable size."""
+    return type(count) is int and 0 <= count <= 2**40
+
+
 def with_budget(guard: Any, spending: Spending) -> Any:
     """One guard from the user's own (if any) and a budget's; the budget decides last."""
     if guard is None:
@@ -205,10 +219,10 @@ def with_budget(guard: Any, spending: Spending) -> Any:
                 mine(None)  # the request is not sent after all
             raise
 
-        def settled(completion: Completion | None) -> None:
+        def settled(completion: Completion | None, *, lost: bool = False) -> None:
             if mine is not None:
                 mine(completion)
-            settle(completion)
+            settle(completion, lost=lost)
 
         return settled
 

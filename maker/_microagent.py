@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable
+from contextlib import suppress
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from maker._recorder import Decision, Recorder
 from maker.backends._protocol import Backend, Completion, Request
@@ -27,7 +28,9 @@ from maker.voting import Reply, Tally, Verdict, Voting, judge
 # A guard sees each request right before it is sent and may refuse it by
 # raising (a budget); it may return a callback that is told how the request
 # ended (the completion, or None if it failed), so spending can be settled.
-Settle = Callable[[Completion | None], None]
+# A callback that takes a `lost` keyword is told `lost=True` for a request
+# cancelled in flight (the run stopped): possibly paid for, never answered.
+Settle = Callable[..., None]
 Guard = Callable[[Request], Settle | None]
 
 
@@ -141,7 +144,8 @@ class Microagent:
         # order, in this task, and skip the task spawning that would dominate.
         self.instant = bool(getattr(backend, "instant", False))
         self._sending = 0  # requests on the wire
-        self._quiet: anyio.Event | None = None  # set when the last of them comes back
+        self._unjudged = 0  # replies landed in a vote loop's inbox, not yet judged and recorded
+        self._quiet: anyio.Event | None = None  # set when both are back to zero
 
     async def vote(self, node: Hashable, step: LLMStep, inputs: Inputs, voting: Voting) -> Decision:
         ballot = _Ballot(node, step, voting, self.recorder)
@@ -167,19 +171,39 @@ class Microagent:
         send, receive = anyio.create_memory_object_stream[tuple[int, Completion]](math.inf)
         winner = None
         with send, receive:
-            while winner is None:
-                for index in ballot.launch():
-                    self.group.start_soon(self._draw, ballot, messages, index, send)
-                index, completion = await receive.receive()
-                winner = ballot.count(index, completion)
+            try:
+                while winner is None:
+                    for index in ballot.launch():
+                        self.group.start_soon(self._draw, ballot, messages, index, send)
+                    index, completion = await receive.receive()
+                    self._judged()  # judged and recorded right now, with no await in between
+                    winner = ballot.count(index, completion)
+            except BaseException:
+                ballot.open = False  # the step failed: samples still out are recorded as late
+                with suppress(Exception):  # the step's own error is the one to report
+                    self._drain(ballot, receive)
+                raise
             decision = ballot.close(winner)
-            while True:  # replies that arrived while the deciding one was judged
-                try:
-                    index, completion = receive.receive_nowait()
-                except anyio.WouldBlock:
-                    break
-                ballot.late(index, completion)
+            self._drain(ballot, receive)  # replies that arrived while the deciding one was judged
         return decision
+
+    def _drain(self, ballot: _Ballot, receive: MemoryObjectReceiveStream[tuple[int, Completion]]) -> None:
+        while True:
+            try:
+                index, completion = receive.receive_nowait()
+            except anyio.WouldBlock:
+                return
+            self._judged()
+            ballot.late(index, completion)
+
+    def _judged(self) -> None:
+        self._unjudged -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._sending == 0 and self._unjudged == 0 and self._quiet is not None:
+            self._quiet.set()
+            self._quiet = None
 
     async def _draw(
         self, ballot: _Ballot, messages: Messages, index: int, send: MemoryObjectSendStream[tuple[int, Completion]]
@@ -187,7 +211,12 @@ class Microagent:
         async with self.limiter:
             completion = await self._call(ballot, messages, index)
         if ballot.open:
-            send.send_nowait((index, completion))
+            try:
+                send.send_nowait((index, completion))
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                ballot.late(index, completion)  # the step failed just now; the sample is paid for: keep it
+            else:
+                self._unjudged += 1
         else:
             ballot.late(index, completion)
 
@@ -202,23 +231,37 @@ class Microagent:
         self._sending += 1
         try:
             completion = await self.backend.complete(request)
+        except anyio.get_cancelled_exc_class():
+            # The run is stopping with this request out: the server may have done (and billed) the work.
+            self.recorder.lost_request(ballot.node, index)
+            if settle is not None:
+                _settle_lost(settle)
+            raise
         except BaseException:
             if settle is not None:
                 settle(None)
             raise
         finally:
             self._sending -= 1
-            if self._sending == 0 and self._quiet is not None:
-                self._quiet.set()
-                self._quiet = None
+            self._wake()
         if settle is not None:
             settle(completion)
         return completion
 
     async def _land_in_flight(self) -> None:
-        """Before a budget stops the run, let requests already sent come back and be recorded: they are paid for."""
-        while self._sending:
+        """Before a budget stops the run, let requests already sent come back and be recorded: they are paid for.
+
+        Waits until every request on the wire has come back and every reply
+        that landed in a vote loop's inbox has been judged and recorded.
+        """
+        while self._sending or self._unjudged:
             self._quiet = self._quiet or anyio.Event()
             await self._quiet.wait()
-        for _ in range(3):  # let the steps' vote loops judge and record what just arrived
-            await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
+
+
+def _settle_lost(settle: Settle) -> None:
+    try:
+        settle(None, lost=True)
+    except TypeError:  # a user's guard that knows no `lost`
+        settle(None)

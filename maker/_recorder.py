@@ -34,6 +34,9 @@ class Totals:
     max_rounds: int = 0
     hardest_step: Hashable = None
     hardest_samples: int = 0
+    # Requests cancelled in flight when the run stopped (Ctrl-C, an error elsewhere): possibly
+    # paid for, never answered, so not in the trace as samples; budgets book them at their worst case.
+    lost: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +102,10 @@ class Recorder:
                     "late": late,
                 }
             )
+
+    def lost_request(self, step: Hashable, index: int) -> None:
+        """A request cancelled while out: counted in the totals (the `end` event), not a sample."""
+        self.totals.lost += 1
 
     def decision(self, d: Decision, truth: str | None) -> None:
         t = self.totals

@@ -67,6 +67,7 @@ class RunResult:
             "tokens_in": t.tokens_in,
             "tokens_out": t.tokens_out,
             "retries": t.retries,
+            "lost_requests": t.lost,
             "wall_s": round(self.wall_s, 3),
             "trace": str(self.trace) if self.trace else None,
             "run_id": self.run_id,

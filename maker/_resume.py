@@ -87,6 +87,9 @@ def read_history(path: Path, *, chain: bool, cap: int) -> History:
             history.unfinished.pop(event["step"], None)
         elif kind == "end":
             history.outcome = event.get("outcome")
+            lost = (event.get("totals") or {}).get("lost") if isinstance(event.get("totals"), dict) else None
+            if type(lost) is int and lost >= 0:
+                history.totals.lost = lost  # each session's end totals carry the earlier sessions' too
         elif kind == "resume":
             history.outcome = None
             history.sessions += 1

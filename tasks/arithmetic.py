@@ -65,6 +65,8 @@ def _last_int(regex: re.Pattern[str], text: str, what: str, high: int) -> int:
     raw = found[-1]
     if len(raw) > 1 and raw.startswith("0"):
         raise ParseError(f"{what} {raw!r} has a leading zero")
+    if len(raw) > len(str(high)):  # checked before int(): past 4,300 digits int() raises, and it is slow anyway
+        raise ParseError(f"{what} must be 0..{high}, got a number of {len(raw):,} digits")
     value = int(raw)
     if value > high:
         raise ParseError(f"{what} must be 0..{high}, got {value}")

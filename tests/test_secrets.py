@@ -105,7 +105,8 @@ def test_a_key_in_the_model_name_is_refused_before_it_can_be_recorded():
     assert_clean(str(info.value))
 
 
-def test_credentials_in_a_base_url_are_not_repeated(tmp_path):
+def test_credentials_in_a_base_url_are_refused_and_not_repeated(tmp_path):
+    # httpx would send them as Basic auth instead of the key, and a server could echo them: refused up front.
     url = f"http://user:{KEY}@127.0.0.1:9/v1"
     done = run_maker(
         "hanoi",
@@ -120,8 +121,10 @@ def test_credentials_in_a_base_url_are_not_repeated(tmp_path):
         "--quiet",
         cwd=tmp_path,
     )
-    assert done.returncode == 1 and "127.0.0.1:9" in done.stderr
-    assert_clean(done.stdout, done.stderr, (tmp_path / "t.jsonl").read_text())
+    assert done.returncode == 2 and "127.0.0.1:9" in done.stderr and "user name or password" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert_clean(done.stdout, done.stderr)
+    assert not (tmp_path / "t.jsonl").exists()  # refused before anything was written or sent
 
 
 def test_the_test_suite_cannot_reach_beyond_loopback():

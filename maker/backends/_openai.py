@@ -16,6 +16,15 @@ error messages are scrubbed of it, and it cannot be put in a model name.
 The openai client's own retries are off; `maker.backends._retry` is the one
 retry layer. Errors come out as `BackendRejected` (never retried) or
 `BackendUnavailable` (retries exhausted), each one readable line.
+
+A server is not trusted to behave: each attempt has an overall deadline
+(`timeout`, so a reply trickling in a byte at a time is cut off and retried),
+a reply body is capped (`max_reply_bytes`, counted after decompression), and
+a 200 of the wrong shape is an invalid reply, retried (`maker.backends._wire`).
+Token counts a server reports are used only when they are sane integers;
+otherwise they are estimated high (every token is at least one byte).
+URLs with credentials (`http://user:pass@host`) are refused: httpx would send
+them as Basic auth in place of the key, and a server echoing them leaks them.
 """
 
 from __future__ import annotations
@@ -36,13 +45,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from openai.types.chat import ChatCompletionMessageParam
 
+from maker._escape import visible
 from maker.backends._protocol import Completion, Request
 from maker.backends._registry import ModelName, int_setting
 from maker.backends._retry import RetryEvent, RetryPolicy, call_with_retries, parse_retry_after, status_is_transient
-from maker.backends._sim import input_tokens
+from maker.backends._wire import (
+    DEFAULT_MAX_REPLY_BYTES,
+    BadBody,
+    InvalidReply,
+    Reply,
+    cap_bodies,
+    parse_reply,
+)
 from maker.errors import BackendError, BackendRejected, BackendUnavailable, ConfigError
 
 log = logging.getLogger("maker.backends.openai")
@@ -50,10 +67,7 @@ log = logging.getLogger("maker.backends.openai")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "sk-no-key-needed"
 _KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
-
-
-class _InvalidReply(Exception):
-    """A 200 whose body is not a usable chat completion (not JSON, no choices)."""
+_MESSAGE_OVERHEAD = 8  # chat-template tokens around each message, generously (as the budget assumes)
 
 
 # -- where to connect, with which key ------------------------------------------------------
@@ -64,6 +78,11 @@ def resolve_base_url(explicit: str | None = None) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"base URL {redact_url(url)!r} must look like http://HOST:PORT/v1")
+    if parts.username or parts.password:
+        raise ConfigError(
+            f"base URL {redact_url(url)!r} holds a user name or password: maker would send them instead of "
+            "the API key (and a server may echo them); remove them and set OPENAI_API_KEY"
+        )
     return url.rstrip("/")
 
 
@@ -108,7 +127,10 @@ def redact_url(url: str) -> str:
 class OpenAIOptions:
     """Connection settings, from `openai/MODEL?name=value&...` or keyword arguments.
 
-    timeout: seconds per HTTP attempt (connect, read, write).
+    timeout: seconds per HTTP attempt, start to last byte (a reply still
+        arriving then is cut off and retried).
+    max_reply_bytes: the most bytes of one reply body read (after
+        decompression); a longer one fails its attempt and is retried.
     concurrency: most requests in flight to this endpoint (None: only the run's limit).
     batch_n: send same-temperature samples of a step as one request with `n`
         (pays the input once where `n` is honoured; turns itself off on a
@@ -124,10 +146,13 @@ class OpenAIOptions:
     batch_n: bool = False
     batch_window: float = 0.005
     max_completion_tokens: bool = False
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
 
     def __post_init__(self) -> None:
-        if self.timeout <= 0:
+        if not self.timeout > 0:
             raise ConfigError(f"request timeout must be > 0 seconds, got {self.timeout}")
+        if self.max_reply_bytes < 1024:
+            raise ConfigError(f"max_reply_bytes must be >= 1024, got {self.max_reply_bytes}")
         if self.concurrency is not None and self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
 
@@ -162,6 +187,7 @@ _PLAIN: dict[str, type] = {
     "batch_n": bool,
     "batch_window": float,
     "max_completion_tokens": bool,
+    "max_reply_bytes": int,
 }
 _RETRY: dict[str, type] = {
     "max_attempts": int,
@@ -218,7 +244,13 @@ class OpenAIBackend:
         self.base_url = resolve_base_url(self.options.base_url)
         self._key = resolve_key(self.base_url, api_key)
         self._client = AsyncOpenAI(
-            api_key=self._key, base_url=self.base_url, timeout=self.options.timeout, max_retries=0
+            api_key=self._key,
+            base_url=self.base_url,
+            timeout=self.options.timeout,
+            max_retries=0,
+            http_client=DefaultAsyncHttpxClient(
+                timeout=self.options.timeout, event_hooks=cap_bodies(self.options.max_reply_bytes)
+            ),
         )
         self._limiter = anyio.CapacityLimiter(self.options.concurrency) if self.options.concurrency else None
         self._on_retry = on_retry
@@ -226,6 +258,7 @@ class OpenAIBackend:
         self._batches: dict[Hashable, _Batch] = {}
         self.where = f"{self.model} at {redact_url(self.base_url)}"
         self.n_ignored = False
+        self._warned_usage = False
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -251,11 +284,15 @@ class OpenAIBackend:
                     rng=self._rng,
                     on_retry=self._retried,
                 )
-            except (openai.OpenAIError, _InvalidReply, ValueError) as exc:
+            except (openai.OpenAIError, InvalidReply, BadBody, TimeoutError, ValueError) as exc:
                 raise self._error(exc, request) from None  # `from None`: the cause may echo the key
-        return _completions(response, request, retries, time.perf_counter() - start)
+        if response.usage_garbled and not self._warned_usage:
+            self._warned_usage = True
+            log.warning("%s reports token usage that is not sane counts: estimating it high instead", self.where)
+        return self._completions(response, request, retries, time.perf_counter() - start)
 
-    async def _create(self, request: Request, n: int) -> Any:
+    async def _create(self, request: Request, n: int) -> Reply:
+        """One attempt, start to last byte within `timeout`: a trickling reply is cut off, not waited for."""
         cap = "max_completion_tokens" if self.options.max_completion_tokens else "max_tokens"
         extra: dict[str, Any] = {cap: request.max_tokens}
         if n > 1:
@@ -263,14 +300,12 @@ class OpenAIBackend:
         # Messages are plain {"role", "content"} dicts, which is what the API takes;
         # the client types each role as its own TypedDict, which a dict[str, str] is not.
         messages = cast("Iterable[ChatCompletionMessageParam]", request.messages)
-        response = await self._client.chat.completions.create(
-            model=self.name, messages=messages, temperature=request.temperature, **extra
-        )
-        if not getattr(response, "choices", None):
-            raise _InvalidReply(
-                "a reply without choices" if hasattr(response, "choices") else "a body that is not JSON"
+        with anyio.fail_after(self.options.timeout):
+            raw = await self._client.chat.completions.with_raw_response.create(
+                model=self.name, messages=messages, temperature=request.temperature, **extra
             )
-        return response
+            body = raw.http_response.content  # read already, within the cap
+        return parse_reply(body, n)
 
     def _retried(self, event: RetryEvent) -> None:
         log.debug("%s: attempt %d failed (%s); retrying in %.3f s", self.where, event.attempt, event.reason, event.wait)
@@ -315,8 +350,8 @@ class OpenAIBackend:
         if isinstance(exc, openai.APIStatusError):
             body = exc.body
             said = body.get("message") if isinstance(body, dict) else body
-            text = f"HTTP {exc.status_code}" + (f": {said}" if said else "")
-        elif isinstance(exc, _InvalidReply):
+            text = f"HTTP {exc.status_code}" + (f": {str(said)[:1000]}" if said else "")
+        elif isinstance(exc, (InvalidReply, BadBody)):
             text = f"{reason}: {exc}"
         elif (
             isinstance(exc, openai.APIConnectionError)
@@ -324,13 +359,40 @@ class OpenAIBackend:
             and exc.__cause__ is not None
         ):
             text = f"{reason}: {_root(exc.__cause__)}"
-        return self.scrub(" ".join(str(text).split()))[:300]
+        elif isinstance(exc, TimeoutError):
+            text = f"{reason} (no complete reply within {self.options.timeout:g} s)"
+        return visible(self.scrub(" ".join(str(text).split())))[:300]
 
     def scrub(self, text: str) -> str:
         """`text` without the API key or anything shaped like one."""
         if len(self._key) >= 4:
             text = text.replace(self._key, "[redacted]")
         return _KEYLIKE.sub("[redacted]", text)
+
+    def scrub_reply(self, text: str) -> str:
+        """A model's reply without the API key (which a hostile server may echo into it).
+
+        Only the key itself: key-shaped strings in a reply are the model's own
+        words, and rewriting them would change what is voted on.
+        """
+        if self._key != PLACEHOLDER_KEY and len(self._key) >= 8 and self._key in text:
+            return text.replace(self._key, "[redacted]")
+        return text
+
+    # -- what a reply cost ---------------------------------------------------------------
+
+    def _completions(self, reply: Reply, request: Request, retries: int, latency: float) -> list[Completion]:
+        """One Completion per choice; a batch's input tokens and retries are booked on its first sample."""
+        texts = [self.scrub_reply(c.text) for c in reply.choices]
+        finishes = [self.scrub_reply(c.finish_reason) if c.finish_reason else None for c in reply.choices]
+        tokens_in = reply.prompt_tokens if reply.prompt_tokens is not None else input_bound(request.messages)
+        outs = _split_output(texts, finishes, reply.completion_tokens, request.max_tokens)
+        return [
+            Completion(
+                text, finish or "unknown", tokens_in if i == 0 else 0, outs[i], latency, retries if i == 0 else 0
+            )
+            for i, (text, finish) in enumerate(zip(texts, finishes, strict=True))
+        ]
 
     # -- optional n-batching ---------------------------------------------------------------
 
@@ -391,40 +453,34 @@ def classify(exc: BaseException) -> tuple[bool, str, float | None]:
         if status == 429 and body.get("code") == "insufficient_quota":
             return False, "HTTP 429 insufficient quota", None  # waiting will not refill an account
         return status_is_transient(status), f"HTTP {status}", parse_retry_after(exc.response.headers)
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, (openai.APITimeoutError, TimeoutError)):
         return True, "timed out", None
+    if isinstance(exc, BadBody):
+        return True, "unreadable response body", None
     if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc.__cause__, BadBody):
+            return True, "unreadable response body", None
         return True, "connection failed", None
-    if isinstance(exc, (json.JSONDecodeError, _InvalidReply, openai.APIResponseValidationError)):
+    if isinstance(exc, (json.JSONDecodeError, InvalidReply, openai.APIResponseValidationError)):
         return True, "invalid response body", None
     return False, type(exc).__name__, None
 
 
-def _completions(response: Any, request: Request, retries: int, latency: float) -> list[Completion]:
-    """One Completion per choice; a batch's input tokens and retries are booked on its first sample."""
-    choices = sorted(response.choices, key=lambda c: c.index or 0)
-    texts = [(c.message.content if c.message else None) or "" for c in choices]
-    usage = getattr(response, "usage", None)
-    tokens_in = usage.prompt_tokens if usage and usage.prompt_tokens is not None else input_tokens(request.messages)
-    total_out = usage.completion_tokens if usage and usage.completion_tokens is not None else None
-    outs = _split_output(texts, [c.finish_reason for c in choices], total_out, request.max_tokens)
-    return [
-        Completion(
-            text,
-            choice.finish_reason or "unknown",
-            tokens_in if i == 0 else 0,
-            outs[i],
-            latency,
-            retries if i == 0 else 0,
-        )
-        for i, (text, choice) in enumerate(zip(texts, choices, strict=False))
-    ]
+def input_bound(messages: Any) -> int:
+    """Input tokens at most (no tokenizer here): one a byte, as byte-level BPE never does worse."""
+    return sum(len(str(m["content"]).encode()) for m in messages) + _MESSAGE_OVERHEAD * len(messages)
 
 
 def _split_output(texts: list[str], finishes: list[str | None], total: int | None, cap: int) -> list[int]:
-    """Per-choice output tokens: exact for one choice; for several, `usage` gives only the sum."""
+    """Per-choice output tokens: exact for one choice; for several, `usage` gives only the sum.
+
+    Without a sane count from the server, the most it could be: the output
+    cap for a reply cut off there, else one token a byte, within the cap.
+    """
     if total is None:
-        return [cap if f == "length" else max(1, len(t) // 4) for t, f in zip(texts, finishes, strict=False)]
+        return [
+            cap if f == "length" else min(cap, max(1, len(t.encode()))) for t, f in zip(texts, finishes, strict=True)
+        ]
     if len(texts) == 1:
         return [total]
     lengths = [max(1, len(t)) for t in texts]

@@ -17,6 +17,7 @@ from maker.analysis import Analysis, Estimate, Proportion
 from maker.analysis._analyze import speculation_line
 from maker.analysis._calibrate import Calibration
 from maker.analysis._estimate import WallTime
+from maker.cli._escape import shown
 
 
 def pct(x: float | None, digits: int = 3) -> str:
@@ -70,7 +71,7 @@ def _kv(title: str, rows: Iterable[tuple[str, str]]) -> Table:
     t.add_column(style="bold")
     t.add_column()
     for name, value in rows:
-        t.add_row(name, value)
+        t.add_row(name, shown(value))  # values hold trace contents (task, model, flags): never markup
     return t
 
 
@@ -330,6 +331,6 @@ def _projections(a: Analysis) -> Table:
 
 
 def show(renderables: Iterable[Any], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(emoji=False)
     for r in renderables:
         console.print(r)

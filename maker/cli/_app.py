@@ -51,7 +51,10 @@ def _extra_commands() -> list:  # type: ignore[type-arg]
 
 
 def fail(message: str, code: int) -> int:
-    print(f"maker: error: {message}", file=sys.stderr)
+    """One line on stderr. The message may quote a server or a trace: control characters are spelled out."""
+    from maker._escape import visible
+
+    print(f"maker: error: {visible(message)}", file=sys.stderr)
     return code
 
 

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from maker._result import RunResult
+from maker.cli._escape import console as stderr_console
+from maker.cli._escape import shown
 
 
 def print_json(result: RunResult) -> None:
@@ -17,17 +19,17 @@ def print_json(result: RunResult) -> None:
 
 
 def print_table(result: RunResult, console: Console | None = None) -> None:
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     t = result.totals
     if result.mode == "independent":
         wrong = "[bold green]0 wrong[/]" if t.errors == 0 else f"[bold red]{t.errors} wrong[/]"
         title = (
-            f"{result.task} on {result.model}: INDEPENDENT STEPS ({t.steps:,} steps from ground truth, {wrong};"
+            f"{shown(result.task)} on {shown(result.model)}: INDEPENDENT STEPS ({t.steps:,} steps from ground truth, {wrong};"
             " measures voted per-step reliability, not a sequential solve)"
         )
     else:
         verdict = "[bold green]solved[/]" if result.solved else f"[bold red]{result.outcome}[/]"
-        title = f"{result.task} on {result.model}: {verdict}"
+        title = f"{shown(result.task)} on {shown(result.model)}: {verdict}"
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -42,14 +44,19 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
         ("late samples", f"{t.late:,}"),
         ("tokens in / out", f"{t.tokens_in:,} / {t.tokens_out:,}"),
         ("transport retries", f"{t.retries:,}"),
+        *(
+            [("lost requests", f"{t.lost:,} (cancelled in flight: possibly paid for, not in the trace)")]
+            if t.lost
+            else []
+        ),
         ("wall time", f"{result.wall_s:.2f} s"),
         ("trace", str(result.trace) if result.trace else "(none)"),
     ]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, shown(value))
     console.print(table)
     if result.error is not None:
-        console.print(f"[red]stopped: {result.error}[/]")
+        console.print(f"[red]stopped: {shown(result.error)}[/]")  # may quote a server's words
 
 
 def report(result: RunResult, as_json: bool) -> int:

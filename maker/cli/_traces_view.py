@@ -1,4 +1,8 @@
-"""Rich tables for `maker replay` and `maker trace show` (stderr, like every table maker prints)."""
+"""Rich tables for `maker replay` and `maker trace show` (stderr, like every table maker prints).
+
+Everything taken from a trace went through `shown`: a trace holds what servers
+and models sent, and none of it may reach the terminal as markup or escapes.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from maker._replay import ReplayReport
+from maker.cli._escape import console as stderr_console
+from maker.cli._escape import shown
 from maker.traces._inspect import StepDetail, TraceSummary
 from maker.traces._replay import Revote
 
@@ -19,12 +24,12 @@ KEY_WIDTH = 64
 
 
 def _console() -> Console:
-    return Console(stderr=True)
+    return stderr_console()
 
 
 def _short(value: Any, width: int = KEY_WIDTH) -> str:
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    return escape(text if len(text) <= width else text[: width - 1] + "…")
+    return shown(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def rule_name(described: dict[str, Any]) -> str:
@@ -37,7 +42,7 @@ def rule_name(described: dict[str, Any]) -> str:
 
 def print_replay(r: ReplayReport, console: Console | None = None) -> None:
     console = console or _console()
-    table = Table(title=f"replay of {escape(str(r.trace))}: {_verdict(r)}", show_header=False, title_justify="left")
+    table = Table(title=f"replay of {shown(r.trace)}: {_verdict(r)}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     rows = [
@@ -53,7 +58,7 @@ def print_replay(r: ReplayReport, console: Console | None = None) -> None:
         ("totals vs the trace", _totals(r)),
     ]
     for name, value in rows:
-        table.add_row(name, escape(value))
+        table.add_row(name, shown(value))
     console.print(table)
 
 
@@ -81,7 +86,7 @@ def print_revotes(
     steps = results[0].steps if results else 0
     wrong = results[0].recorded_errors if results else 0
     table = Table(
-        title=f"re-voting the {steps:,} decided steps of {escape(str(trace))} (recorded with {recorded}, "
+        title=f"re-voting the {steps:,} decided steps of {shown(trace)} (recorded with {recorded}, "
         f"{wrong} of them wrong vs ground truth)",
         title_justify="left",
     )
@@ -96,7 +101,7 @@ def print_revotes(
         table.add_column(name, justify="left" if name == "rule" else "right")
     for r in results:
         table.add_row(
-            rule_name(r.rule),
+            shown(rule_name(r.rule)),
             f"{r.same:,}",
             f"{r.different:,}",
             f"{r.needs_more:,}",
@@ -116,13 +121,18 @@ def print_revotes(
 def _print_changed(r: Revote, console: Console) -> None:
     if not r.changed:
         return
-    table = Table(title=f"{rule_name(r.rule)}: steps not decided as recorded", title_justify="left")
+    table = Table(title=f"{shown(rule_name(r.rule))}: steps not decided as recorded", title_justify="left")
     for name in ("step", "outcome", "rule's winner", "recorded winner", "right?", "samples used"):
         table.add_column(name)
     for s in r.changed:
         right = "" if s.correct is None else ("yes" if s.correct else "[red]no[/]")
         table.add_row(
-            str(s.step), s.outcome, _short(s.winner or "—"), _short(s.recorded), right, f"{s.used} / {s.available}"
+            shown(s.step),
+            shown(s.outcome),
+            _short(s.winner or "—"),
+            _short(s.recorded),
+            right,
+            shown(f"{s.used} / {s.available}"),
         )
     console.print(table)
 
@@ -144,7 +154,7 @@ def print_summary(s: TraceSummary, *, show_text: bool = False, console: Console 
 
 def _header_table(s: TraceSummary) -> Table:
     h = s.header
-    table = Table(title=f"trace {escape(str(s.path))}", show_header=False, title_justify="left")
+    table = Table(title=f"trace {shown(s.path)}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     task = h.get("task") or {}
@@ -163,7 +173,7 @@ def _header_table(s: TraceSummary) -> Table:
         ),
     ]
     for name, value in rows:
-        table.add_row(name, escape(value))
+        table.add_row(name, shown(value))
     return table
 
 
@@ -191,7 +201,7 @@ def _counts_table(s: TraceSummary) -> Table:
         tokens = spec.wasted_tokens_in + spec.wasted_tokens_out
         rows.append(("wasted on mispredictions", f"{spec.wasted_samples:,} samples, {tokens:,} tokens"))
     for name, value in rows:
-        table.add_row(name, escape(value))
+        table.add_row(name, shown(value))
     return table
 
 
@@ -201,12 +211,12 @@ def _sessions_table(s: TraceSummary) -> Table:
         table.add_column(name)
     for r in s.resumes:
         table.add_row(
-            str(r.get("session", "")),
-            str(r.get("created")),
-            f"{r.get('committed_steps', 0):,}",
-            str(r.get("recorded_samples_unfinished", "")),
-            str((r.get("settings") or {}).get("concurrency")),
-            str(r.get("max_samples", "")),
+            shown(r.get("session", "")),
+            shown(r.get("created")),
+            shown(r.get("committed_steps", 0)),
+            shown(r.get("recorded_samples_unfinished", "")),
+            shown((r.get("settings") or {}).get("concurrency")),
+            shown(r.get("max_samples", "")),
         )
     return table
 
@@ -218,11 +228,11 @@ def _hardest_table(s: TraceSummary) -> Table:
     for d in s.hardest:
         right = "" if d.get("correct") is None else ("yes" if d["correct"] else "[red]no[/]")
         table.add_row(
-            str(d["step"]),
-            str(d["rounds"]),
-            str(d["samples"]),
-            str(d.get("flagged", 0)),
-            str(len(d.get("votes") or {})),
+            shown(d["step"]),
+            shown(d["rounds"]),
+            shown(d["samples"]),
+            shown(d.get("flagged", 0)),
+            shown(len(d.get("votes") or {})),
             _short(d.get("winner")),
             right,
         )
@@ -231,10 +241,10 @@ def _hardest_table(s: TraceSummary) -> Table:
 
 def _print_step(d: StepDetail, console: Console, show_text: bool) -> None:
     if not (d.samples or d.decision or d.errors):
-        console.print(f"[yellow]step {escape(str(d.step))}: the trace holds nothing for it[/]")
+        console.print(f"[yellow]step {shown(d.step)}: the trace holds nothing for it[/]")
         return
     table = Table(
-        title=f"step {escape(str(d.step))}: {len(d.samples)} samples in the order voting saw them", title_justify="left"
+        title=f"step {shown(d.step)}: {len(d.samples)} samples in the order voting saw them", title_justify="left"
     )
     for name in ("#", "sample", "temp", "finish", "tokens out", "latency s", "vote (or red flag)", "late"):
         table.add_column(name)
@@ -242,10 +252,10 @@ def _print_step(d: StepDetail, console: Console, show_text: bool) -> None:
         vote = _short(e["key"]) if e.get("key") is not None else f"[red]{_short(e.get('flag') or 'red flag')}[/]"
         table.add_row(
             str(n),
-            str(e["i"]),
-            str(e["temperature"]),
-            str(e["finish"]),
-            str(e["tokens_out"]),
+            shown(e["i"]),
+            shown(e["temperature"]),
+            shown(e["finish"]),
+            shown(e["tokens_out"]),
             f"{e['latency']:.3f}",
             vote,
             "late" if e.get("late") else "",
@@ -258,12 +268,12 @@ def _print_step(d: StepDetail, console: Console, show_text: bool) -> None:
         )
         right = "" if dec.get("correct") is None else (" — right" if dec["correct"] else " — [red]wrong[/]")
         console.print(
-            f"decided {_short(dec.get('winner'))} after {dec.get('samples')} samples in {dec.get('rounds')} "
-            f"rounds{right}; votes: {votes}"
+            f"decided {_short(dec.get('winner'))} after {shown(dec.get('samples'))} samples in "
+            f"{shown(dec.get('rounds'))} rounds{right}; votes: {votes}"
         )
     for err in d.errors:
-        console.print(f"[red]{escape(str(err.get('error')))}: {escape(str(err.get('message')))}[/]")
+        console.print(f"[red]{shown(err.get('error'))}: {shown(err.get('message'))}[/]")
     if show_text:
         for e in d.samples:
-            console.print(f"[bold]sample {e['i']}[/] ({e['finish']}):")
-            console.print(escape(e["text"]), soft_wrap=True)
+            console.print(f"[bold]sample {shown(e['i'])}[/] ({shown(e['finish'])}):")
+            console.print(shown(e["text"], lines=True), soft_wrap=True)

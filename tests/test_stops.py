@@ -1,0 +1,115 @@
+"""When a run stops with requests out: every reply that lands is recorded, the rest are counted, and the real
+error is the one reported.
+
+- A budget stop lets the requests already sent land and be judged before the run ends: each is paid for, so
+  each is a sample in the trace (the probe lost one or two per stop at high concurrency).
+- A request cancelled while out (Ctrl-C, an error elsewhere) cannot be recorded; it is counted in the totals
+  as `lost` (possibly paid for).
+- A step that fails while another of its samples is landing reports its own error, and the landing sample is
+  kept as a late one (the probe saw `anyio.ClosedResourceError` instead).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from _scripted import ScriptedBackend, WordStep, one_step_graph, settle, vote
+
+import maker
+from maker import Budget
+from maker.backends import SimServerConfig, serve_sim
+from maker.backends._protocol import Completion, Request
+from maker.backends._registry import open_backend
+from maker.errors import BudgetExceeded, StepFailed
+from maker.tasks import build_task
+from maker.traces._reader import load_trace
+from maker.voting import AheadByK, Voting
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("limit", [97, 150, 201])
+async def test_a_budget_stop_at_concurrency_64_records_every_request_it_sent(tmp_path: Path, limit: int):
+    config = SimServerConfig(profile="gpt-4.1-mini?latency=0.004&latency_sigma=1.0", seed=limit)
+    async with serve_sim(config) as server:
+        http = open_backend("openai/gpt-4.1-mini", base_url=server.base_url, api_key="sk-test")
+        try:
+            result = await maker.arun(
+                build_task("hanoi", disks=10),
+                backend=http,
+                voting=Voting(rule=AheadByK(6)),  # wide rounds: many samples of a step out at once
+                settings=maker.RunSettings(concurrency=64),
+                budget=Budget(max_samples=limit),
+                trace=tmp_path / "t.jsonl",
+                check=False,
+            )
+        finally:
+            await http.aclose()
+        sent = server.stats.chat_requests
+    trace = load_trace(tmp_path / "t.jsonl")
+    assert isinstance(result.error, BudgetExceeded)
+    assert sent == len(trace.samples) == result.totals.samples == limit
+    assert result.totals.lost == 0 and trace.end["totals"]["lost"] == 0
+
+
+@pytest.mark.anyio
+async def test_requests_cancelled_in_flight_are_counted_as_lost(tmp_path: Path):
+    backend = ScriptedBackend([vote("A")] * 3, gated=True)  # nothing answers until released: never here
+    trace = tmp_path / "t.jsonl"
+    with anyio.CancelScope() as scope:  # what Ctrl-C does to a run
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: maker.arun(one_step_graph(), backend=backend, voting=_k(3), trace=trace))
+            await settle(lambda: len(backend.requests))
+            assert len(backend.requests) == 3
+            scope.cancel()
+    end = load_trace(trace).end
+    assert end["outcome"] == "interrupted" and end["totals"]["lost"] == 3 and end["totals"]["samples"] == 0
+
+
+class _Breaks(WordStep):
+    """A step whose parser has a bug: it raises a plain exception on the reply `boom`."""
+
+    def __init__(self, judged: anyio.Event) -> None:
+        super().__init__()
+        self.judged = judged
+
+    def parse(self, text: str) -> str:
+        if text == "boom":
+            self.judged.set()
+            raise RuntimeError("parser bug")
+        return super().parse(text)
+
+
+class _Landing(ScriptedBackend):
+    """Sample 0 answers `boom` at once; sample 1 lands only after it was judged, as the step fails.
+
+    Sample 1 finishes its request whatever happens meanwhile (shielded), as a reply already on the wire does.
+    """
+
+    def __init__(self, judged: anyio.Event) -> None:
+        super().__init__(["boom", vote("A"), vote("A")])
+        self.judged = judged
+
+    async def complete(self, request: Request) -> Completion:
+        if request.sample == 1:
+            with anyio.CancelScope(shield=True):
+                await self.judged.wait()
+        return await super().complete(request) if request.sample != 1 else self._completion(vote("A"))
+
+
+@pytest.mark.anyio
+async def test_a_step_failing_while_its_sample_lands_reports_its_own_error(tmp_path: Path):
+    judged = anyio.Event()
+    trace = tmp_path / "t.jsonl"
+    with pytest.raises(StepFailed, match="parser bug"):
+        await maker.arun(one_step_graph(_Breaks(judged)), backend=_Landing(judged), voting=_k(2), trace=trace)
+    landed = [s for s in load_trace(trace).samples if s["i"] == 1]
+    assert [s["late"] for s in landed] == [True]  # paid for, and kept
+
+
+def _k(k: int) -> Any:
+    return Voting(rule=AheadByK(k))
