@@ -14,6 +14,7 @@ sample is drawn, and they are neither paid for nor counted twice.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -37,9 +38,9 @@ from maker.backends._registry import open_backend
 from maker.backends._replay import ReplayBackend, Tape, completion_of
 from maker.errors import ConfigError, TraceError, TraceMismatch
 from maker.tasks._protocol import Chain, SampleableTask, Task
-from maker.traces._reader import read_events
+from maker.traces._reader import check_trace_file, read_events
 from maker.traces._repair import repair_tail
-from maker.traces._writer import TraceWriter, check_unlocked
+from maker.traces._writer import TraceLock, TraceWriter
 from maker.voting import Verdict, Voting
 
 # Finished runs: nothing left to resume.
@@ -59,6 +60,7 @@ class History:
     outcome: str | None = None  # the last session's end, if it ended; None after a crash
     cap: int = 0  # the per-step sample cap in force in the last session
     sessions: int = 1
+    events: int = 1  # every event read, the header included
 
 
 def read_history(path: Path, *, chain: bool, cap: int) -> History:
@@ -73,6 +75,7 @@ def read_history(path: Path, *, chain: bool, cap: int) -> History:
     recorder = Recorder(None, totals=history.totals)  # the very code that counted them the first time
     measuring = header.get("mode") == "independent"
     for event in events:
+        history.events += 1
         kind = event["type"]
         if kind == "sample":
             _count_sample(recorder, history, event, chain)
@@ -286,6 +289,47 @@ async def aresume(
     budget / guard: limits on what this session may spend (reused samples are free).
     """
     path = Path(trace)
+    check_trace_file(path)
+    # The lock first, before one byte is read: held across reading, repair and every
+    # append, so a second resume of this trace is refused before it touches anything.
+    lock = TraceLock(path)
+    try:
+        return await _locked_resume(
+            path,
+            lock,
+            concurrency,
+            max_samples,
+            task,
+            voting,
+            backend,
+            model,
+            endpoint,
+            independent,
+            progress,
+            guard,
+            budget,
+            check,
+        )
+    finally:
+        lock.release()  # a no-op once the writer took it over (its close releases it)
+
+
+async def _locked_resume(
+    path: Path,
+    lock: TraceLock,
+    concurrency: int | None,
+    max_samples: int | None,
+    task: Task | nx.DiGraph | None,
+    voting: Voting | None,
+    backend: Backend | None,
+    model: str | None,
+    endpoint: Mapping[str, Any] | None,
+    independent: Sequence[int] | None,
+    progress: Progress | None,
+    guard: Guard | None,
+    budget: Budget | None,
+    check: bool,
+) -> RunResult:
     header = next(read_events(path))
     task = task_of(header, task)
     steps = independent_of(header, independent)
@@ -301,7 +345,7 @@ async def aresume(
     if budget is not None and budget.limited:
         guard = with_budget(guard, budget.guard(backend.model))
     try:
-        return await _continue(path, history, run, voting, settings, backend, progress, guard, check)
+        return await _continue(path, lock, history, run, voting, settings, backend, progress, guard, check)
     finally:
         if own:
             await backend.aclose()
@@ -327,6 +371,7 @@ async def _backend(
 
 async def _continue(
     path: Path,
+    lock: TraceLock,
     history: History,
     run: _Run,
     voting: Voting,
@@ -336,11 +381,13 @@ async def _continue(
     guard: Guard | None,
     check: bool,
 ) -> RunResult:
-    check_unlocked(path)
-    repaired = repair_tail(path)
+    inode = lock.inode()
+    repaired = repair_tail(path)  # in place, under the lock: the same inode, mode and owner
+    if repaired.events != history.events or os.stat(path).st_ino != inode:
+        raise TraceError(f"{path}: the trace changed while it was being resumed; resume it again")
     tape = Tape.of_samples(history.unfinished)
     reused = sum(len(v) for v in history.unfinished.values())
-    writer = TraceWriter(path, append=True)
+    writer = TraceWriter(path, lock=lock)
     writer.write(
         {
             "type": "resume",
