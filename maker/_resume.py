@@ -45,6 +45,7 @@ from maker.voting import Verdict, Voting
 
 # Finished runs: nothing left to resume.
 FINISHED = ("solved", "failed", "measured")
+STEP_EVENTS = ("sample", "decision", "step_error")
 
 
 @dataclass(slots=True)
@@ -77,6 +78,8 @@ def read_history(path: Path, *, chain: bool, cap: int) -> History:
     for event in events:
         history.events += 1
         kind = event["type"]
+        if chain and kind in STEP_EVENTS and not (type(event["step"]) is int and event["step"] >= 0):
+            raise TraceError(f"{path}:{history.events}: step {event['step']!r} is not a step of a chain (0, 1, 2, ...)")
         if kind == "sample":
             _count_sample(recorder, history, event, chain)
         elif kind == "decision":
@@ -277,6 +280,7 @@ async def aresume(
     guard: Guard | None = None,
     budget: Budget | None = None,
     check: bool = True,
+    verify: bool = True,
 ) -> RunResult:
     """Continue the run that `trace` recorded; append to the same trace.
 
@@ -287,6 +291,11 @@ async def aresume(
     backend / model / endpoint: where samples come from; the backend must be the
         recorded model (default: the header's model, opened again).
     budget / guard: limits on what this session may spend (reused samples are free).
+    verify: first replay the committed steps from their recorded samples (no
+        model calls) and refuse a trace that does not reproduce (`TraceMismatch`,
+        `TraceError`): resume continues from what the samples say, never from a
+        damaged answer or vote. False skips it (a very long trace already
+        checked with `maker replay`).
     """
     path = Path(trace)
     check_trace_file(path)
@@ -294,42 +303,31 @@ async def aresume(
     # append, so a second resume of this trace is refused before it touches anything.
     lock = TraceLock(path)
     try:
-        return await _locked_resume(
-            path,
-            lock,
-            concurrency,
-            max_samples,
-            task,
-            voting,
-            backend,
-            model,
-            endpoint,
-            independent,
-            progress,
-            guard,
-            budget,
-            check,
+        header, history, run, voting, settings = await _prepare(
+            path, task, voting, independent, max_samples, concurrency, verify
         )
+        backend, own = await _backend(header, backend, model, endpoint)
+        if budget is not None and budget.limited:
+            guard = with_budget(guard, budget.guard(backend.model))
+        try:
+            return await _continue(path, lock, history, run, voting, settings, backend, progress, guard, check)
+        finally:
+            if own:
+                await backend.aclose()
     finally:
         lock.release()  # a no-op once the writer took it over (its close releases it)
 
 
-async def _locked_resume(
+async def _prepare(
     path: Path,
-    lock: TraceLock,
-    concurrency: int | None,
-    max_samples: int | None,
     task: Task | nx.DiGraph | None,
     voting: Voting | None,
-    backend: Backend | None,
-    model: str | None,
-    endpoint: Mapping[str, Any] | None,
     independent: Sequence[int] | None,
-    progress: Progress | None,
-    guard: Guard | None,
-    budget: Budget | None,
-    check: bool,
-) -> RunResult:
+    max_samples: int | None,
+    concurrency: int | None,
+    verify: bool,
+) -> tuple[dict[str, Any], History, _Run, Voting, RunSettings]:
+    """Everything the resumed session continues from, read (and checked) from the trace."""
     header = next(read_events(path))
     task = task_of(header, task)
     steps = independent_of(header, independent)
@@ -338,17 +336,30 @@ async def _locked_resume(
     history = read_history(path, chain=chain, cap=voting.max_samples)
     if history.outcome in FINISHED:
         raise ConfigError(f"{path}: the run already finished ({history.outcome}); there is nothing to resume")
+    if verify:
+        await _verify(path, task, voting, steps)
     voting = replace(voting, max_samples=max_samples or history.cap)
     settings = settings_of(header, concurrency=concurrency)
-    run = _rebuild(task, history, settings, steps)
-    backend, own = await _backend(header, backend, model, endpoint)
-    if budget is not None and budget.limited:
-        guard = with_budget(guard, budget.guard(backend.model))
-    try:
-        return await _continue(path, lock, history, run, voting, settings, backend, progress, guard, check)
-    finally:
-        if own:
-            await backend.aclose()
+    return header, history, _rebuild(task, history, settings, steps), voting, settings
+
+
+async def _verify(path: Path, task: Task, voting: Voting, steps: Sequence[int] | None) -> None:
+    """Re-derive what resume continues from: replay the committed steps from their samples.
+
+    Every recorded sample is read again by the task's parser and vote keys, and
+    every committed step voted again, exactly as `maker replay` does: a trace
+    whose votes, answers or totals were damaged would otherwise be continued
+    from a wrong state (or reported solved). Refuses with the replay's
+    `TraceMismatch` or `TraceError`, before anything is appended.
+    """
+    from maker._replay import areplay  # replay imports the runner too; only resume needs it here
+
+    report = await areplay(path, task=task, voting=voting, independent=steps)
+    if not report.reproduced:
+        raise TraceError(
+            f"{path}: the trace does not replay to what it records (outcome {report.outcome}, "
+            f"recorded {report.recorded_outcome}); it was damaged or edited, so it is not resumed"
+        )
 
 
 async def _backend(

@@ -7,6 +7,7 @@ add an upgrader in `_reader.py` so old traces keep reading.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -84,20 +85,25 @@ OUTCOMES = ("solved", "failed", "measured", "undecided", "budget", "error", "int
 # resume or a table. Plain isinstance checks, cheap enough for million-step traces.
 
 
+# Integers a trace holds are exact in every JSON reader (below 2**53): counts, indexes,
+# step ids. Anything larger is damage, and would overflow the analysis' arrays.
+LIMIT = 1 << 53
+
+
 def _is_int(v: object) -> bool:
-    return type(v) is int
+    return type(v) is int and -LIMIT < v < LIMIT
 
 
 def _is_count(v: object) -> bool:
-    return type(v) is int and v >= 0
+    return type(v) is int and 0 <= v < LIMIT
 
 
 def _is_number(v: object) -> bool:
-    return type(v) is int or type(v) is float
+    return (type(v) is int and -LIMIT < v < LIMIT) or (type(v) is float and math.isfinite(v))
 
 
 def _is_step(v: object) -> bool:
-    return type(v) is int or type(v) is str
+    return type(v) is str or (type(v) is int and -LIMIT < v < LIMIT)
 
 
 def _is_opt_str(v: object) -> bool:
@@ -108,8 +114,19 @@ def _is_opt_bool(v: object) -> bool:
     return v is None or type(v) is bool
 
 
+# Per-step counts (samples, votes, rounds) are far below 2**31: analysis keeps them in 32-bit arrays.
+PER_STEP = 1 << 31
+
+
+def _is_small(v: object) -> bool:
+    return type(v) is int and 0 <= v < PER_STEP
+
+
 def _is_votes(v: object) -> bool:
-    return type(v) is dict and all(type(n) is int and n >= 0 for n in v.values())
+    if type(v) is not dict:
+        return False
+    values = v.values()
+    return all(type(n) is int and n >= 0 for n in values) and sum(values) < PER_STEP
 
 
 def _is_dict(v: object) -> bool:
@@ -125,7 +142,7 @@ def _is_bool(v: object) -> bool:
 
 
 def _is_positive(v: object) -> bool:
-    return type(v) is int and v >= 1
+    return type(v) is int and 1 <= v < LIMIT
 
 
 def _is_outcome(v: object) -> bool:
@@ -148,55 +165,55 @@ def _anything(v: object) -> bool:
 # reader's required-fields list, an optional one only when it is there.
 SHAPES: dict[str, tuple[tuple[str, Callable[[object], bool], str], ...]] = {
     "sample": (
-        ("step", _is_step, "an integer or a string"),
-        ("i", _is_count, "a non-negative integer"),
-        ("temperature", _is_number, "a number"),
+        ("step", _is_step, "an integer (below 2**53) or a string"),
+        ("i", _is_small, "a non-negative integer (below 2**31)"),
+        ("temperature", _is_number, "a finite number"),
         ("text", _is_str, "a string"),
         ("finish", _is_opt_str, "a string or null"),
-        ("tokens_in", _is_count, "a non-negative integer"),
-        ("tokens_out", _is_count, "a non-negative integer"),
-        ("latency", _is_number, "a number"),
-        ("retries", _is_count, "a non-negative integer"),
+        ("tokens_in", _is_count, "a non-negative integer (below 2**53)"),
+        ("tokens_out", _is_count, "a non-negative integer (below 2**53)"),
+        ("latency", _is_number, "a finite number"),
+        ("retries", _is_count, "a non-negative integer (below 2**53)"),
         ("flag", _is_opt_str, "a string or null"),
         ("key", _is_opt_str, "a string or null"),
         ("late", _is_bool, "true or false"),
     ),
     "decision": (
-        ("step", _is_step, "an integer or a string"),
+        ("step", _is_step, "an integer (below 2**53) or a string"),
         ("kind", _is_kind, '"llm" or "python"'),
         ("winner", _is_opt_str, "a string or null"),
         ("answer", _anything, ""),
-        ("votes", _is_votes, "an object of non-negative integer counts"),
-        ("samples", _is_count, "a non-negative integer"),
-        ("flagged", _is_count, "a non-negative integer"),
-        ("rounds", _is_count, "a non-negative integer"),
+        ("votes", _is_votes, "an object of non-negative integer counts (their sum below 2**31)"),
+        ("samples", _is_small, "a non-negative integer (below 2**31)"),
+        ("flagged", _is_small, "a non-negative integer (below 2**31)"),
+        ("rounds", _is_small, "a non-negative integer (below 2**31)"),
         ("truth", _is_opt_str, "a string or null"),
         ("correct", _is_opt_bool, "true, false or null"),
         ("prompt", _is_opt_str, "a string or null"),
     ),
     "step_error": (
-        ("step", _is_step, "an integer or a string"),
+        ("step", _is_step, "an integer (below 2**53) or a string"),
         ("error", _is_str, "a string"),
         ("message", _is_opt_str, "a string or null"),
-        ("votes", _is_votes, "an object of non-negative integer counts"),
-        ("samples", _is_count, "a non-negative integer"),
-        ("flagged", _is_count, "a non-negative integer"),
+        ("votes", _is_votes, "an object of non-negative integer counts (their sum below 2**31)"),
+        ("samples", _is_small, "a non-negative integer (below 2**31)"),
+        ("flagged", _is_small, "a non-negative integer (below 2**31)"),
     ),
     "resume": (
         ("created", _is_str, "a string"),
-        ("committed_steps", _is_count, "a non-negative integer"),
+        ("committed_steps", _is_count, "a non-negative integer (below 2**53)"),
         ("settings", _is_dict, "an object"),
-        ("max_samples", _is_positive, "a positive integer"),
+        ("max_samples", _is_positive, "a positive integer (below 2**53)"),
         ("model", _is_str, "a string"),
-        ("session", _is_positive, "a positive integer"),
-        ("recorded_samples_unfinished", _is_count, "a non-negative integer"),
-        ("torn_bytes_dropped", _is_count, "a non-negative integer"),
+        ("session", _is_positive, "a positive integer (below 2**53)"),
+        ("recorded_samples_unfinished", _is_count, "a non-negative integer (below 2**53)"),
+        ("torn_bytes_dropped", _is_count, "a non-negative integer (below 2**53)"),
     ),
     "end": (
         ("outcome", _is_outcome, "one of " + ", ".join(OUTCOMES)),
         ("message", _is_opt_str, "a string or null"),
         ("totals", _is_dict, "an object"),
-        ("wall_s", _is_number, "a number"),
+        ("wall_s", _is_number, "a finite number"),
     ),
     "header": (
         ("run_id", _is_str, "a string"),

@@ -73,6 +73,7 @@ class StepTape:
     segment: int = 0  # the session (0, then one more per resume) that decided it
     decided_now: bool = False  # the replaying code has decided it too
     progress: int = 0  # bumped on every request and count: what held requests watch
+    last_sample_at: int = -1  # position in the trace of its latest recorded sample
 
     @property
     def decided(self) -> bool:
@@ -87,8 +88,12 @@ class Tape:
     for, and dropped once replay is done with them.
     """
 
-    def __init__(self, events: Iterable[dict[str, Any]], *, lazy: bool = True) -> None:
+    def __init__(self, events: Iterable[dict[str, Any]], *, lazy: bool = True, name: str = "the trace") -> None:
         self._events: Iterator[dict[str, Any]] = iter(events)
+        self.name = name  # for messages: the trace's path
+        self.position = 0  # events read so far
+        self.decisions = 0  # decision events read so far
+        self.last_decision_at = -1  # position of the latest one
         self._steps: dict[Hashable, StepTape | None] = {}  # None: done with, dropped
         self._eof = False
         self.segment = 0
@@ -114,6 +119,7 @@ class Tape:
         if event is None:
             self._eof = True
             return False
+        self.position += 1
         kind = event["type"]
         if kind == "resume":
             self.segment += 1
@@ -126,18 +132,24 @@ class Tape:
 
     def _file(self, event: dict[str, Any]) -> None:
         step = event["step"]
+        kind = event["type"]
         st = self._steps.get(step, ...)
+        if kind == "decision":
+            self.decisions += 1
+            self.last_decision_at = self.position
+            if st is None or (st is not ... and st.decision is not None):
+                raise TraceError(f"{self.name}: step {step!r} is decided twice (event {self.position + 1})")
         if st is None:
             return  # a late sample of a step replay is done with
         if st is ...:
             st = self._steps[step] = StepTape()
-        kind = event["type"]
         if kind == "sample":
             index = event["i"]
             if index in st.samples:
-                raise TraceError(f"step {step}: sample {index} is recorded twice")
+                raise TraceError(f"{self.name}: step {step!r}: sample {index} is recorded twice")
             st.samples[index] = event
             st.pending.append(index)
+            st.last_sample_at = self.position
         elif kind == "decision":
             st.decision, st.segment = event, self.segment
         else:
