@@ -26,10 +26,12 @@ from maker._runner import _execute, _plan_for
 from maker._shards import Shard
 from maker.backends._protocol import Completion
 from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape, completion_of
-from maker.errors import RunError, TraceMismatch, VoteUndecided
+from maker.errors import RunError, TraceError, TraceMismatch, VoteUndecided
 from maker.tasks._protocol import StepGraph, Task
-from maker.traces._reader import _Lines, read_events
+from maker.traces._reader import _Lines, _parse, read_events
 from maker.voting import Tally, Verdict, Voting
+
+FINISHED = ("solved", "failed", "measured")
 
 # Replay has no network to protect: every recorded sample may be "in flight" at
 # once, so that none waits for a slot while an earlier one waits for its turn.
@@ -70,6 +72,8 @@ class _Verifier(Recorder):
         super().__init__(None, progress)
         self.tape = tape
         self.unrecorded = 0
+        self.matched = 0  # decisions compared with the trace's and found equal
+        self.holes: list[tuple[Hashable, int]] = []  # (step decided without a decision line, its last sample)
 
     def sample(self, step: Hashable, index: int, temperature: float, c: Completion, v: Verdict, late: bool) -> None:
         if c is LOST:
@@ -102,8 +106,10 @@ class _Verifier(Recorder):
                     "prompt": d.prompt,
                 },
             )
+            self.matched += 1
         else:
             self.unrecorded += 1
+            self.holes.append((d.step, st.last_sample_at if st is not None else -1))
         super().decision(d, truth)
         self.tape.decided(d.step)
 
@@ -111,6 +117,7 @@ class _Verifier(Recorder):
         st = self.tape.step(step)
         if st is not None and st.decision is not None:
             _compare(step, st.decision, {"answer": _plain(output)})
+            self.matched += 1
         super().python_step(step, output)
         self.tape.decided(step)
 
@@ -166,13 +173,14 @@ async def areplay(
     header = next(events)
     task = task_of(header, task)
     steps = independent_of(header, independent if independent is not None else _independent_steps(path, header))
-    voting = replace(voting_of(header, voting), max_samples=_largest_cap(path, header))
+    voting = voting_of(header, voting)
+    voting = replace(voting, max_samples=_largest_cap(path, voting.max_samples))
     recorded = settings_of(header)
     # Without speculation: a speculative run's decisions are those of its adopted ballots, which
     # the tape hands out as if they had been drawn from the decided inputs (discarded ones aside).
     settings = replace(recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit, speculate=0)
     plan = _plan_for(task, settings, steps, Shard.of_header(header))
-    tape = Tape(events)
+    tape = Tape(events, name=str(path))
     backend = ReplayBackend(tape, header["model"])
     verifier = _Verifier(tape, progress)
     report = ReplayReport(path, task.name, header["model"], 0, 0, plan.total, None, "")
@@ -197,7 +205,7 @@ async def areplay(
     return report
 
 
-def _largest_cap(path: Path, header: dict[str, Any]) -> int:
+def _largest_cap(path: Path, cap: int) -> int:
     """The largest per-step sample cap any session ran with.
 
     Resume may raise the cap (to get a step past it); a cap only matters when a
@@ -205,10 +213,14 @@ def _largest_cap(path: Path, header: dict[str, Any]) -> int:
     and a step stopped at a smaller cap and continued later replays as continued.
     Found by a quick scan for resume lines, without parsing the others.
     """
-    cap = int(header["voting"]["max_samples"])
     for raw in _Lines(path):
         if raw.startswith(b'{"type":"resume"'):
-            cap = max(cap, int(json.loads(raw).get("max_samples", cap)))
+            # A torn or damaged line is skipped here: the reader reports it (or drops a
+            # torn last line) when replay reaches it; only a well-formed cap counts.
+            event = _parse(raw)
+            more = event.get("max_samples") if event is not None else None
+            if type(more) is int and more >= 1:
+                cap = max(cap, more)
     return cap
 
 
@@ -225,6 +237,7 @@ def _independent_steps(path: Path, header: dict[str, Any]) -> Sequence[int] | No
 
 def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
     end = tape.read_to_end()
+    _check_complete(report, verifier, tape, end)
     totals = verifier.totals
     counter = Recorder(None, totals=totals)  # discarded speculative samples: paid for, never voted
     for e in tape.discarded:
@@ -237,6 +250,8 @@ def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
         return
     report.recorded_outcome = end.get("outcome")
     if report.outcome == "history ends" or report.outcome != report.recorded_outcome:
+        if report.recorded_outcome in FINISHED:
+            report.reproduced = False  # the trace says it finished one way, its samples say otherwise
         return  # the replay stopped where the recording did not; totals cannot match
     replayed, recorded = totals.as_dict(), end.get("totals") or {}
     # Every total the trace's last `end` line has (all of them are counts, none is wall time).
@@ -244,6 +259,37 @@ def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
         k: (recorded[k], replayed[k]) for k in replayed if k in recorded and recorded[k] != replayed[k]
     }
     report.totals_match = not report.totals_differences
+    if not report.totals_match:
+        report.reproduced = False
+
+
+def _check_complete(report: ReplayReport, verifier: _Verifier, tape: Tape, end: dict[str, Any] | None) -> None:
+    """The trace holds the run the plan describes: no hole, no step twice, no step the plan lacks.
+
+    A decision line may be missing only at the very end (the process died
+    between a step's last sample and its decision): a step decided from its
+    samples alone must have no decision recorded after them.
+    """
+    for step, at in verifier.holes:
+        if tape.last_decision_at > at:
+            raise TraceError(
+                f"{tape.name}: step {step!r} has no decision line, but steps recorded after it do: "
+                "the trace has a hole (a line was removed)"
+            )
+    complete = report.outcome in FINISHED
+    if complete and tape.decisions > verifier.matched:
+        extra = next(
+            (step for step, st in tape.steps().items() if st.decision is not None and not st.decided_now), None
+        )
+        raise TraceError(
+            f"{tape.name}: the trace decides {tape.decisions - verifier.matched} step(s) the run does not have"
+            + (f" (step {extra!r})" if extra is not None else "")
+        )
+    if end is not None and end.get("outcome") in FINISHED and report.outcome == "history ends":
+        raise TraceError(
+            f"{tape.name}: the trace's end line says {end.get('outcome')!r}, but its decisions stop at step "
+            f"{report.stopped_at!r} of {report.total_steps}"
+        )
 
 
 def replay(trace: str | Path, **options: Any) -> ReplayReport:

@@ -14,6 +14,7 @@ sample is drawn, and they are neither paid for nor counted twice.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -39,13 +40,14 @@ from maker.backends._registry import open_backend
 from maker.backends._replay import ReplayBackend, Tape, completion_of
 from maker.errors import ConfigError, TraceError, TraceMismatch
 from maker.tasks._protocol import Chain, SampleableTask, StepGraph, Task
-from maker.traces._reader import read_events
+from maker.traces._reader import check_trace_file, read_events
 from maker.traces._repair import repair_tail
-from maker.traces._writer import TraceWriter, check_unlocked
+from maker.traces._writer import TraceLock, TraceWriter
 from maker.voting import Verdict, Voting
 
 # Finished runs: nothing left to resume.
 FINISHED = ("solved", "failed", "measured")
+STEP_EVENTS = ("sample", "decision", "step_error")
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class History:
     outcome: str | None = None  # the last session's end, if it ended; None after a crash
     cap: int = 0  # the per-step sample cap in force in the last session
     sessions: int = 1
+    events: int = 1  # every event read, the header included
 
 
 def read_history(path: Path, *, chain: bool, cap: int) -> History:
@@ -75,7 +78,10 @@ def read_history(path: Path, *, chain: bool, cap: int) -> History:
     recorder = Recorder(None, totals=history.totals)  # the very code that counted them the first time
     measuring = header.get("mode") == "independent"
     for event in events:
+        history.events += 1
         kind = event["type"]
+        if chain and kind in STEP_EVENTS and not (type(event["step"]) is int and event["step"] >= 0):
+            raise TraceError(f"{path}:{history.events}: step {event['step']!r} is not a step of a chain (0, 1, 2, ...)")
         if kind == "sample":
             _count_sample(recorder, history, event, chain)
         elif kind == "decision":
@@ -290,6 +296,7 @@ async def aresume(
     guard: Guard | None = None,
     budget: Budget | None = None,
     check: bool = True,
+    verify: bool = True,
 ) -> RunResult:
     """Continue the run that `trace` recorded; append to the same trace.
 
@@ -300,8 +307,43 @@ async def aresume(
     backend / model / endpoint: where samples come from; the backend must be the
         recorded model (default: the header's model, opened again).
     budget / guard: limits on what this session may spend (reused samples are free).
+    verify: first replay the committed steps from their recorded samples (no
+        model calls) and refuse a trace that does not reproduce (`TraceMismatch`,
+        `TraceError`): resume continues from what the samples say, never from a
+        damaged answer or vote. False skips it (a very long trace already
+        checked with `maker replay`).
     """
     path = Path(trace)
+    check_trace_file(path)
+    # The lock first, before one byte is read: held across reading, repair and every
+    # append, so a second resume of this trace is refused before it touches anything.
+    lock = TraceLock(path)
+    try:
+        header, history, run, voting, settings = await _prepare(
+            path, task, voting, independent, max_samples, concurrency, verify
+        )
+        backend, own = await _backend(header, backend, model, endpoint)
+        if budget is not None and budget.limited:
+            guard = with_budget(guard, budget.guard(backend.model))
+        try:
+            return await _continue(path, lock, history, run, voting, settings, backend, progress, guard, check)
+        finally:
+            if own:
+                await backend.aclose()
+    finally:
+        lock.release()  # a no-op once the writer took it over (its close releases it)
+
+
+async def _prepare(
+    path: Path,
+    task: Task | nx.DiGraph | None,
+    voting: Voting | None,
+    independent: Sequence[int] | None,
+    max_samples: int | None,
+    concurrency: int | None,
+    verify: bool,
+) -> tuple[dict[str, Any], History, _Run, Voting, RunSettings]:
+    """Everything the resumed session continues from, read (and checked) from the trace."""
     header = next(read_events(path))
     task = task_of(header, task)
     steps = independent_of(header, independent)
@@ -310,17 +352,30 @@ async def aresume(
     history = read_history(path, chain=chain, cap=voting.max_samples)
     if history.outcome in FINISHED:
         raise ConfigError(f"{path}: the run already finished ({history.outcome}); there is nothing to resume")
+    if verify:
+        await _verify(path, task, voting, steps)
     voting = replace(voting, max_samples=max_samples or history.cap)
     settings = settings_of(header, concurrency=concurrency)
-    run = _rebuild(task, history, settings, steps, Shard.of_header(header))
-    backend, own = await _backend(header, backend, model, endpoint)
-    if budget is not None and budget.limited:
-        guard = with_budget(guard, budget.guard(backend.model))
-    try:
-        return await _continue(path, history, run, voting, settings, backend, progress, guard, check)
-    finally:
-        if own:
-            await backend.aclose()
+    return header, history, _rebuild(task, history, settings, steps, Shard.of_header(header)), voting, settings
+
+
+async def _verify(path: Path, task: Task, voting: Voting, steps: Sequence[int] | None) -> None:
+    """Re-derive what resume continues from: replay the committed steps from their samples.
+
+    Every recorded sample is read again by the task's parser and vote keys, and
+    every committed step voted again, exactly as `maker replay` does: a trace
+    whose votes, answers or totals were damaged would otherwise be continued
+    from a wrong state (or reported solved). Refuses with the replay's
+    `TraceMismatch` or `TraceError`, before anything is appended.
+    """
+    from maker._replay import areplay  # replay imports the runner too; only resume needs it here
+
+    report = await areplay(path, task=task, voting=voting, independent=steps)
+    if not report.reproduced:
+        raise TraceError(
+            f"{path}: the trace does not replay to what it records (outcome {report.outcome}, "
+            f"recorded {report.recorded_outcome}); it was damaged or edited, so it is not resumed"
+        )
 
 
 async def _backend(
@@ -343,6 +398,7 @@ async def _backend(
 
 async def _continue(
     path: Path,
+    lock: TraceLock,
     history: History,
     run: _Run,
     voting: Voting,
@@ -352,14 +408,16 @@ async def _continue(
     guard: Guard | None,
     check: bool,
 ) -> RunResult:
-    check_unlocked(path)
-    repaired = repair_tail(path)
+    inode = lock.inode()
+    repaired = repair_tail(path)  # in place, under the lock: the same inode, mode and owner
+    if repaired.events != history.events or os.stat(path).st_ino != inode:
+        raise TraceError(f"{path}: the trace changed while it was being resumed; resume it again")
     # A speculative run's samples are reused by the prompt they answered (one step may hold
     # samples of several prompts); the others', by step, through a replaying backend.
     reuse = Reuse(history.unfinished) if settings.speculate else None
     tape = Tape.of_samples({} if reuse is not None else history.unfinished)
     reused = sum(len(v) for v in history.unfinished.values())
-    writer = TraceWriter(path, append=True)
+    writer = TraceWriter(path, lock=lock)
     writer.write(
         {
             "type": "resume",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maker.errors import MakerError, TraceError
 from maker.traces._reader import read_events
 from maker.traces._speculation import SpeculationStats
 
@@ -90,10 +91,17 @@ def summarize(trace: str | os.PathLike[str], *, step: Hashable | None = None, ha
     summary = TraceSummary(Path(trace), next(events), events=1)
     detail = StepDetail(step) if step is not None else None
     heap: list[tuple[int, int, int, dict[str, Any]]] = []
+    decided: set[Hashable] = set()
     for event in events:
         summary.events += 1
         kind = event["type"]
         summary.speculation.feed(event)
+        if kind == "decision":
+            if event["step"] in decided:
+                raise TraceError(f"{trace}:{summary.events}: step {event['step']!r} is decided twice")
+            decided.add(event["step"])
+        elif kind == "end":
+            _check_end(trace, summary, event, len(decided))
         if detail is not None and event.get("step") == step and kind in ("sample", "decision", "step_error"):
             _keep(detail, event)
         if kind == "sample":
@@ -112,6 +120,33 @@ def summarize(trace: str | os.PathLike[str], *, step: Hashable | None = None, ha
     summary.hardest = [entry[3] for entry in sorted(heap, key=lambda e: e[:3], reverse=True)]
     summary.detail = detail
     return summary
+
+
+def _check_end(trace: str | os.PathLike[str], summary: TraceSummary, end: dict[str, Any], decided: int) -> None:
+    """An `end` line is believed only if the trace agrees with it (it may have been edited)."""
+    where = f"{trace}:{summary.events}"
+    steps = end["totals"].get("steps")
+    if steps is not None and steps != decided:
+        raise TraceError(f"{where}: the end line counts {steps} steps decided, the trace decides {decided}")
+    outcome = end["outcome"]
+    total = _plan_size(summary.header)
+    if outcome in ("solved", "failed") and total is not None and decided != total:
+        raise TraceError(f"{where}: the end line says {outcome!r}, but the trace decides {decided} of {total} steps")
+
+
+def _plan_size(header: dict[str, Any]) -> int | None:
+    """How many steps the header's task has, if it is a task maker can rebuild (else None)."""
+    if header.get("mode", "sequential") != "sequential":
+        return None
+    task = header.get("task") or {}
+    try:
+        from maker.tasks._protocol import Chain
+        from maker.tasks._registry import build_task
+
+        plan = build_task(task.get("name"), **(task.get("params") or {})).plan()
+    except (KeyError, ValueError, TypeError, MakerError):  # not rebuildable: nothing to check against
+        return None
+    return plan.length if isinstance(plan, Chain) else int(plan.number_of_nodes())
 
 
 def _keep(detail: StepDetail, event: dict[str, Any]) -> None:

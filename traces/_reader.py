@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from maker.errors import TraceError
-from maker.traces._schema import EVENT_FIELDS, SCHEMA_VERSION
+from maker.traces._schema import EVENT_FIELDS, SCHEMA_VERSION, shape_problem
 
 # Named upgraders: version N → N+1, applied to each event of an older trace.
 UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -35,6 +35,7 @@ class _Lines:
         self.path = path
         self.torn = False
         self.number = 0
+        self.consumed = 0  # bytes of (decompressed) text up to the end of the line last yielded
 
     def __iter__(self) -> Iterator[bytes]:
         with open(self.path, "rb") as f:
@@ -42,11 +43,13 @@ class _Lines:
             f.seek(0)
             if not gz:
                 for self.number, raw in enumerate(f, start=1):
+                    self.consumed += len(raw)
                     yield raw
                 return
             stream = gzip.GzipFile(fileobj=f, mode="rb")
             try:
                 for self.number, raw in enumerate(stream, start=1):
+                    self.consumed += len(raw)
                     yield raw
             except EOFError:
                 # A prefix of a valid gzip stream (a crash mid-write): all before the cut is good.
@@ -78,11 +81,11 @@ def read_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     File-level problems (missing, directory, empty) raise at once; problems
     inside the file raise when the reader reaches them.
     """
-    return _events(check_trace_file(path))
+    path = check_trace_file(path)
+    return _events(path, _Lines(path))
 
 
-def _events(path: Path) -> Iterator[dict[str, Any]]:
-    lines = _Lines(path)
+def _events(path: Path, lines: _Lines) -> Iterator[dict[str, Any]]:
     version: int | None = None
     try:
         for raw in lines:
@@ -102,6 +105,11 @@ def _events(path: Path) -> Iterator[dict[str, Any]]:
             missing = _missing(event)
             if missing:
                 raise TraceError(f"{path}:{number}: corrupt trace line (a {event['type']} event without {missing!r})")
+            problem = shape_problem(event)
+            if problem:
+                raise TraceError(f"{path}:{number}: corrupt trace line (a {event['type']} event whose {problem})")
+            if (b"\\ud" in raw or b"\\uD" in raw) and not _encodable(event):
+                raise TraceError(f"{path}:{number}: corrupt trace line (a lone UTF-16 surrogate in a string)")
             yield event
     except OSError as exc:
         raise TraceError(f"{path}: cannot read trace ({exc.strerror or exc})") from None
@@ -114,7 +122,7 @@ def _events(path: Path) -> Iterator[dict[str, Any]]:
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
         event = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return None
@@ -128,6 +136,15 @@ _NEEDED = {
     **{kind: tuple(f for f in fields if f != "type") for kind, fields in EVENT_FIELDS.items()},
     "header": ("task", "model", "voting"),
 }
+
+
+def _encodable(event: dict[str, Any]) -> bool:
+    """False if a string holds a lone surrogate (valid JSON, but not text: it cannot be printed or written)."""
+    try:
+        json.dumps(event, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
 
 
 def _missing(event: dict[str, Any]) -> str | None:

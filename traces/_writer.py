@@ -44,10 +44,21 @@ def _event_encoder() -> Callable[[Any], str]:
 encode_event = _event_encoder()
 
 
-def _open(path: Path, append: bool) -> tuple[IO[bytes], IO[bytes]]:
+# Traces hold every prompt's reply and the run's settings: readable by their owner only.
+# (The umask may take more away; it cannot add.) Resume keeps whatever mode the file has.
+MODE = 0o600
+
+
+def _open(path: Path, append: bool, locked: IO[bytes] | None) -> tuple[IO[bytes], IO[bytes]]:
     """(the stream events are written to, the file under it), the file locked first."""
-    raw = open(path, "ab" if append else "xb", buffering=1 << 20)  # noqa: SIM115 - owned by the writer
-    _lock(path, raw)
+    if locked is not None:
+        raw = locked  # a resume's TraceLock: locked before the trace was read, and never let go
+    elif append:
+        raw = _locked(path)
+    else:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), MODE)
+        raw = os.fdopen(fd, "ab", buffering=1 << 20)
+        _lock(path, raw)
     if path.suffix == ".gz":
         # Level 1: most of gzip's size win on JSON for a fraction of its time. Appending
         # (resume) starts a new gzip member, which every gzip reader reads on as one stream.
@@ -71,10 +82,63 @@ def _lock(path: Path, raw: IO[bytes]) -> None:
         ) from None
 
 
-def check_unlocked(path: str | os.PathLike[str]) -> None:
-    """Raise `TraceError` if a live process holds `path` open as its trace writer."""
-    with open(path, "rb") as f:
-        _lock(Path(path), f)  # released when f closes
+def _locked(path: Path) -> IO[bytes]:
+    """`path` opened for appending (never created) and locked, or a one-line `TraceError`.
+
+    The lock lives on the file's inode, and every writer appends to (or repairs)
+    that same inode in place, so holding it excludes every other writer for as
+    long as it is held. Checked after locking: the path still names the locked
+    file (a file swapped in under the same name would otherwise go unguarded).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot open the trace for writing ({exc.strerror or exc})") from None
+    raw = os.fdopen(fd, "ab", buffering=1 << 20)
+    _lock(path, raw)
+    try:
+        same = os.stat(path).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        same = False
+    if not same:
+        raw.close()
+        raise TraceError(f"{path}: the trace was replaced while it was being opened; try again")
+    return raw
+
+
+class TraceLock:
+    """The one-writer lock of an existing trace, taken before anything reads or repairs it.
+
+    Resume takes it first, holds it while it reads the trace, cuts a torn tail
+    and appends, and hands it to its `TraceWriter` (`TraceWriter(path,
+    append=True, lock=lock)`), which releases it on close. A second resume of
+    the same trace is refused here, before it has read or changed one byte.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.file: IO[bytes] | None = _locked(self.path)
+
+    def inode(self) -> int:
+        assert self.file is not None
+        return os.fstat(self.file.fileno()).st_ino
+
+    def take(self) -> IO[bytes]:
+        """The locked file, handed over to a writer (which closes it, releasing the lock)."""
+        assert self.file is not None, "the lock was already handed over"
+        file, self.file = self.file, None
+        return file
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def __enter__(self) -> TraceLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class TraceWriter:
@@ -82,6 +146,9 @@ class TraceWriter:
 
     `commit_interval` (seconds) batches commits: 0 commits at every decision;
     gzip traces default to 1 s because each gzip flush costs compression.
+    A new trace is created with mode 0600 (owner only); `append=True` opens an
+    existing one (never creating it) and locks it; `lock` hands over a
+    `TraceLock` already held (resume), so the lock is never let go in between.
     """
 
     def __init__(
@@ -91,10 +158,12 @@ class TraceWriter:
         append: bool = False,
         commit_interval: float | None = None,
         fsync: bool = False,
+        lock: TraceLock | None = None,
     ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file, self._raw = _open(self.path, append)
+        if lock is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file, self._raw = _open(self.path, append or lock is not None, lock.take() if lock else None)
         self._gz = self.path.suffix == ".gz"
         self._pending: list[str] = []  # encoded events, turned into bytes once per batch
         self._interval = commit_interval if commit_interval is not None else (1.0 if self._gz else 0.0)

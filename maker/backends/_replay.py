@@ -76,6 +76,7 @@ class StepTape:
     # A speculative run's samples, by the fingerprint of the prompt they answered, until the
     # decision says which prompt was the decided one (the others were discarded, never voted).
     bases: dict[str, list[dict[str, Any]]] | None = None
+    last_sample_at: int = -1  # position in the trace of its latest recorded sample
 
     @property
     def decided(self) -> bool:
@@ -90,8 +91,12 @@ class Tape:
     for, and dropped once replay is done with them.
     """
 
-    def __init__(self, events: Iterable[dict[str, Any]], *, lazy: bool = True) -> None:
+    def __init__(self, events: Iterable[dict[str, Any]], *, lazy: bool = True, name: str = "the trace") -> None:
         self._events: Iterator[dict[str, Any]] = iter(events)
+        self.name = name  # for messages: the trace's path
+        self.position = 0  # events read so far
+        self.decisions = 0  # decision events read so far
+        self.last_decision_at = -1  # position of the latest one
         self._steps: dict[Hashable, StepTape | None] = {}  # None: done with, dropped
         self._eof = False
         self.segment = 0
@@ -120,6 +125,7 @@ class Tape:
         if event is None:
             self._eof = True
             return False
+        self.position += 1
         kind = event["type"]
         if kind == "resume":
             self.segment += 1
@@ -137,6 +143,11 @@ class Tape:
             self.discarded.append(event)
             return
         st = self._steps.get(step, ...)
+        if kind == "decision":
+            self.decisions += 1
+            self.last_decision_at = self.position
+            if st is None or (st is not ... and st.decision is not None):
+                raise TraceError(f"{self.name}: step {step!r} is decided twice (event {self.position + 1})")
         if st is None:
             return  # a late sample of a step replay is done with
         if st is ...:
@@ -146,9 +157,10 @@ class Tape:
         elif kind == "sample":
             index = event["i"]
             if index in st.samples:
-                raise TraceError(f"step {step}: sample {index} is recorded twice")
+                raise TraceError(f"{self.name}: step {step!r}: sample {index} is recorded twice")
             st.samples[index] = event
             st.pending.append(index)
+            st.last_sample_at = self.position
         elif kind == "decision":
             st.decision, st.segment = event, self.segment
             if st.bases is not None:
