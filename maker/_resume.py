@@ -336,7 +336,7 @@ async def aresume(
 
 async def _prepare(
     path: Path,
-    task: Task | nx.DiGraph | None,
+    task: Task | StepGraph | None,
     voting: Voting | None,
     independent: Sequence[int] | None,
     max_samples: int | None,

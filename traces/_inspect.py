@@ -143,7 +143,7 @@ def _plan_size(header: dict[str, Any]) -> int | None:
         from maker.tasks._protocol import Chain
         from maker.tasks._registry import build_task
 
-        plan = build_task(task.get("name"), **(task.get("params") or {})).plan()
+        plan = build_task(str(task.get("name")), **(task.get("params") or {})).plan()
     except (KeyError, ValueError, TypeError, MakerError):  # not rebuildable: nothing to check against
         return None
     return plan.length if isinstance(plan, Chain) else int(plan.number_of_nodes())
