@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,8 @@ def test_manifest_reads_like_a_trace_merge_analyze_show_replay(tmp_path: Path) -
     assert revoted.returncode == 0, revoted.stderr
 
 
-def _children(parent: int) -> list[int]:
-    """Shard worker processes started by `parent` (read from /proc, Linux)."""
+def _processes(match: Callable[[int, bytes], bool]) -> list[int]:
+    """Pids whose (parent pid, command line) match (read from /proc, Linux)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -130,10 +131,14 @@ def _children(parent: int) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent and b"maker._shard_worker" in cmdline:
+        if match(int(stat.rsplit(")", 1)[1].split()[1]), cmdline):
             found.append(int(entry.name))
     return found
+
+
+def _children(parent: int) -> list[int]:
+    """Shard worker processes started by `parent`."""
+    return _processes(lambda ppid, cmdline: ppid == parent and b"maker._shard_worker" in cmdline)
 
 
 def _decided(path: Path) -> int:
@@ -143,7 +148,7 @@ def _decided(path: Path) -> int:
         return 0
 
 
-def _start_slow_sharded(tmp_path: Path, run: Path) -> subprocess.Popen[str]:
+def _start_slow_sharded(tmp_path: Path, run: Path, *extra: str) -> subprocess.Popen[str]:
     """A sharded run slow enough (10 ms a sample) to be killed in the middle."""
     return subprocess.Popen(
         [
@@ -155,6 +160,7 @@ def _start_slow_sharded(tmp_path: Path, run: Path) -> subprocess.Popen[str]:
             "300",
             "--shards",
             "2",
+            *extra,
             "--model",
             "sim/gpt-4.1-mini?latency=0.01",
             "--concurrency",
@@ -278,15 +284,7 @@ def _ray_or_skip() -> None:
 
 def _ray_workers() -> list[int]:
     """Ray worker processes now running a shard (Ray names them after the task function)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::run_job"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+    return _processes(lambda _ppid, cmdline: cmdline.startswith(b"ray::run_job"))
 
 
 @pytest.mark.slow
@@ -294,34 +292,7 @@ def _ray_workers() -> list[int]:
 def test_ray_shards_decide_alike_and_a_killed_ray_worker_is_retried_without_paying_twice(tmp_path: Path) -> None:
     _ray_or_skip()
     run = tmp_path / "ray.d"
-    proc = subprocess.Popen(
-        [
-            *maker_command(),
-            "hanoi",
-            "--disks",
-            "10",
-            "--independent",
-            "300",
-            "--shards",
-            "2",
-            "--executor",
-            "ray",
-            "--model",
-            "sim/gpt-4.1-mini?latency=0.01",
-            "--concurrency",
-            "4",
-            "--trace",
-            str(run),
-            "--json",
-            "--quiet",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-        start_new_session=True,
-    )
+    proc = _start_slow_sharded(tmp_path, run, "--executor", "ray")
     try:
         _wait_for_decisions(run, proc)
         workers = _ray_workers()
