@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 from array import array
 from collections import Counter
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from maker.errors import TraceError
 from maker.traces._reader import read_events
 from maker.traces._speculation import SpeculationStats
 
@@ -74,8 +75,20 @@ def accumulate(path: str | os.PathLike[str]) -> Table:
     """Read a trace once and return its per-step table (raises TraceError on a bad file)."""
     events = read_events(path)
     table = Table(next(events))
-    _feed(table, events)
+    _feed(table, _once_each(path, events))
     return table
+
+
+def _once_each(path: str | os.PathLike[str], events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Refuse a step decided twice: counted twice, it would skew every rate (an edited or merged-twice trace)."""
+    decided: set[Hashable] = set()
+    for number, event in enumerate(events, start=2):
+        if event["type"] == "decision":
+            step = _hashable(event["step"])
+            if step in decided:
+                raise TraceError(f"{path}: step {event['step']!r} is decided twice (event {number})")
+            decided.add(step)
+        yield event
 
 
 def _feed(table: Table, events: Iterable[dict[str, Any]]) -> None:
