@@ -75,7 +75,7 @@ def test_every_reader_refuses_a_trace_the_plan_does_not_match(
     for command in commands:
         code = main([*command.split(), str(path)])
         out, err = capsys.readouterr()
-        assert code == 2, f"maker {command} on {edit}: exit {code}: {err}"
+        assert code == 2 and out == "", f"maker {command} on {edit}: exit {code}: {err}"
         assert err.startswith("maker: error: ") and err.count("\n") == 1, f"maker {command} on {edit}: {err}"
         assert str(path) in err and says in err, f"maker {command} on {edit}: {err}"
         assert path.read_bytes() == before
