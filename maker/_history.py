@@ -37,12 +37,12 @@ def task_of(header: dict[str, Any], task: Task | StepGraph | None = None) -> Tas
             )
         if not isinstance(name, str):
             raise TraceError(f"the trace's header names no task (task name {name!r})")
+        if not isinstance(params, dict):
+            raise TraceError(f"the trace's task parameters are not an object (got {params!r})")
         try:
             return build_task(name, **params)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise TraceError(
-                f"the trace's task {name!r} {params} cannot be rebuilt: {str(exc).strip(chr(39))}"
-            ) from None
+        except ConfigError as exc:
+            raise TraceError(f"the trace's task {name!r} {params} cannot be rebuilt: {exc}") from None
     if isinstance(task, nx.DiGraph):
         task = GraphTask(task)
     given = (task.name, _json(task.params()))
@@ -64,7 +64,7 @@ def voting_of(header: dict[str, Any], voting: Voting | None = None) -> Voting:
             )
         try:
             return Voting.from_dict(recorded)
-        except (KeyError, ValueError, TypeError) as exc:
+        except (ConfigError, KeyError, ValueError, TypeError) as exc:  # missing or mistyped header fields
             raise TraceError(f"the trace's voting settings cannot be rebuilt ({exc})") from None
     differences = voting_differences(recorded, voting.describe())
     if differences:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from maker.errors import ConfigError, MakerError
+from maker.errors import ConfigError, ServerError
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _READY = "maker-local-server listening "
@@ -142,8 +142,8 @@ class LocalServer:
         self.stop()
         where = f"; see {self.log_path}" if self.log_path else ""
         if code is None:
-            raise MakerError(f"the local model server did not start within {self.start_timeout:g} s{where}")
-        raise MakerError(f"the local model server exited with status {code} while starting{where}")
+            raise ServerError(f"the local model server did not start within {self.start_timeout:g} s{where}")
+        raise ServerError(f"the local model server exited with status {code} while starting{where}")
 
     @property
     def running(self) -> bool:

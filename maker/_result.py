@@ -37,8 +37,9 @@ class RunResult:
         return self.totals.samples / self.totals.llm_steps if self.totals.llm_steps else 0.0
 
     def raise_for_outcome(self) -> RunResult:
-        """Raise the run's error, if it stopped on one; return self otherwise."""
+        """Raise the run's error, if it stopped on one (with this result as its `.result`); return self otherwise."""
         if self.error is not None:
+            self.error.result = self
             raise self.error
         return self
 

@@ -283,8 +283,7 @@ async def _execute(
         "independent" if isinstance(plan, IndependentPlan) else "sequential",
     )
     if check and error is not None:
-        error.result = result  # type: ignore[attr-defined]
-        raise error
+        result.raise_for_outcome()
     return result
 
 

@@ -3,6 +3,7 @@
 ::
 
     MakerError
+    ├── ServerError           a server maker started itself (serve-local) failed to start or died
     ├── UsageError            the user asked for something impossible; one line, exit 2
     │   ├── ConfigError       bad settings, options or model names
     │   ├── PlanError         an invalid plan: cycle, missing input, unknown node
@@ -27,11 +28,32 @@ whatever was decided before them is already flushed to the trace.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:  # annotations only: this module imports nothing of maker at run time
+    from maker._result import RunResult
 
 
 class MakerError(Exception):
-    """Base of every maker exception."""
+    """Base of every maker exception. Never raised itself: every error has a kind below."""
+
+    def with_message(self, message: str) -> Self:
+        """The same error (same class, step, attempt, every field) with another message.
+
+        For adding context on the way out (the trace's path, say): rebuilding
+        it as `type(error)(message)` would lose its fields, and fails for the
+        errors whose constructor takes more than a message.
+        """
+        twin = type(self).__new__(type(self), message)
+        twin.__dict__.update(self.__dict__)
+        twin.args = (message,)
+        twin.__cause__, twin.__context__ = self.__cause__, self.__context__
+        twin.__suppress_context__ = self.__suppress_context__
+        return twin
+
+
+class ServerError(MakerError):
+    """A server maker started itself (`maker serve-local`) failed to start or stopped; its log says why."""
 
 
 class UsageError(MakerError):
@@ -51,12 +73,22 @@ class TraceError(UsageError):
 
 
 class RunError(MakerError):
-    """A run that started and stopped early. Everything decided before it is in the trace."""
+    """A run that started and stopped early. Everything decided before it is in the trace.
+
+    step, attempt: where it stopped (the step id and sample index), when it
+    stopped at one. result: the run's `RunResult` (outputs and totals so far),
+    attached when `RunResult.raise_for_outcome()` raises it; None otherwise.
+    """
+
+    step: Hashable | None
+    attempt: int | None
+    result: RunResult | None
 
     def __init__(self, message: str, *, step: Hashable | None = None, attempt: int | None = None) -> None:
         super().__init__(message)
         self.step = step
         self.attempt = attempt
+        self.result = None
 
 
 class VoteUndecided(RunError):
@@ -122,6 +154,7 @@ __all__ = [
     "MakerError",
     "PlanError",
     "RunError",
+    "ServerError",
     "StepFailed",
     "TraceError",
     "TraceMismatch",

@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 
+from maker.errors import ConfigError
 from maker.tasks._protocol import Chain, StepGraph, Task
 
 BATCH = "batch"  # the parameter a batch adds to its task's parameters
@@ -36,7 +37,7 @@ class Batch:
         for j, task in enumerate(self.tasks):
             part = task.plan()
             if isinstance(part, Chain):
-                raise ValueError(f"task {self.name!r} is a chain; a batch needs a task whose plan is a DAG")
+                raise ConfigError(f"task {self.name!r} is a chain; a batch needs a task whose plan is a DAG")
             for u, _v, data in part.edges(data=True):
                 data.setdefault(_INPUT, str(u))  # the input it feeds, before the id changes
             graph.update(nx.relabel_nodes(part, {n: _prefixed(j, n) for n in part}))

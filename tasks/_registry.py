@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from maker.errors import ConfigError
 from maker.tasks._batch import BATCH, Batch
 from maker.tasks._protocol import Chain, Oracle, Param, Task, TaskInfo
 
@@ -22,10 +23,11 @@ def task_names() -> list[str]:
 
 
 def task_info(name: str) -> TaskInfo:
+    """The registered task `name` (or alias); an unknown name is a ConfigError listing the known ones."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown task {name!r} (known: {', '.join(task_names())})") from None
+        raise ConfigError(f"unknown task {name!r} (known: {', '.join(task_names())})") from None
 
 
 def build_task(name: str, **options: Any) -> Task:
@@ -36,31 +38,43 @@ def build_task(name: str, **options: Any) -> Task:
     """
     count = options.pop(BATCH, None)
     if count is not None:
-        return _batch(name, int(count), options)
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ConfigError(f"batch must be an int, got {count!r}")
+        return _batch(name, count, options)
     info = task_info(name)
     known = {p.name: p for p in info.params}
     unknown = set(options) - set(known)
     if unknown:
-        raise ValueError(f"task {name!r} has no option {sorted(unknown)[0]!r}")
+        raise ConfigError(f"task {name!r} has no option {sorted(unknown)[0]!r}")
     values = {p.name: p.default for p in info.params}
     for key, value in options.items():
-        param = known[key]
-        if param.minimum is not None and value < param.minimum:
-            raise ValueError(f"--{key.replace('_', '-')} must be >= {param.minimum}, got {value}")
-        values[key] = value
+        values[key] = _checked(known[key], value)
     return info.factory(**values)
+
+
+def _checked(param: Param, value: Any) -> Any:
+    """One option's value, of the option's type and at least its minimum."""
+    flag = "--" + param.name.replace("_", "-")
+    if param.type is float and type(value) is int:
+        value = float(value)
+    typed = isinstance(value, param.type) and not (isinstance(value, bool) and param.type is not bool)
+    if not typed:
+        raise ConfigError(f"{flag} must be {param.type.__name__}, got {value!r}")
+    if param.minimum is not None and value < param.minimum:
+        raise ConfigError(f"{flag} must be >= {param.minimum}, got {value}")
+    return value
 
 
 def _batch(name: str, count: int, options: dict[str, Any]) -> Task:
     known = {p.name for p in task_info(name).params}
     if "instance" not in known:
-        raise ValueError(f"task {name!r} has no instances to batch (it takes no --instance)")
+        raise ConfigError(f"task {name!r} has no instances to batch (it takes no --instance)")
     if count < 1:
-        raise ValueError(f"a batch needs at least 1 instance, got {count}")
+        raise ConfigError(f"a batch needs at least 1 instance, got {count}")
     first = int(options.get("instance", 0))
     tasks = [build_task(name, **{**options, "instance": first + j}) for j in range(count)]
     if isinstance(tasks[0].plan(), Chain):
-        raise ValueError(f"task {name!r} is a chain; a batch needs a task whose plan is a DAG")
+        raise ConfigError(f"task {name!r} is a chain; a batch needs a task whose plan is a DAG")
     return Batch(name, tasks, {**options, "instance": first})
 
 

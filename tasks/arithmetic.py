@@ -23,6 +23,7 @@ from typing import Any
 
 import networkx as nx
 
+from maker.errors import ConfigError
 from maker.tasks._protocol import Inputs, Messages, StepGraph
 from maker.voting import ParseError
 
@@ -177,9 +178,9 @@ class Addition:
 
     def __post_init__(self) -> None:
         if not 1 <= self.digits <= MAX_DIGITS:
-            raise ValueError(f"digits must be between 1 and {MAX_DIGITS:,}, got {self.digits}")
+            raise ConfigError(f"digits must be between 1 and {MAX_DIGITS:,}, got {self.digits}")
         if self.instance < 0:
-            raise ValueError(f"instance must be >= 0, got {self.instance}")
+            raise ConfigError(f"instance must be >= 0, got {self.instance}")
 
     @property
     def numbers(self) -> tuple[str, str]:

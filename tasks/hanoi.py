@@ -15,6 +15,7 @@ from functools import lru_cache
 from random import Random
 from typing import Any
 
+from maker.errors import ConfigError
 from maker.tasks._protocol import Chain, Inputs, Messages
 from maker.voting import ParseError
 
@@ -233,7 +234,7 @@ class Hanoi:
 
     def __post_init__(self) -> None:
         if not 1 <= self.disks <= 30:
-            raise ValueError(f"disks must be between 1 and 30, got {self.disks}")
+            raise ConfigError(f"disks must be between 1 and 30, got {self.disks}")
 
     @property
     def steps(self) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 
 import networkx as nx
 
+from maker.errors import ConfigError
 from maker.tasks._protocol import Inputs, Messages, StepGraph
 from maker.voting import ParseError
 
@@ -145,9 +146,9 @@ class Sorting:
 
     def __post_init__(self) -> None:
         if not 2 <= self.length <= MAX_LENGTH:
-            raise ValueError(f"length must be between 2 and {MAX_LENGTH:,}, got {self.length}")
+            raise ConfigError(f"length must be between 2 and {MAX_LENGTH:,}, got {self.length}")
         if self.instance < 0:
-            raise ValueError(f"instance must be >= 0, got {self.instance}")
+            raise ConfigError(f"instance must be >= 0, got {self.instance}")
 
     @property
     def values(self) -> list[int]:

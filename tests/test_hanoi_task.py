@@ -8,6 +8,7 @@ from random import Random
 
 import pytest
 
+from maker.errors import ConfigError
 from maker.tasks import SampleableTask, build_task
 from maker.tasks.hanoi import (
     Hanoi,
@@ -297,7 +298,7 @@ def test_solved_means_zero_errors_and_the_goal_state() -> None:
     ],
 )
 def test_bad_task_options_are_errors(options: dict[str, int], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         build_task("hanoi", **options)
 
 

@@ -140,7 +140,7 @@ def test_backoff_doubles_up_to_its_cap_with_bounded_jitter():
 
 @pytest.mark.parametrize("knobs", [{"max_attempts": 0}, {"backoff": -1}, {"jitter": 1.5}])
 def test_retry_policy_is_validated(knobs):
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         RetryPolicy(**knobs)
 
 

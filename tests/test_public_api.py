@@ -63,6 +63,7 @@ PUBLIC = {
         "MakerError",
         "PlanError",
         "RunError",
+        "ServerError",
         "StepFailed",
         "TraceError",
         "TraceMismatch",

@@ -11,6 +11,7 @@ import math
 
 import pytest
 
+from maker.errors import ConfigError
 from maker.voting import (
     AheadByK,
     Majority,
@@ -143,7 +144,7 @@ def test_rules_round_trip_through_their_trace_description(rule: object) -> None:
     ],
 )
 def test_bad_settings_fail_at_construction(make: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         make()  # type: ignore[operator]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from maker.errors import ConfigError
 from maker.voting._redflags import RedFlag
 from maker.voting._rules import AheadByK, DecisionRule, rule_from_dict
 
@@ -26,12 +27,12 @@ class Voting:
 
     def __post_init__(self) -> None:
         if self.max_output_tokens < 1:
-            raise ValueError("max_output_tokens must be >= 1")
+            raise ConfigError("max_output_tokens must be >= 1")
         if self.max_samples < 1:
-            raise ValueError("max_samples must be >= 1")
+            raise ConfigError("max_samples must be >= 1")
         for t in (self.first_temperature, self.temperature):
             if not 0.0 <= t <= 2.0:
-                raise ValueError(f"temperature must be in [0, 2], got {t}")
+                raise ConfigError(f"temperature must be in [0, 2], got {t}")
 
     def temperature_for(self, sample_index: int) -> float:
         return self.first_temperature if sample_index == 0 else self.temperature

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from maker.errors import ConfigError
 from maker.voting._tally import Tally
 
 
@@ -46,7 +47,7 @@ class AheadByK:
 
     def __post_init__(self) -> None:
         if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
+            raise ConfigError(f"k must be >= 1, got {self.k}")
 
     def winner(self, tally: Tally) -> str | None:
         key, top, second = tally.leader()
@@ -80,7 +81,7 @@ class Majority:
 
     def __post_init__(self) -> None:
         if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
+            raise ConfigError(f"n must be >= 1, got {self.n}")
 
     def winner(self, tally: Tally) -> str | None:
         key, top, second = tally.leader()
@@ -127,4 +128,4 @@ def rule_from_dict(data: dict[str, object]) -> DecisionRule:
         return Majority(int(data["n"]))  # type: ignore[call-overload]
     if name == "single":
         return Single()
-    raise ValueError(f"unknown decision rule {name!r}")
+    raise ConfigError(f"unknown decision rule {name!r}")

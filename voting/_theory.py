@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 
+from maker.errors import ConfigError
+
 
 def _check_p(p: float) -> None:
     if not 0.0 < p <= 1.0:
-        raise ValueError(f"per-vote success p must be in (0, 1], got {p}")
+        raise ConfigError(f"per-vote success p must be in (0, 1], got {p}")
 
 
 def p_step(p: float, k: int) -> float:
@@ -32,7 +34,7 @@ def k_min(p: float, steps: int, target: float = 0.95, m: int = 1) -> int | None:
     """Smallest k reaching `target` whole-task success; None if voting cannot help (p <= 0.5)."""
     _check_p(p)
     if not 0.0 < target < 1.0:
-        raise ValueError(f"target must be in (0, 1), got {target}")
+        raise ConfigError(f"target must be in (0, 1), got {target}")
     if p <= 0.5:
         return None
     if p == 1.0:
@@ -52,5 +54,5 @@ def expected_votes(p: float, k: int) -> float:
 def expected_samples(p: float, k: int, valid_rate: float = 1.0) -> float:
     """Expected samples per step once red-flagged samples (1 - v) are counted."""
     if not 0.0 < valid_rate <= 1.0:
-        raise ValueError(f"valid rate must be in (0, 1], got {valid_rate}")
+        raise ConfigError(f"valid rate must be in (0, 1], got {valid_rate}")
     return expected_votes(p, k) / valid_rate

@@ -146,16 +146,13 @@ async def acalibrate(
     if not isinstance(task, SampleableTask):
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot be calibrated")
     steps = pick_steps(task.steps, samples, seed)
-    try:
-        voting = Voting(
-            rule=Single(),
-            first_temperature=temperature,
-            temperature=temperature,
-            max_output_tokens=max_output_tokens,
-            max_samples=max_samples,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    voting = Voting(
+        rule=Single(),
+        first_temperature=temperature,
+        temperature=temperature,
+        max_output_tokens=max_output_tokens,
+        max_samples=max_samples,
+    )
     run = {
         "model": model,
         "voting": voting,

@@ -10,13 +10,15 @@ each vote) and says how surprising a step that needed many votes is.
 
 from __future__ import annotations
 
+from maker.errors import ConfigError
+
 
 def undecided(p: float, k: int, votes: int) -> list[float]:
     """P(a step is still undecided after j votes), for j = 0..votes."""
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be in [0, 1], got {p}")
+        raise ConfigError(f"p must be in [0, 1], got {p}")
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise ConfigError(f"k must be >= 1, got {k}")
     q = 1.0 - p
     # mass[d + k] = P(lead d and still undecided); leads run over -(k-1)..k-1.
     mass = [0.0] * (2 * k + 1)

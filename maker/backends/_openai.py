@@ -173,10 +173,7 @@ class OpenAIOptions:
             if key in plain and plain[key] != value:
                 raise ConfigError(f"{key} is given twice with different values ({plain[key]!r} and {value!r})")
             plain[key] = value
-        try:
-            retry = RetryPolicy(**{k: _convert(k, v, _RETRY[k]) for k, v in options.items() if k in _RETRY})
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        retry = RetryPolicy(**{k: _convert(k, v, _RETRY[k]) for k, v in options.items() if k in _RETRY})
         return cls(retry=retry, **plain)
 
 

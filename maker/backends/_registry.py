@@ -62,10 +62,7 @@ def _open_sim(name: ModelName, settings: dict[str, object]) -> Backend:
     profile = PROFILES.get(name.name)
     if profile is None:
         raise ConfigError(f"unknown simulated model {name.name!r} (profiles: {', '.join(sorted(PROFILES))})")
-    try:
-        profile = profile.with_options(name.options)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    profile = profile.with_options(name.options)
     oracles = settings.get("oracles")  # a user's own steps (maker.sim_backend); default: the tasks'
     if oracles is not None and not isinstance(oracles, Iterable):
         raise ConfigError(f"oracles must be a list of oracles, got {type(oracles).__name__}")

@@ -24,6 +24,8 @@ from typing import TypeVar
 import anyio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from maker.errors import ConfigError
+
 T = TypeVar("T")
 
 # Statuses worth another try: the server is busy, overloaded, or restarting.
@@ -49,12 +51,12 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+            raise ConfigError(f"max_attempts must be >= 1, got {self.max_attempts}")
         for name in ("backoff", "backoff_max", "retry_after_max"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.jitter <= 1:
-            raise ValueError(f"jitter must be in [0, 1], got {self.jitter}")
+            raise ConfigError(f"jitter must be in [0, 1], got {self.jitter}")
 
     def backoff_wait(self, retry: int, rng: Random) -> float:
         """The wait before retry number `retry` (1-based) when the server gave no hint."""

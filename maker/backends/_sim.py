@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from maker.backends._protocol import Completion, Request
+from maker.errors import ConfigError
 from maker.tasks import Messages, Oracle, oracles
 
 
@@ -53,7 +54,7 @@ class SimProfile:
         for f in fields(self):
             value = getattr(self, f.name)
             if value < 0:
-                raise ValueError(f"sim option {f.name} must be >= 0, got {value}")
+                raise ConfigError(f"sim option {f.name} must be >= 0, got {value}")
         for name in (
             "error_rate",
             "hard_fraction",
@@ -64,7 +65,7 @@ class SimProfile:
             "ramble_error_rate",
         ):
             if getattr(self, name) > 1:
-                raise ValueError(f"sim option {name} is a probability, got {getattr(self, name)}")
+                raise ConfigError(f"sim option {name} is a probability, got {getattr(self, name)}")
 
     def with_options(self, options: dict[str, str]) -> SimProfile:
         """Apply `name=value` overrides (from `sim/PROFILE?name=value&...`)."""
@@ -72,11 +73,11 @@ class SimProfile:
         changes: dict[str, Any] = {}
         for name, raw in options.items():
             if name not in known:
-                raise ValueError(f"unknown sim option {name!r} (known: {', '.join(sorted(known))})")
+                raise ConfigError(f"unknown sim option {name!r} (known: {', '.join(sorted(known))})")
             try:
                 changes[name] = int(raw) if known[name] in ("int", int) else float(raw)
             except ValueError:
-                raise ValueError(f"sim option {name} needs a number, got {raw!r}") from None
+                raise ConfigError(f"sim option {name} needs a number, got {raw!r}") from None
         return replace(self, **changes)
 
 

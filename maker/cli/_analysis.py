@@ -215,10 +215,7 @@ def _add_calibrate_task(tasks: argparse._SubParsersAction[argparse.ArgumentParse
 def _calibrate(args: argparse.Namespace) -> int:
     from maker.cli._progress import RichProgress  # rich's progress machinery, only when calibrating
 
-    try:
-        task = build_task(args.task_name, **{name: getattr(args, name) for name in args.task_params})
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(str(exc).strip("'\"")) from None
+    task = build_task(args.task_name, **{name: getattr(args, name) for name in args.task_params})
     if not 0.0 <= args.temperature <= 2.0:
         raise ConfigError(f"temperature must be in [0, 2], got {args.temperature}")
     progress = None if (args.quiet or args.json) else RichProgress(label=f"calibrating {args.task_name}")

@@ -120,16 +120,13 @@ def voting_from(args: argparse.Namespace) -> Voting:
         rule = Single()
     else:
         rule = AheadByK(args.k)
-    try:
-        return Voting(
-            rule=rule,
-            first_temperature=args.first_temperature,
-            temperature=args.temperature,
-            max_output_tokens=args.max_output_tokens,
-            max_samples=args.max_samples_per_step,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return Voting(
+        rule=rule,
+        first_temperature=args.first_temperature,
+        temperature=args.temperature,
+        max_output_tokens=args.max_output_tokens,
+        max_samples=args.max_samples_per_step,
+    )
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:

@@ -16,15 +16,12 @@ from maker._runner import arun
 from maker.cli._common import backend_from, budget_from, settings_from, trace_from, voting_from
 from maker.cli._progress import RichProgress
 from maker.cli._summary import report
-from maker.errors import BackendError, ConfigError
+from maker.errors import BackendError
 from maker.tasks import build_task
 
 
 def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -> int:
-    try:
-        task = build_task(name, **options)
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(str(exc).strip("'\"")) from None
+    task = build_task(name, **options)
     if getattr(args, "shards", None):
         return _sharded(task, args)
     independent = choose_independent(task, getattr(args, "independent", None), args.seed)
@@ -37,7 +34,7 @@ def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -
     if isinstance(result.error, BackendError) and not args.json:
         # The endpoint failed (bad key, wrong model or URL, unreachable): one line says it all.
         where = f" (trace: {result.trace})" if result.trace else ""
-        raise type(result.error)(f"{result.error}{where}")
+        raise result.error.with_message(f"{result.error}{where}")
     return report(result, args.json)
 
 

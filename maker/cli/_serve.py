@@ -18,7 +18,7 @@ import anyio
 from maker._local_server import LocalServer, LocalServerConfig
 from maker.backends._sim_server import FAULT_KINDS, Faults, SimServer, SimServerConfig, run_sim_server
 from maker.cli._types import bounded, non_negative, non_negative_float, positive, probability
-from maker.errors import MakerError
+from maker.errors import ServerError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -177,7 +177,7 @@ def _serve_local(args: argparse.Namespace) -> int:
             )
             while server.running:
                 time.sleep(0.5)
-            raise MakerError(f"the local model server stopped unexpectedly; see {config.log}")
+            raise ServerError(f"the local model server stopped unexpectedly; see {config.log}")
         except KeyboardInterrupt:
             return 0
         finally:

@@ -82,7 +82,7 @@ def _resume(args: argparse.Namespace) -> int:
         )
     )
     if isinstance(result.error, BackendError) and not args.json:
-        raise type(result.error)(f"{result.error} (trace: {result.trace})")
+        raise result.error.with_message(f"{result.error} (trace: {result.trace})")
     return report(result, args.json)
 
 
@@ -195,7 +195,7 @@ def _replay_shards(args: argparse.Namespace, rules: list[DecisionRule]) -> int:
 def _recorded_rule(header: dict[str, Any]) -> str:
     try:
         return rule_name(rule_from_dict(header["voting"]).describe())
-    except (KeyError, ValueError, TypeError):
+    except (ConfigError, KeyError, ValueError, TypeError):
         return "an unknown rule"
 
 

@@ -1,0 +1,97 @@
+"""The public API's contract with its users: only maker's own errors escape, and errors keep what they carry."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import maker
+from maker import errors
+from maker.backends import RetryPolicy
+from maker.tasks import build_task, task_info
+from maker.voting import AheadByK, Majority, Voting, k_min, p_step, rule_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def maker_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "maker", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Voting(max_samples=0),
+        lambda: Voting(max_output_tokens=0),
+        lambda: Voting(temperature=3.0),
+        lambda: AheadByK(0),
+        lambda: Majority(0),
+        lambda: rule_from_dict({"rule": "plurality"}),
+        lambda: build_task("no-such-task"),
+        lambda: build_task("hanoi", pegs=4),
+        lambda: build_task("hanoi", disks=0),
+        lambda: build_task("hanoi", disks=31),
+        lambda: build_task("hanoi", disks="ten"),
+        lambda: build_task("sorting", batch=0),
+        lambda: build_task("hanoi", batch=2),
+        lambda: task_info("no-such-task"),
+        lambda: k_min(1.5, 100),
+        lambda: p_step(0.0, 3),
+        lambda: RetryPolicy(max_attempts=0),
+        lambda: maker.RunSettings(concurrency=0),
+        lambda: maker.open_backend("sim/gpt-4.1-mini?error_rate=2"),
+    ],
+)
+def test_bad_input_raises_a_config_error_not_a_builtin_one(make: Callable[[], Any]) -> None:
+    with pytest.raises(errors.ConfigError) as caught:
+        make()
+    assert not isinstance(caught.value, ValueError | KeyError | TypeError)
+    assert not str(caught.value).startswith(("'", '"'))  # a KeyError's quotes never reach the user
+
+
+def test_an_unknown_task_names_the_known_ones() -> None:
+    with pytest.raises(errors.ConfigError, match=r"unknown task 'nope' \(known: .*hanoi"):
+        build_task("nope")
+
+
+def test_with_message_keeps_the_class_and_every_field() -> None:
+    original = errors.VoteUndecided("s7", {"a": 2, "b": 1}, samples=9, flagged=3)
+    original.__cause__ = RuntimeError("why")
+    copy = original.with_message(f"{original} (trace: t.jsonl)")
+    assert type(copy) is errors.VoteUndecided
+    assert str(copy).endswith("(trace: t.jsonl)")
+    assert (copy.step, copy.attempt, copy.counts, copy.samples, copy.flagged) == ("s7", 9, {"a": 2, "b": 1}, 9, 3)
+    assert copy.__cause__ is original.__cause__
+    assert str(original).endswith("votes: 2× a, 1× b")  # the original is untouched
+
+    budget = errors.BudgetExceeded("max_cost", "$1 spent", step=4).with_message("stopped")
+    assert (type(budget), budget.limit, budget.step, str(budget)) == (errors.BudgetExceeded, "max_cost", 4, "stopped")
+
+
+def test_run_error_declares_its_result() -> None:
+    error = errors.StepFailed("boom", step=1, attempt=0)
+    assert error.result is None
+
+
+def test_maker_error_itself_is_never_raised() -> None:
+    raised = []
+    for path in [*ROOT.glob("maker/**/*.py"), *ROOT.glob("tasks/*.py"), *ROOT.glob("voting/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                if isinstance(func, ast.Name) and func.id == "MakerError":
+                    raised.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert raised == []
+
+
+def test_the_cli_prints_a_task_the_library_refuses_as_one_line(tmp_path: Path) -> None:
+    for command in ("run", "calibrate"):
+        done = maker_cli(command, "hanoi", "--disks", "31", "--no-trace", "--quiet", cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr == "maker: error: disks must be between 1 and 30, got 31\n"
