@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _http import clean_env, maker_command
+from _cli import run_maker, start_maker
 from test_trace_schema import check
 
 import maker
@@ -35,13 +35,11 @@ DECISION_FIELDS = ("step", "kind", "winner", "answer", "votes", "samples", "flag
 
 
 def maker_cli(*args: str, cwd: Path, **popen: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*maker_command(), *args], cwd=cwd, env=clean_env(), **popen)
+    return start_maker(*args, cwd=cwd, **popen)
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*maker_command(), *args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120
-    )
+    return run_maker(*args, cwd=cwd)
 
 
 def hanoi_args(trace: Path) -> list[str]:
