@@ -67,20 +67,56 @@ class WordStep:
         return self.truth
 
 
+class Meeting:
+    """Holds whoever arrives until `size` have arrived, then lets everyone through.
+
+    A test that claims "these ran at the same time" waits on this instead of a
+    sleep: under any load, the first `size` arrivals were all in progress at once
+    when it opens. If they never can be (the code under test runs them one after
+    another), the test fails with a clear message instead of passing by luck.
+    """
+
+    def __init__(self, size: int, *, patience: float = 60.0) -> None:
+        self.size, self.patience = size, patience
+        self.arrived = 0
+        self._open: anyio.Event | None = None  # made in the event loop of the first arrival
+
+    async def arrive(self) -> None:
+        self.arrived += 1
+        if self._open is None:
+            self._open = anyio.Event()
+        if self.arrived >= self.size:
+            self._open.set()
+            return
+        with anyio.move_on_after(self.patience) as scope:
+            await self._open.wait()
+        if scope.cancelled_caught:
+            raise AssertionError(f"only {self.arrived} of {self.size} were ever in progress at once")
+
+
 class ScriptedBackend:
     """Replies from a script: a list (every step), a {step: list} map, or a function of the request.
 
     gated: each request waits until `release` lets it answer, so the test picks the
     arrival order. instant: advertise `instant` so the microagent samples in order.
+    meet: the first `meet` requests wait for each other (see `Meeting`) before answering.
     """
 
     def __init__(
-        self, script: Script, *, gated: bool = False, instant: bool = False, delay: float = 0.0, tokens_out: int = 20
+        self,
+        script: Script,
+        *,
+        gated: bool = False,
+        instant: bool = False,
+        delay: float = 0.0,
+        tokens_out: int = 20,
+        meet: int = 0,
     ) -> None:
         self.model = "scripted/test"
         self.script = script
         self.gated = gated
         self.delay = delay
+        self.meeting = Meeting(meet) if meet else None
         self.tokens_out = tokens_out
         if instant:
             self.instant = True
@@ -94,6 +130,8 @@ class ScriptedBackend:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.meeting is not None:
+                await self.meeting.arrive()
             if self.gated:
                 await self._gate(request.step, request.sample).wait()
             elif self.delay:

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import run_json as cli_json
+from _cli import run_maker
 
 from maker.traces._reader import load_trace
 
 
 def maker_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).with_name("maker")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "maker.cli"]
-    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return run_maker(*args, cwd=cwd)
 
 
 def run_json(*args: str, cwd: Path) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
-    done = maker_cli("hanoi", *args, "--json", cwd=cwd)
-    lines = done.stdout.splitlines()
-    assert len(lines) == 1, f"--json must print exactly one line on stdout, got {done.stdout!r} ({done.stderr})"
-    summary = json.loads(lines[0])
-    assert isinstance(summary, dict)
-    return summary, done
+    return cli_json("hanoi", *args, cwd=cwd)
 
 
 def test_json_prints_one_object_with_the_run_summary(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import networkx as nx
 import pytest
+from _scripted import Meeting
 
 import maker
 from maker.backends._protocol import Backend, Completion, Request
@@ -62,15 +63,22 @@ def sim(profile: str = "gpt-4.1-mini?error_rate=0.2", seed: int = 0) -> Backend:
 
 
 class Timed:
-    """A backend that notes when each request starts and ends around the real one."""
+    """A backend that notes when each request starts and ends around the real one.
 
-    def __init__(self, inner: Backend) -> None:
+    The first samples of the steps in `meet` wait for each other (see `Meeting`) before
+    answering, so "they overlapped" follows from the order of events under any load.
+    """
+
+    def __init__(self, inner: Backend, meet: tuple[str, ...] = ()) -> None:
         self.inner = inner
         self.model = inner.model
         self.spans: list[tuple[Any, int, float, float]] = []
+        self.meet, self.meeting = meet, Meeting(len(meet))
 
     async def complete(self, request: Request) -> Completion:
         start = time.perf_counter()
+        if request.step in self.meet and request.sample == 0:
+            await self.meeting.arrive()
         completion = await self.inner.complete(request)
         self.spans.append((request.step, request.sample, start, time.perf_counter()))
         return completion
@@ -87,6 +95,7 @@ def overlap(spans: list[tuple[float, float]]) -> bool:
 # -- a mixed DAG: python and voted LLM steps, fan-out and fan-in, five layers -----------------
 
 SPANS: dict[str, tuple[float, float]] = {}
+SLOW_LENS = Meeting(2)
 
 
 @maker.python_step
@@ -102,6 +111,7 @@ async def slow_len(xs: list[int], tag: str) -> int:
     import anyio
 
     start = time.perf_counter()
+    await SLOW_LENS.arrive()
     await anyio.sleep(0.05)
     SPANS[tag] = (start, time.perf_counter())
     return len(xs)
@@ -131,8 +141,10 @@ def mixed_dag() -> maker.DAG:
 
 
 def test_mixed_dag_results_concurrency_and_trace(tmp_path):
+    global SLOW_LENS
     SPANS.clear()
-    backend = Timed(sim("gpt-4.1-mini?error_rate=0.2&latency=0.05&latency_sigma=0"))
+    SLOW_LENS = Meeting(2)
+    backend = Timed(sim("gpt-4.1-mini?error_rate=0.2&latency=0.05&latency_sigma=0"), meet=("pair0", "pair1", "pair2"))
     result = maker.run(mixed_dag(), backend=backend, trace=tmp_path / "mixed.jsonl")
 
     assert result.solved and result.outcome == "solved"

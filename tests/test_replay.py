@@ -9,7 +9,7 @@ from random import Random
 from typing import Any
 
 import pytest
-from _http import clean_env, maker_command
+from _cli import run_maker
 from _scripted import WordStep
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,9 +29,7 @@ HOSTILE = "sim/hostile?latency=0.0002"  # red flags, contested steps, samples la
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*maker_command(), *args], cwd=cwd, env=clean_env(COLUMNS="200"), capture_output=True, text=True, timeout=120
-    )
+    return run_maker(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import networkx as nx
 import pytest
-from _scripted import ScriptedBackend, WordStep, vote
+from _scripted import Meeting, ScriptedBackend, WordStep, vote
 
 import maker
 from maker.errors import StepFailed, VoteUndecided
@@ -23,13 +23,22 @@ from maker.voting import AheadByK, Voting
 
 
 class Logged:
-    """A plain Python step that logs when it starts and ends, waiting a little in between."""
+    """A plain Python step that logs when it starts and ends.
 
-    def __init__(self, log: list[tuple[str, Any]], name: Any, fail: bool = False) -> None:
-        self.log, self.name, self.fail = log, name, fail
+    In between it waits at `meeting` (if any) until enough steps are running at
+    once, so a claim about overlap rests on a condition, not on a sleep being long
+    enough under load; otherwise it yields a little.
+    """
+
+    def __init__(
+        self, log: list[tuple[str, Any]], name: Any, fail: bool = False, meeting: Meeting | None = None
+    ) -> None:
+        self.log, self.name, self.fail, self.meeting = log, name, fail, meeting
 
     async def run(self, inputs: dict[str, Any]) -> Any:
         self.log.append(("start", self.name))
+        if self.meeting is not None:
+            await self.meeting.arrive()
         await anyio.sleep(0.01)
         if self.fail:
             raise RuntimeError("disk full")
@@ -45,10 +54,10 @@ def most_at_once(log: list[tuple[str, Any]]) -> int:
     return peak
 
 
-def wide(log: list[tuple[str, Any]], width: int) -> nx.DiGraph:
+def wide(log: list[tuple[str, Any]], width: int, meeting: Meeting | None = None) -> nx.DiGraph:
     graph = nx.DiGraph()
     for i in range(width):
-        graph.add_node(f"w{i}", step=Logged(log, f"w{i}"))
+        graph.add_node(f"w{i}", step=Logged(log, f"w{i}", meeting=meeting))
     return graph
 
 
@@ -57,7 +66,7 @@ def wide(log: list[tuple[str, Any]], width: int) -> nx.DiGraph:
 async def test_independent_steps_overlap_up_to_the_limit(tmp_path: Path, limit: int) -> None:
     log: list[tuple[str, Any]] = []
     result = await maker.arun(
-        wide(log, 24),
+        wide(log, 24, Meeting(limit)),
         settings=maker.RunSettings(concurrency=limit),
         trace=tmp_path / "t.jsonl",
         backend=ScriptedBackend([]),
@@ -73,7 +82,7 @@ async def test_llm_steps_overlap_and_requests_stay_under_the_concurrency_limit(t
     graph = nx.DiGraph()
     for i in range(12):
         graph.add_node(f"q{i}", step=WordStep(truth="A"))
-    backend = ScriptedBackend([vote("A")] * 3, delay=0.01)
+    backend = ScriptedBackend([vote("A")] * 3, meet=5)
     settings = maker.RunSettings(concurrency=5, max_steps=12)
     result = await maker.arun(
         graph, backend=backend, settings=settings, voting=Voting(rule=AheadByK(3)), trace=tmp_path / "t.jsonl"
@@ -126,8 +135,9 @@ class Constant:
 async def test_a_step_runs_only_after_all_its_inputs(tmp_path: Path) -> None:
     log: list[tuple[str, Any]] = []
     graph = nx.DiGraph()
+    both = Meeting(2)
     for name in ("a", "b", "c", "d"):
-        graph.add_node(name, step=Logged(log, name))
+        graph.add_node(name, step=Logged(log, name, meeting=both if name in "ab" else None))
     graph.add_edges_from([("a", "c"), ("b", "c"), ("c", "d")])
     await maker.arun(graph, trace=False, backend=ScriptedBackend([]))
 

@@ -11,11 +11,11 @@ import contextlib
 import itertools
 import json
 import subprocess
-import sys
 from random import Random
 
 import networkx as nx
 import pytest
+from _cli import run_maker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +31,7 @@ NOISY = "sim/gpt-4.1-mini?error_rate=0.02"
 
 
 def maker_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "maker.cli", *args], capture_output=True, text=True, timeout=120)
+    return run_maker(*args)
 
 
 # -- the headline, through the CLI -------------------------------------------------------------

@@ -1,7 +1,8 @@
 """`maker serve-sim` and `maker serve-local`: OpenAI-compatible servers on 127.0.0.1.
 
-Each prints its base URL as the only line on stdout (scripts read it), a
-hint on stderr, and serves until Ctrl-C.
+Each prints a hint on stderr, then its base URL as the only line on stdout
+(scripts read it: once the URL is there, the server is ready and the hint is
+already written), and serves until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -138,7 +139,6 @@ def _serve_sim(args: argparse.Namespace) -> int:
     )
 
     def ready(server: SimServer) -> None:
-        print(server.base_url, flush=True)
         model = config.model_ids[0]
         faults = config.faults.total
         print(
@@ -148,6 +148,7 @@ def _serve_sim(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        print(server.base_url, flush=True)
 
     anyio.run(run_sim_server, config, ready)
     return 0
@@ -168,13 +169,13 @@ def _serve_local(args: argparse.Namespace) -> int:
     with _stop_on_sigterm():
         try:
             url = server.start()
-            print(url, flush=True)
             print(
                 f"serving {config.model_path().name} as {config.alias} (log: {config.log}); "
                 f"try: maker hanoi --model openai/{config.alias} --base-url {url}\nCtrl-C stops it.",
                 file=sys.stderr,
                 flush=True,
             )
+            print(url, flush=True)
             while server.running:
                 time.sleep(0.5)
             raise ServerError(f"the local model server stopped unexpectedly; see {config.log}")
