@@ -13,10 +13,10 @@ which no longer matches its history says so.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -30,6 +30,9 @@ from maker.errors import RunError, TraceError, TraceMismatch, VoteUndecided
 from maker.tasks._protocol import StepGraph, Task
 from maker.traces._reader import _Lines, _parse, read_events
 from maker.voting import Tally, Verdict, Voting
+
+if TYPE_CHECKING:
+    from maker._replay_fast import OnceProgress
 
 FINISHED = ("solved", "failed", "measured")
 
@@ -172,6 +175,51 @@ async def areplay(
     events = read_events(path)
     header = next(events)
     task = task_of(header, task)
+    fast = _try_fast(path, header, task, voting, independent, progress)
+    if isinstance(fast, ReplayReport):
+        return fast
+    try:
+        return await _replay_full(path, events, header, task, voting, independent, fast)
+    finally:
+        if fast is not None:
+            fast.close()
+
+
+def _try_fast(
+    path: Path,
+    header: dict[str, Any],
+    task: Task,
+    voting: Voting | None,
+    independent: Sequence[int] | None,
+    progress: Progress | None,
+) -> ReplayReport | OnceProgress | None:
+    """The tight-loop replay's report, or the progress the full replay goes on with."""
+    from maker._replay_fast import Fallback, OnceProgress, fast_chain, replay_chain  # it builds on this module
+
+    chain = fast_chain(header, task, independent)
+    if chain is None:
+        return None if progress is None else OnceProgress(progress)
+    once = None if progress is None else OnceProgress(progress)
+    try:
+        # Synchronous on purpose: nothing else runs in this event loop, and Ctrl-C stops it at once.
+        report = replay_chain(path, task, chain, voting_of(header, voting), header["model"], once)
+    except Fallback:
+        return once
+    if once is not None:
+        once.close()
+    return report
+
+
+async def _replay_full(
+    path: Path,
+    events: Iterator[dict[str, Any]],
+    header: dict[str, Any],
+    task: Task,
+    voting: Voting | None,
+    independent: Sequence[int] | None,
+    progress: Progress | None,
+) -> ReplayReport:
+    """Re-execute the run with the whole runtime (see the module's docstring)."""
     steps = independent_of(header, independent if independent is not None else _independent_steps(path, header))
     voting = voting_of(header, voting)
     voting = replace(voting, max_samples=_largest_cap(path, voting.max_samples))
