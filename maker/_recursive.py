@@ -277,7 +277,6 @@ class RecursivePlan(Plan):
                 raise PlanError(f"recursive problem id {root!r} must be a non-empty string without '.' or ':'")
             key = self.problem.problem_key(problem)
             self._add_problem(_Problem(root, problem, 0, root, None, (key,)))
-        self.total = self.graph.number_of_nodes()
 
     # -- growth --------------------------------------------------------------------------
 
@@ -294,7 +293,8 @@ class RecursivePlan(Plan):
             node, step=self.steps[role], args={"problem": p.problem}, role=role, path=p.path, depth=p.depth
         )
         self.sizes[p.root] = self.sizes.get(p.root, 0) + 1
-        self.total = self.graph.number_of_nodes()
+        # Steps as the totals count decisions: a judged node decides its candidates, then its choice.
+        self.total += 2 if self.steps[role].role.judged else 1
 
     def extend(self, done: Hashable) -> Iterable[Hashable]:
         data = self.graph.nodes[done]
@@ -475,3 +475,83 @@ def recursive_plan(
     from a task's `plan()`). A sequence is named "0", "1", …; a mapping by its keys."""
     roots = dict(problems) if isinstance(problems, Mapping) else {str(i): p for i, p in enumerate(problems)}
     return RecursiveDAG(problem, roots, limits)
+
+
+@dataclass(slots=True)
+class TreeNode:
+    """One problem of a recorded decomposition tree (`decomposition_tree`)."""
+
+    path: str
+    problem: Any = None  # from its parent's decided split; None for a root (the trace holds only its id)
+    decomposition: Any = None
+    answer: Any = None
+    role: str | None = None  # the role that answered it: solve or compose
+    samples: int = 0  # every sample drawn for it: candidates, judges, keyed votes
+    wrong: list[str] = field(default_factory=list)  # roles whose decision ground truth scored wrong
+    error: str | None = None
+    children: list[TreeNode] = field(default_factory=list)
+
+
+def decomposition_tree(events: Iterable[Mapping[str, Any]], root: str) -> TreeNode:
+    """Rebuild one root problem's decomposition tree from a trace's events (`maker trace show --tree`)."""
+    nodes: dict[str, TreeNode] = {}
+    for e in events:
+        step = e.get("step")
+        if e.get("type") not in ("decision", "step_error") or not isinstance(step, str):
+            continue
+        path, _, role = step.partition(":")
+        if not _under(path, root):
+            continue
+        node = nodes.setdefault(path, TreeNode(path))
+        _take(node, role, e)
+    if root not in nodes:
+        raise ConfigError(f"the trace has no decisions of problem {root!r}")
+    for path, node in sorted(nodes.items(), key=lambda kv: [int(x) if x.isdigit() else -1 for x in kv[0].split(".")]):
+        parent = nodes.get(path.rpartition(".")[0]) if "." in path else None
+        if parent is not None:
+            parent.children.append(node)
+            parts = (parent.decomposition or {}).get("parts") or []
+            index = int(path.rpartition(".")[2])
+            node.problem = parts[index] if index < len(parts) else None
+    return nodes[root]
+
+
+def _take(node: TreeNode, role: str, e: Mapping[str, Any]) -> None:
+    node.samples += int(e.get("samples") or 0)
+    if e["type"] == "step_error":
+        node.error = str(e.get("message"))
+        return
+    if role.endswith(":candidates"):
+        return
+    if e.get("correct") is False:
+        node.wrong.append(role)
+    if role == DECOMPOSE:
+        node.decomposition = e.get("answer")
+    else:
+        node.answer, node.role = e.get("answer"), role
+
+
+def render_tree(node: TreeNode, describe: Callable[[Any], str] = _short) -> list[str]:
+    """The tree as indented text lines, one problem a line."""
+    lines: list[str] = []
+
+    def walk(n: TreeNode, prefix: str, last: bool, top: bool) -> None:
+        what = describe(n.problem) if n.problem is not None else ""
+        if n.decomposition is None:
+            how = "undecided"
+        elif is_atomic(n.decomposition):
+            how = "atomic"
+        else:
+            how = f"split into {len(n.decomposition.get('parts') or [])}"
+        answer = "" if n.role is None else f" → {_short(n.answer, 40)}"
+        verdict = f"  ✗ wrong: {', '.join(n.wrong)}" if n.wrong else ""
+        error = f"  ERROR: {n.error}" if n.error else ""
+        branch = "" if top else ("└── " if last else "├── ")
+        body = f"{n.path}  {what}  [{how}]{answer}  ({n.samples} samples){verdict}{error}"
+        lines.append(prefix + branch + body.replace("    ", "  "))
+        inner = prefix + ("" if top else ("    " if last else "│   "))
+        for i, child in enumerate(n.children):
+            walk(child, inner, i == len(n.children) - 1, False)
+
+    walk(node, "", True, True)
+    return lines
