@@ -139,6 +139,10 @@ def make_plan(source: StepGraph | Chain, *, window: int = 64) -> Plan:
         if source.length < 1:
             raise PlanError("a chain needs at least one step")
         return ChainPlan(source, window)
+    grow = getattr(source, "as_plan", None)
+    if grow is not None:  # a DAG that grows while it runs (maker._recursive): it validates itself
+        plan: Plan = grow(window)
+        return plan
     if not isinstance(source, nx.DiGraph):
         raise PlanError(f"a plan must be a networkx DiGraph or a Chain, got {type(source).__name__}")
     validate(source)

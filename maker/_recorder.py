@@ -64,6 +64,9 @@ class Decision:
     flagged: int
     rounds: int
     prompt: str | None = None  # traces._schema.prompt_digest of the step's messages
+    # "llm" for a voted step; "candidates" for the collection of a judged vote (maker._recursive),
+    # whose answer is every distinct candidate: re-voting skips it, the judges' votes are the vote.
+    kind: str = "llm"
 
 
 class Recorder:
@@ -122,7 +125,7 @@ class Recorder:
                 {
                     "type": "decision",
                     "step": d.step,
-                    "kind": "llm",
+                    "kind": d.kind,
                     "winner": d.winner,
                     "answer": d.answer,
                     "votes": d.votes,

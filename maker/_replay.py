@@ -94,6 +94,8 @@ class _Verifier(Recorder):
 
     def decision(self, d: Decision, truth: str | None) -> None:
         st = self.tape.get(d.step)
+        if st is None and d.samples == 0:
+            st = self.tape.step(d.step)  # decided without a sample (a judged vote's lone candidate): read it now
         if st is not None and st.decision is not None:
             _compare(
                 d.step,

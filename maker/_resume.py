@@ -275,6 +275,9 @@ def _rebuild(
     if shard is not None:
         source = shard_graph(source, shard)
     full = make_plan(source, window=settings.window)
+    resume_from = getattr(full, "resume_from", None)
+    if resume_from is not None:  # a DAG that grows as it runs (maker._recursive): it walks its committed part again
+        return _Run(task, resume_from(history.committed), dict(history.committed))
     unknown = [s for s in history.committed if s not in full.graph]
     if unknown:
         raise TraceError(f"the trace commits step {unknown[0]!r}, which the task's plan does not have")

@@ -227,8 +227,10 @@ async def _execute(
     try:
         async with anyio.create_task_group() as samples:
             agent = Microagent(backend, recorder, anyio.CapacityLimiter(settings.concurrency), samples, guard)
+            # A plan that votes its own steps (maker._recursive: judged votes, a growing DAG).
+            own = getattr(plan, "executor", None)
             # Independent steps are measurements: an undecided one is a data point, not a reason to stop.
-            if settings.speculate and not isinstance(plan, IndependentPlan):
+            if settings.speculate and not isinstance(plan, IndependentPlan) and own is None:
                 outputs = await run_speculative(
                     plan,
                     agent,
@@ -239,7 +241,11 @@ async def _execute(
                     reuse=reuse,
                 )
             else:
-                execute = partial(_step, agent, recorder, voting, isinstance(plan, IndependentPlan))
+                execute = (
+                    own(agent, recorder, voting)
+                    if own is not None
+                    else partial(_step, agent, recorder, voting, isinstance(plan, IndependentPlan))
+                )
                 outputs = await run_plan(plan, execute, max_steps=settings.step_limit)
         solved = task.solved(outputs, recorder.totals.errors)
         outcome = "solved" if solved else "failed"

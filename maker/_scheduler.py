@@ -68,7 +68,9 @@ async def run_plan(plan: Plan, execute: Execute, *, max_steps: int) -> dict[Hash
             waiting[new] = sum(1 for p in preds if p not in outputs)
             unread[new] = 0
             for pred in preds:
-                unread[pred] += 1
+                # A growing plan may feed a new node from one that had no consumer when it
+                # committed (a recursive plan's sub-answer, read by a composition added later).
+                unread[pred] = unread.get(pred, 0) + 1
             if waiting[new] == 0:
                 ready.append(new)
         for succ in successors:

@@ -13,6 +13,7 @@
         ├── BudgetExceeded    the next request would cross a cost, sample or token limit
         ├── TraceMismatch     replay/resume: the code decided differently from the trace
         ├── StepFailed        a plain Python step raised
+        ├── DecompositionError  a recursive plan's decided split is runaway (depth or node cap) or cyclic
         └── BackendError      the model endpoint failed in a way retries cannot fix
             ├── BackendUnavailable   unreachable, or still failing after every retry
             └── BackendRejected      400/401/403/404: bad key, wrong model, bad request
@@ -133,6 +134,15 @@ class StepFailed(RunError):
     """A plain Python step raised; the original exception is the __cause__."""
 
 
+class DecompositionError(RunError):
+    """A recursive plan cannot go on: a decided decomposition hit the depth or node cap, or refers back
+    to its own problem or an ancestor (a cycle). The message names the problem path."""
+
+    def __init__(self, message: str, *, step: Hashable, path: str) -> None:
+        super().__init__(message, step=step)
+        self.path = path
+
+
 class BackendError(RunError):
     """The model endpoint failed in a way that retrying cannot fix."""
 
@@ -151,6 +161,7 @@ __all__ = [
     "BackendUnavailable",
     "BudgetExceeded",
     "ConfigError",
+    "DecompositionError",
     "MakerError",
     "PlanError",
     "RunError",

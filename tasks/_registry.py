@@ -126,6 +126,28 @@ def _register_wide_tasks() -> None:
             oracle=SortingOracle(),
         )
     )
+    _register_recursive_tasks()
+
+
+def _register_recursive_tasks() -> None:
+    from maker.tasks.multiplication import MAX_DIGITS, Multiplication
+
+    # No oracle here: the simulator plays this task's roles itself (maker.backends._sim_roles).
+    register(
+        TaskInfo(
+            name="multiplication",
+            summary="multi-digit multiplication that the model decomposes itself, every decision voted (Appendix F)",
+            params=(
+                Param("digits", int, 5, f"digits per number (the paper: 5, 6, 10), at most {MAX_DIGITS}", minimum=1),
+                Param("problems", int, 200, "problems to solve, drawn from --problem-seed", minimum=1),
+                Param("planner", str, "recursive", "recursive (the model decomposes) or single (one call each)"),
+                Param("problem_seed", int, 0, "which set of random problems", minimum=0),
+                Param("max_depth", int, 5, "deepest sub-problem; a split below it stops the run", minimum=0),
+                Param("max_nodes", int, 1_000, "most DAG nodes per problem's tree", minimum=2),
+            ),
+            factory=Multiplication,
+        )
+    )
 
 
 _register_builtin()

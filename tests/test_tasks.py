@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import maker
+import maker._planner
 from maker.tasks import build_task, oracles, task_names
 from maker.tasks.arithmetic import AdditionOracle, parse_carry, parse_column
 from maker.tasks.sorting import SortingOracle, batcher_pairs, parse_pair
@@ -69,7 +70,12 @@ def test_maker_tasks_lists_every_task_with_its_options():
         assert text in listing.stdout
     data = json.loads(maker_cli("tasks", "--json").stdout)
     options = {t["name"]: [o["name"] for o in t["options"]] for t in data["tasks"]}
-    assert options == {"arithmetic": ["digits", "instance"], "hanoi": ["disks"], "sorting": ["length", "instance"]}
+    assert options == {
+        "arithmetic": ["digits", "instance"],
+        "hanoi": ["disks"],
+        "sorting": ["length", "instance"],
+        "multiplication": ["digits", "problems", "planner", "problem_seed", "max_depth", "max_nodes"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -300,7 +306,7 @@ def test_oracle_reads_every_prompt_and_its_mistakes_lose_the_vote(task, oracle):
 
 
 def test_the_simulated_model_knows_every_registered_task():
-    assert set(task_names()) == {"hanoi", "arithmetic", "sorting"}
+    assert set(task_names()) == {"hanoi", "arithmetic", "sorting", "multiplication"}
     kinds = {type(o).__name__ for o in oracles()}
     assert {"HanoiOracle", "AdditionOracle", "SortingOracle"} <= kinds
 

@@ -148,6 +148,8 @@ def revote(trace: str | os.PathLike[str], rules: DecisionRule | Iterable[Decisio
 
     def settle(step: Hashable, decision: dict[str, Any]) -> None:
         keys = samples.pop(step, [])
+        if not keys and not decision.get("samples"):
+            return  # decided without sampling (a judged vote's lone candidate): nothing to re-vote
         for rule, result in zip(rules, results, strict=False):
             result.add(revote_step(rule, keys, decision["winner"], decision.get("truth"), step))
 

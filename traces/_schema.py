@@ -151,7 +151,7 @@ def _is_outcome(v: object) -> bool:
 
 
 def _is_kind(v: object) -> bool:
-    return v == "llm" or v == "python"
+    return v == "llm" or v == "python" or v == "candidates"
 
 
 def _is_mode(v: object) -> bool:
@@ -181,7 +181,7 @@ SHAPES: dict[str, tuple[tuple[str, Callable[[object], bool], str], ...]] = {
     ),
     "decision": (
         ("step", _is_step, "an integer (below 2**53) or a string"),
-        ("kind", _is_kind, '"llm" or "python"'),
+        ("kind", _is_kind, '"llm", "python" or "candidates"'),
         ("winner", _is_opt_str, "a string or null"),
         ("answer", _anything, ""),
         ("votes", _is_votes, "an object of non-negative integer counts (their sum below 2**31)"),

@@ -112,6 +112,13 @@ _RAMBLE = (
 )
 
 
+def _role_oracles() -> tuple[Oracle, ...]:
+    """The roles of recursive multiplication (decomposer, solver, composer, judge), which no task registers."""
+    from maker.backends._sim_roles import ROLE_ORACLES  # imports this module
+
+    return ROLE_ORACLES
+
+
 def _crc(text: str) -> int:
     return zlib.crc32(text.encode())
 
@@ -122,7 +129,7 @@ class SimModel:
     def __init__(self, profile: SimProfile, *, seed: int = 0, task_oracles: list[Oracle] | None = None) -> None:
         self.profile = profile
         self.seed = seed
-        self._oracles = task_oracles if task_oracles is not None else oracles()
+        self._oracles = task_oracles if task_oracles is not None else [*oracles(), *_role_oracles()]
         self._last: tuple[str, tuple[Oracle | None, Any, int, bool]] = ("\0", (None, None, 0, False))
 
     def _solve(self, messages: Messages) -> tuple[Oracle | None, Any, int, bool]:
@@ -152,6 +159,9 @@ class SimModel:
         oracle, answer, base, hard = self._solve(messages)
         if oracle is None:
             return "I am not sure what you are asking.", "stop", 12
+        tune = getattr(oracle, "tune", None)  # an oracle with its own error rates per prompt (_sim_roles)
+        if tune is not None:
+            p = tune(messages, answer, p)
         rng = Random(base + 2 if temperature == 0 else base * 7919 + draw)
         roll = rng.random()
         if roll < p.malformed_rate:

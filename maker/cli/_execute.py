@@ -11,6 +11,7 @@ import anyio
 
 from maker._budget import Budget
 from maker._history import choose_independent
+from maker._pricing import price_of
 from maker._result import RunResult
 from maker._runner import arun
 from maker.cli._common import backend_from, budget_from, settings_from, trace_from, voting_from
@@ -35,7 +36,18 @@ def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -
         # The endpoint failed (bad key, wrong model or URL, unreachable): one line says it all.
         where = f" (trace: {result.trace})" if result.trace else ""
         raise result.error.with_message(f"{result.error}{where}")
-    return report(result, args.json)
+    return report(result, args.json, figures_of(task, result))
+
+
+def figures_of(task: Any, result: RunResult) -> dict[str, Any] | None:
+    """A task's own figures of the run (multiplication: solve rate, tree size, samples per problem)."""
+    figures = getattr(task, "figures", None)
+    if figures is None:
+        return None
+    price = price_of(result.model)
+    cost = price.cost(result.totals.tokens_in, result.totals.tokens_out) if price else None
+    found: dict[str, Any] = figures(result.outputs, result.totals.samples, cost)
+    return found
 
 
 async def _run(

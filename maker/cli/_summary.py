@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -13,12 +14,12 @@ from maker.cli._escape import console as stderr_console
 from maker.cli._escape import shown
 
 
-def print_json(result: RunResult) -> None:
+def print_json(result: RunResult, figures: dict[str, Any] | None = None) -> None:
     """Exactly one JSON object on stdout and nothing else there."""
-    sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    sys.stdout.write(json.dumps({**result.to_json(), **({"figures": figures} if figures else {})}) + "\n")
 
 
-def print_table(result: RunResult, console: Console | None = None) -> None:
+def print_table(result: RunResult, console: Console | None = None, figures: dict[str, Any] | None = None) -> None:
     console = console or stderr_console()
     t = result.totals
     if result.mode == "independent":
@@ -52,6 +53,7 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
         ("wall time", f"{result.wall_s:.2f} s"),
         ("trace", str(result.trace) if result.trace else "(none)"),
     ]
+    rows[:0] = _figure_rows(figures or {})
     for name, value in rows:
         table.add_row(name, shown(value))
     console.print(table)
@@ -59,10 +61,29 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
         console.print(f"[red]stopped: {shown(result.error)}[/]")  # may quote a server's words
 
 
-def report(result: RunResult, as_json: bool) -> int:
-    """Print the result; exit status 0 only for a solved run."""
+def _figure_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """A task's own figures (a recursive task: solve rate, tree size, samples per problem) as table rows."""
+    rows: list[tuple[str, str]] = []
+    if "solve_rate" in figures:
+        rows.append(
+            (
+                "solve rate",
+                f"{figures['solved_problems']:,} / {figures['problems']:,} ({100 * figures['solve_rate']:.1f}%)",
+            )
+        )
+    if "tree_nodes_mean" in figures:
+        rows.append(("tree size (nodes)", f"mean {figures['tree_nodes_mean']:.1f}, max {figures['tree_nodes_max']:,}"))
+    if "samples_per_problem" in figures:
+        rows.append(("samples per problem", f"{figures['samples_per_problem']:.1f}"))
+    if "cost_per_problem_usd" in figures:
+        rows.append(("cost per problem", f"${figures['cost_per_problem_usd']:.4f}"))
+    return rows
+
+
+def report(result: RunResult, as_json: bool, figures: dict[str, Any] | None = None) -> int:
+    """Print the result (with a task's own figures, if it has any); exit status 0 only for a solved run."""
     if as_json:
-        print_json(result)
+        print_json(result, figures)
     else:
-        print_table(result)
+        print_table(result, figures=figures)
     return 0 if result.solved else 1

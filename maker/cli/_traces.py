@@ -217,6 +217,9 @@ def _register_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.add_argument("--step", type=_step_id, default=None, metavar="S", help="show this step's samples")
     show.add_argument("--text", action="store_true", help="with --step: print each sample's full reply text")
     show.add_argument("--json", action="store_true", help="print one JSON object on stdout, no tables")
+    show.add_argument(
+        "--tree", default=None, metavar="PROBLEM", help="a recursive run: print this problem's decomposition tree"
+    )
     show.set_defaults(func=_show)
     register_merge(commands)
 
@@ -230,10 +233,23 @@ def _step_id(text: str) -> int | str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    if args.tree is not None:
+        return _show_tree(args)
     with readable_trace(args.trace) as trace:
         summary = summarize(trace, step=args.step)
     if args.json:
         sys.stdout.write(json.dumps(summary.to_json()) + "\n")
         return 0
     print_summary(summary, show_text=args.text)
+    return 0
+
+
+def _show_tree(args: argparse.Namespace) -> int:
+    from maker._recursive import decomposition_tree, render_tree
+    from maker.traces import read_events
+
+    with readable_trace(args.trace) as trace:
+        tree = decomposition_tree(read_events(trace), args.tree)
+    for line in render_tree(tree):
+        print(line)
     return 0
