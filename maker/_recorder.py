@@ -103,6 +103,11 @@ class Recorder:
                 }
             )
 
+    def event(self, event: dict[str, Any]) -> None:
+        """An event only analysis reads (a backend's `governor` changes): written, never committed on its own."""
+        if self.writer is not None:
+            self.writer.write(event)
+
     def lost_request(self, step: Hashable, index: int) -> None:
         """A request cancelled while out: counted in the totals (the `end` event), not a sample."""
         self.totals.lost += 1
