@@ -337,3 +337,95 @@ def test_governor_options_are_checked() -> None:
         open_backend("openai/m?governor=maybe", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(ConfigError, match="burst"):
         Limits(rpm=10, burst=100)
+
+
+# -- cached input tokens -----------------------------------------------------------------------
+
+
+def chat_body(usage: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(
+        {"choices": [{"index": 0, "message": {"content": "x"}, "finish_reason": "stop"}], "usage": usage}
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("usage", "cached"),
+    [
+        ({"prompt_tokens": 2000, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 1920}}, 1920),
+        ({"prompt_tokens": 2000, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 0}}, 0),
+        ({"prompt_tokens": 2000, "completion_tokens": 5}, None),  # not sent: unknown, not 0
+        ({"prompt_tokens": 2000, "completion_tokens": 5, "prompt_tokens_details": None}, None),
+        ({"prompt_tokens": 2000, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": -1}}, None),
+        ({"prompt_tokens": 2000, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 2001}}, None),
+        ({"prompt_tokens": 2000, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": "9"}}, None),
+    ],
+)
+def test_cached_tokens_are_read_where_sent_and_unknown_elsewhere(usage: dict[str, Any], cached: int | None) -> None:
+    from maker.backends._wire import parse_reply
+
+    assert parse_reply(chat_body(usage), 1).cached_tokens == cached
+
+
+@pytest.mark.anyio
+async def test_serve_sim_reports_a_repeated_long_prompt_as_cached() -> None:
+    long = Request([{"role": "user", "content": "move the disks " * 400}], 0.0, 50)  # about 1,500 tokens
+    async with serve_sim(SimServerConfig()) as server:
+        http = governed(server)
+        try:
+            first = await http.complete(long)
+            again = await http.complete(long)
+        finally:
+            await http.aclose()
+    assert first.cached_tokens == 0
+    assert again.cached_tokens is not None and 0 < again.cached_tokens <= again.input_tokens
+    assert again.cached_tokens % 128 == 0
+
+
+def test_cached_input_is_priced_at_its_own_rate() -> None:
+    from maker._pricing import PRICES, Price
+
+    mini = PRICES["gpt-4.1-mini"]
+    assert mini.cost(1_000_000, 0, cached=1_000_000) == pytest.approx(mini.cached_input)  # type: ignore[arg-type]
+    assert mini.cost(1_000_000, 0, cached=500_000) == pytest.approx((0.40 + 0.10) / 2)
+    assert Price(0.40, 1.60).cost(1_000_000, 0, cached=1_000_000) == pytest.approx(0.40)  # no cached price: as input
+
+
+def test_a_price_file_takes_an_optional_cached_price(tmp_path: Path) -> None:
+    from maker._pricing import load_prices
+
+    path = tmp_path / "prices.json"
+    path.write_text('{"mine": [1.0, 2.0, 0.25], "theirs": [null, 3.0]}')
+    table = load_prices(path)
+    assert table["mine"].cached_input == 0.25
+    assert table["theirs"].cached_input is None
+
+
+# -- analysis ----------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_analyze_says_where_the_time_went_and_the_cache_hit_rate(tmp_path: Path) -> None:
+    from maker.analysis import analyze
+    from maker.analysis._rates import cache_line, rate_line
+
+    faults = Faults(rate_limit=0.3, retry_after=0.02)
+    async with serve_sim(SimServerConfig(faults=faults, seed=1, limits=Limits(rpm=60_000))) as server:
+        http = governed(server)
+        try:
+            await maker.arun(
+                HANOI_8, backend=http, trace=tmp_path / "t.jsonl", independent=list(range(10)), check=False
+            )
+        finally:
+            await http.aclose()
+    report = analyze(tmp_path / "t.jsonl")
+    rates = report.rates
+    assert rates is not None and rates.governed
+    assert rates.throttled() == rates.pauses["retry-after"] >= 1
+    assert rates.waited()["pause"] > 0
+    assert rates.limits == {next(iter(rates.endpoints)): {"rpm": 60_000.0}}
+    assert rates.cache_hit_rate == 0.0  # Hanoi's prompts are under the 1,024 tokens a cache starts at
+    assert "answered 429" in rate_line(rates, report.wall_s)
+    assert cache_line(rates).startswith("0.0% of prompt tokens")
+    assert report.to_json()["rates"]["pauses"] == {"retry-after": rates.throttled()}

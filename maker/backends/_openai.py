@@ -461,9 +461,16 @@ class OpenAIBackend:
         finishes = [self.scrub_reply(c.finish_reason) if c.finish_reason else None for c in reply.choices]
         tokens_in = reply.prompt_tokens if reply.prompt_tokens is not None else input_bound(request.messages)
         outs = _split_output(texts, finishes, reply.completion_tokens, request.max_tokens)
+        cached = reply.cached_tokens if reply.prompt_tokens is not None else None
         return [
             Completion(
-                text, finish or "unknown", tokens_in if i == 0 else 0, outs[i], latency, retries if i == 0 else 0
+                text,
+                finish or "unknown",
+                tokens_in if i == 0 else 0,
+                outs[i],
+                latency,
+                retries if i == 0 else 0,
+                cached if i == 0 else (None if cached is None else 0),
             )
             for i, (text, finish) in enumerate(zip(texts, finishes, strict=True))
         ]
