@@ -6,8 +6,11 @@ price is None and costs are reported as output-only (and say so). A model that
 is not in the table has no price at all: cost limits cannot be enforced for
 it, and projections say so instead of inventing a number.
 
-Override or extend the table with a JSON file ({"model": [input, output]}),
-passed as `prices=` or through the MAKER_PRICES environment variable.
+Cached input (prompt tokens a provider's prefix cache served, where it says
+so) has its own, lower price where we know it; elsewhere it is charged as
+input. Override or extend the table with a JSON file ({"model": [input,
+output]} or [input, output, cached_input]), passed as `prices=` or through
+the MAKER_PRICES environment variable.
 """
 
 from __future__ import annotations
@@ -22,13 +25,18 @@ from maker.errors import ConfigError
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million input and output tokens; `input` None when unknown."""
+    """USD per million input and output tokens; `input` None when unknown; `cached_input` None: as input."""
 
     input: float | None
     output: float
+    cached_input: float | None = None
 
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        return ((self.input or 0.0) * tokens_in + self.output * tokens_out) / 1e6
+    def cost(self, tokens_in: int, tokens_out: int, cached: int = 0) -> float:
+        """What `tokens_in` (of which `cached` came from the provider's cache) and `tokens_out` cost."""
+        base = self.input or 0.0
+        cached = min(max(0, cached), tokens_in)
+        discount = (base - self.cached_input) * cached if self.cached_input is not None and self.input else 0.0
+        return (base * tokens_in - discount + self.output * tokens_out) / 1e6
 
     @property
     def output_only(self) -> bool:
@@ -36,12 +44,12 @@ class Price:
 
 
 PRICES: dict[str, Price] = {
-    "gpt-4.1": Price(2.00, 8.00),
-    "gpt-4.1-mini": Price(0.40, 1.60),
-    "gpt-4.1-mini-t1": Price(0.40, 1.60),
-    "gpt-4.1-nano": Price(0.10, 0.40),
-    "o3-mini": Price(1.10, 4.40),
-    "haiku-4.5": Price(1.00, 5.00),
+    "gpt-4.1": Price(2.00, 8.00, 0.50),
+    "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+    "gpt-4.1-mini-t1": Price(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
+    "o3-mini": Price(1.10, 4.40, 0.55),
+    "haiku-4.5": Price(1.00, 5.00, 0.10),
     "llama-3.2-3b": Price(None, 0.06),
     "gpt-oss-20b": Price(None, 0.20),
     "qwen3": Price(None, 0.60),
@@ -58,12 +66,16 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, Price]:
         return table
     try:
         raw = json.loads(Path(source).read_text())
-        for model, pair in raw.items():
-            pin, pout = pair
-            table[model.lower()] = Price(None if pin is None else float(pin), float(pout))
+        for model, prices in raw.items():
+            pin, pout, *cached = prices
+            if len(cached) > 1:
+                raise ValueError(f"{model}: at most three prices")
+            cin = None if not cached or cached[0] is None else float(cached[0])
+            table[model.lower()] = Price(None if pin is None else float(pin), float(pout), cin)
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(
-            f'price table {source}: expected {{"model": [input, output]}} in USD per million tokens ({exc})'
+            f'price table {source}: expected {{"model": [input, output(, cached_input)]}} in USD per million '
+            f"tokens ({exc})"
         ) from None
     return table
 

@@ -88,23 +88,31 @@ class Recorder:
         else:
             t.votes += 1
         if self.writer is not None:
-            self.writer.write(
-                {
-                    "type": "sample",
-                    "step": step,
-                    "i": index,
-                    "temperature": temperature,
-                    "text": c.text,
-                    "finish": c.finish_reason,
-                    "tokens_in": c.input_tokens,
-                    "tokens_out": c.output_tokens,
-                    "latency": round(c.latency, 6),
-                    "retries": c.retries,
-                    "flag": v.flag,
-                    "key": v.key,
-                    "late": late,
-                }
-            )
+            event = {
+                "type": "sample",
+                "step": step,
+                "i": index,
+                "temperature": temperature,
+                "text": c.text,
+                "finish": c.finish_reason,
+                "tokens_in": c.input_tokens,
+                "tokens_out": c.output_tokens,
+                "latency": round(c.latency, 6),
+                "retries": c.retries,
+                "flag": v.flag,
+                "key": v.key,
+                "late": late,
+            }
+            if c.cached_tokens is not None:
+                event["cached_tokens"] = c.cached_tokens
+            if c.endpoint is not None:
+                event["endpoint"] = c.endpoint
+            self.writer.write(event)
+
+    def event(self, event: dict[str, Any]) -> None:
+        """An event only analysis reads (a backend's `governor` changes): written, never committed on its own."""
+        if self.writer is not None:
+            self.writer.write(event)
 
     def lost_request(self, step: Hashable, index: int) -> None:
         """A request cancelled while out: counted in the totals (the `end` event), not a sample."""

@@ -224,6 +224,9 @@ async def _execute(
     outputs: dict[Hashable, Any] = {}
     error: RunError | None = None
     outcome = "interrupted"
+    watch = getattr(backend, "watch", None)  # a governed backend's changes go to the trace
+    if callable(watch) and recorder.writer is not None:
+        watch(recorder.event)
     try:
         async with anyio.create_task_group() as samples:
             agent = Microagent(backend, recorder, anyio.CapacityLimiter(settings.concurrency), samples, guard)
@@ -264,6 +267,8 @@ async def _execute(
         wall = time.perf_counter() - start
         if recorder.progress:
             recorder.progress.stop()
+        if callable(watch) and recorder.writer is not None:
+            watch(None)
         if recorder.writer:
             recorder.writer.write(
                 {

@@ -503,6 +503,10 @@ class Speculator:
             "late": late,
             "basis": run.digest,
         }
+        if c.cached_tokens is not None:
+            event["cached_tokens"] = c.cached_tokens
+        if c.endpoint is not None:
+            event["endpoint"] = c.endpoint
         if run.speculative:
             event["spec"] = True
         if run.dead:

@@ -61,6 +61,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "discard": ("type", "step", "basis", "samples", "in_flight"),
     "resume": ("type", "created", "committed_steps", "settings"),
     "end": ("type", "outcome", "message", "totals", "wall_s"),
+    "governor": ("type", "event", "endpoint", "t"),
 }
 
 

@@ -19,6 +19,7 @@ from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from maker.analysis._rates import RateStats
 from maker.errors import TraceError
 from maker.traces._reader import read_events
 from maker.traces._speculation import SpeculationStats
@@ -65,6 +66,7 @@ class Table:
     resumes: int = 0
     end: dict[str, Any] | None = None
     speculation: SpeculationStats = field(default_factory=SpeculationStats)
+    rates: RateStats = field(default_factory=RateStats)
 
     @property
     def has_truth(self) -> bool:
@@ -103,6 +105,7 @@ def _feed(table: Table, events: Iterable[dict[str, Any]]) -> None:
     for event in events:
         kind = event["type"]
         spec.feed(event)
+        table.rates.feed(event)
         if kind == "sample":
             if "basis" not in event:
                 _sample(table, pending, event)

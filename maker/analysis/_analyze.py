@@ -33,6 +33,7 @@ from maker.analysis._accumulate import (
     accumulate,
 )
 from maker.analysis._estimate import Estimate, estimate
+from maker.analysis._rates import RateStats
 from maker.analysis._stats import Proportion, binom_cdf, binom_sf, chi2_sf, fisher_greater
 from maker.analysis._walk import undecided
 from maker.traces._speculation import SpeculationStats
@@ -233,6 +234,8 @@ class Analysis:
     notes: tuple[str, ...] = field(default=())
     speculation: SpeculationStats | None = None  # speculative runs only
     wasted_cost: float | None = None  # what the samples drawn on mispredictions cost
+    rates: RateStats | None = None  # governor totals and cached tokens, where the trace has them
+    wall_s: float | None = None  # the run's wall time, from its end event
 
     @property
     def extra_samples(self) -> float | None:
@@ -358,14 +361,21 @@ def analyze_table(t: Table, path: Path, *, prices: dict[str, Price] | None = Non
         collisions=_collisions(col),
         heterogeneity=_heterogeneity(t, k, p, convergence),
         price=price,
-        cost=None if price is None else price.cost(t.tokens_in, t.tokens_out),
+        cost=None if price is None else price.cost(t.tokens_in, t.tokens_out, t.rates.cached),
         projections=_projections(vote_error, valid, k, t, price),
         notes=_notes(t, ref_name, k),
         speculation=spec,
         wasted_cost=None
         if spec is None or price is None
         else price.cost(spec.wasted_tokens_in, spec.wasted_tokens_out),
+        rates=t.rates if t.rates.governed or t.rates.reported or t.rates.by_endpoint else None,
+        wall_s=_wall(t.end),
     )
+
+
+def _wall(end: dict[str, Any] | None) -> float | None:
+    wall = None if end is None else end.get("wall_s")
+    return float(wall) if isinstance(wall, int | float) else None
 
 
 def _error_rates(t: Table, col: Scored) -> tuple[Proportion, Proportion, Proportion]:
@@ -670,6 +680,7 @@ def _to_json(a: Analysis) -> dict[str, Any]:
             "extra_samples": a.extra_samples,
             "extra_cost": a.extra_cost,
         },
+        "rates": None if a.rates is None else a.rates.to_json(),
         "findings": a.findings(),
         "notes": list(a.notes),
     }

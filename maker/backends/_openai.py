@@ -32,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -44,11 +45,13 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
+import httpx
 import openai
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from openai.types.chat import ChatCompletionMessageParam
 
 from maker._escape import visible
+from maker.backends._governor import DEFAULT_MOST, DEFAULT_START, DEFAULT_WINDOW, Emit, Governor, Ticket, body_hint
 from maker.backends._protocol import Completion, Request
 from maker.backends._registry import ModelName, int_setting
 from maker.backends._retry import RetryEvent, RetryPolicy, call_with_retries, parse_retry_after, status_is_transient
@@ -137,6 +140,12 @@ class OpenAIOptions:
         server that ignores it).
     max_completion_tokens: send the output cap under that name (OpenAI's
         reasoning models reject `max_tokens`).
+    governor: pace requests to the endpoint's rate limits (`maker.backends._governor`);
+        off, requests go out at the in-flight limit and each 429 backs off alone.
+    rpm / tpm: the endpoint's limits by hand, for servers that send no
+        `x-ratelimit-*` headers (they also cap what headers say).
+    rate_window: seconds the limits count over (60 everywhere; shorter only
+        against `maker serve-sim --rate-window`).
     """
 
     base_url: str | None = None
@@ -147,6 +156,10 @@ class OpenAIOptions:
     batch_window: float = 0.005
     max_completion_tokens: bool = False
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    governor: bool = True
+    rpm: float | None = None
+    tpm: float | None = None
+    rate_window: float = DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -155,6 +168,15 @@ class OpenAIOptions:
             raise ConfigError(f"max_reply_bytes must be >= 1024, got {self.max_reply_bytes}")
         if self.concurrency is not None and self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        for name in ("rpm", "tpm", "rate_window"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a number > 0, got {value}")
+
+    @property
+    def pool_size(self) -> int:
+        """Connections kept: the in-flight roof (the openai client's own 1,000 would cap a fast tier)."""
+        return self.concurrency or DEFAULT_MOST
 
     @classmethod
     def parse(cls, options: dict[str, str], **explicit: Any) -> OpenAIOptions:
@@ -185,6 +207,10 @@ _PLAIN: dict[str, type] = {
     "batch_window": float,
     "max_completion_tokens": bool,
     "max_reply_bytes": int,
+    "governor": bool,
+    "rpm": float,
+    "tpm": float,
+    "rate_window": float,
 }
 _RETRY: dict[str, type] = {
     "max_attempts": int,
@@ -240,22 +266,52 @@ class OpenAIBackend:
         self.model = f"openai/{name}"
         self.base_url = resolve_base_url(self.options.base_url)
         self._key = resolve_key(self.base_url, api_key)
+        self.where = f"{self.model} at {redact_url(self.base_url)}"
         self._client = AsyncOpenAI(
             api_key=self._key,
             base_url=self.base_url,
             timeout=self.options.timeout,
             max_retries=0,
             http_client=DefaultAsyncHttpxClient(
-                timeout=self.options.timeout, event_hooks=cap_bodies(self.options.max_reply_bytes)
+                timeout=self.options.timeout,
+                event_hooks=cap_bodies(self.options.max_reply_bytes),
+                limits=httpx.Limits(
+                    max_connections=self.options.pool_size, max_keepalive_connections=self.options.pool_size
+                ),
             ),
         )
-        self._limiter = anyio.CapacityLimiter(self.options.concurrency) if self.options.concurrency else None
+        self.governor = self._governor_for(self.options, seed)
+        governed = self.governor is not None
+        self._limiter = (
+            anyio.CapacityLimiter(self.options.concurrency) if self.options.concurrency and not governed else None
+        )
         self._on_retry = on_retry
         self._rng = Random(seed)
         self._batches: dict[Hashable, _Batch] = {}
-        self.where = f"{self.model} at {redact_url(self.base_url)}"
         self.n_ignored = False
         self._warned_usage = False
+
+    def _governor_for(self, options: OpenAIOptions, seed: int) -> Governor | None:
+        if not options.governor:
+            return None
+        most = options.concurrency or DEFAULT_MOST
+        return Governor(
+            self.where,
+            rpm=options.rpm,
+            tpm=options.tpm,
+            window=options.rate_window,
+            start=min(DEFAULT_START, most),
+            most=most,
+            backoff=options.retry.backoff,
+            backoff_max=options.retry.backoff_max,
+            pause_max=options.retry.retry_after_max,
+            seed=seed,
+        )
+
+    def watch(self, emit: Emit | None) -> None:
+        """Trace the governor's changes through `emit` (None: a last running total, then stop)."""
+        if self.governor is not None:
+            self.governor.watch(emit)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -275,9 +331,9 @@ class OpenAIBackend:
         async with self._slot():
             try:
                 response, retries = await call_with_retries(
-                    lambda: self._create(request, n),
+                    lambda: self._attempt(request, n),
                     self.options.retry,
-                    classify,
+                    classify if self.governor is None else governed_classify,
                     rng=self._rng,
                     on_retry=self._retried,
                 )
@@ -288,7 +344,25 @@ class OpenAIBackend:
             log.warning("%s reports token usage that is not sane counts: estimating it high instead", self.where)
         return self._completions(response, request, retries, time.perf_counter() - start)
 
-    async def _create(self, request: Request, n: int) -> Reply:
+    async def _attempt(self, request: Request, n: int) -> Reply:
+        """One attempt, through the governor's line when there is one; what came back goes to it."""
+        governor = self.governor
+        if governor is None:
+            return (await self._create(request, n))[0]
+        async with governor.slot(rate_weight(request, n)) as ticket:
+            try:
+                reply, headers = await self._create(request, n)
+            except openai.APIStatusError as exc:
+                _tell(governor, ticket, exc)
+                raise
+            except (openai.APITimeoutError, TimeoutError):
+                governor.congested(ticket)
+                raise
+            governor.observe(headers)
+            governor.succeeded(ticket)
+        return reply
+
+    async def _create(self, request: Request, n: int) -> tuple[Reply, httpx.Headers]:
         """One attempt, start to last byte within `timeout`: a trickling reply is cut off, not waited for."""
         cap = "max_completion_tokens" if self.options.max_completion_tokens else "max_tokens"
         extra: dict[str, Any] = {cap: request.max_tokens}
@@ -302,7 +376,7 @@ class OpenAIBackend:
                 model=self.name, messages=messages, temperature=request.temperature, **extra
             )
             body = raw.http_response.content  # read already, within the cap
-        return parse_reply(body, n)
+        return parse_reply(body, n), raw.http_response.headers
 
     def _retried(self, event: RetryEvent) -> None:
         log.debug("%s: attempt %d failed (%s); retrying in %.3f s", self.where, event.attempt, event.reason, event.wait)
@@ -384,9 +458,16 @@ class OpenAIBackend:
         finishes = [self.scrub_reply(c.finish_reason) if c.finish_reason else None for c in reply.choices]
         tokens_in = reply.prompt_tokens if reply.prompt_tokens is not None else input_bound(request.messages)
         outs = _split_output(texts, finishes, reply.completion_tokens, request.max_tokens)
+        cached = reply.cached_tokens if reply.prompt_tokens is not None else None
         return [
             Completion(
-                text, finish or "unknown", tokens_in if i == 0 else 0, outs[i], latency, retries if i == 0 else 0
+                text,
+                finish or "unknown",
+                tokens_in if i == 0 else 0,
+                outs[i],
+                latency,
+                retries if i == 0 else 0,
+                cached if i == 0 else (None if cached is None else 0),
             )
             for i, (text, finish) in enumerate(zip(texts, finishes, strict=True))
         ]
@@ -463,6 +544,38 @@ def classify(exc: BaseException) -> tuple[bool, str, float | None]:
     return False, type(exc).__name__, None
 
 
+def governed_classify(exc: BaseException) -> tuple[bool, str, float | None]:
+    """As `classify`, but a 429 that names no wait waits out the governor's pause (not a backoff of its own)."""
+    transient, reason, hint = classify(exc)
+    if hint is None and transient:
+        hint = getattr(exc, _PAUSE, None)
+    return transient, reason, hint
+
+
+_PAUSE = "maker_governor_pause"  # set on a 429's exception: the pause the governor chose for it
+
+
+def _tell(governor: Governor, ticket: Ticket, exc: openai.APIStatusError) -> None:
+    """What an error reply says about the endpoint's load."""
+    headers = exc.response.headers
+    body = exc.body if isinstance(exc.body, dict) else {}
+    if exc.status_code == 429 and body.get("code") != "insufficient_quota":
+        hint = parse_retry_after(headers)
+        if hint is None:
+            hint = body_hint(str(body.get("message") or exc.message))
+        setattr(exc, _PAUSE, governor.throttled(ticket, headers, hint))
+        return
+    governor.observe(headers)
+    if exc.status_code == 503:
+        governor.congested(ticket)
+
+
+def rate_weight(request: Request, n: int = 1) -> int:
+    """Tokens a provider counts against TPM: its prompt estimate (about 4 characters a token) plus every output cap."""
+    chars = sum(len(str(m["content"])) for m in request.messages)
+    return chars // 4 + 4 * len(request.messages) + request.max_tokens * n
+
+
 def input_bound(messages: Any) -> int:
     """Input tokens at most (no tokenizer here): one a byte, as byte-level BPE never does worse."""
     return sum(len(str(m["content"]).encode()) for m in messages) + _MESSAGE_OVERHEAD * len(messages)
@@ -493,6 +606,8 @@ def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend:
         base_url=settings.get("base_url"),
         timeout=settings.get("timeout"),
         concurrency=settings.get("concurrency"),
+        rpm=settings.get("rpm"),
+        tpm=settings.get("tpm"),
     )
     api_key, on_retry = settings.get("api_key"), settings.get("on_retry")
     if api_key is not None and not isinstance(api_key, str):

@@ -30,6 +30,9 @@ class Completion(NamedTuple):
     output_tokens: int
     latency: float
     retries: int = 0
+    # Prompt tokens the server's prefix cache served (None: the server did not say, which is not 0).
+    cached_tokens: int | None = None
+    endpoint: str | None = None  # which of several endpoints drew it (None: there is one)
 
 
 @runtime_checkable

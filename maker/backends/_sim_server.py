@@ -12,6 +12,14 @@ Content-Length bodies): no web framework. It listens on 127.0.0.1 only.
 Whether a request is faulted is a pure function of (seed, request body, how
 many times that body was seen), so a run is reproducible given its seed.
 
+Rate limits (`Limits`: `--rpm`, `--tpm`) are enforced like OpenAI's: token
+buckets of `limit` units refilling over a minute (`window`), a request
+weighing 1 and its prompt plus `max_tokens`; a request over a limit is a 429
+with `x-ratelimit-*` headers (unless `--no-rate-headers`), Retry-After and a
+"try again in" hint in the body (unless `--no-retry-after`). Successful
+replies carry the same headers, and `usage.prompt_tokens_details.cached_tokens`
+(a prompt seen before counts as cached, in 128-token blocks, as OpenAI does).
+
 Endpoints: POST /v1/chat/completions, GET /v1/models, GET /health, and
 GET /stats (the server's own counters: requests, faults, peak in-flight).
 """
@@ -35,6 +43,7 @@ import anyio
 from anyio.abc import SocketStream, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from maker.backends._governor import Bucket, go_duration
 from maker.backends._sim import PROFILES, SimModel, SimProfile, input_tokens
 from maker.errors import ConfigError
 from maker.tasks._protocol import Messages
@@ -116,6 +125,105 @@ class Faults:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """Rate limits the server enforces (None: unlimited), and what it tells clients about them.
+
+    window: seconds the limits are counted over (60, as providers do; shorter for quick benchmarks).
+    burst: seconds' worth a bucket holds (default: the whole window). Providers enforce
+        per-minute limits over shorter periods ("60,000 RPM may be enforced as 1,000 a second"),
+        so a client that spends a minute's allowance at once meets 429s.
+    headers: send `x-ratelimit-limit/remaining/reset-{requests,tokens}` on every chat reply.
+    retry_after: a 429 carries Retry-After and retry-after-ms.
+    body_hint: a 429's message says "Please try again in 289ms".
+    """
+
+    rpm: float | None = None
+    tpm: float | None = None
+    window: float = 60.0
+    burst: float | None = None
+    headers: bool = True
+    retry_after: bool = True
+    body_hint: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if not self.window > 0:
+            raise ConfigError(f"the rate window must be > 0 seconds, got {self.window}")
+        if self.burst is not None and not 0 < self.burst <= self.window:
+            raise ConfigError(f"burst must be in (0, window] seconds, got {self.burst}")
+
+    def capacity(self, limit: float) -> float:
+        """What a bucket holds: the limit, or `burst` seconds of it (at least one request's worth)."""
+        return limit if self.burst is None else max(1.0, limit * self.burst / self.window)
+
+    @property
+    def active(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
+
+class _Enforcer:
+    """The server's buckets: admits a request or says how long until it would fit."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        now = time.monotonic()
+        self.buckets = {
+            kind: Bucket(limits.capacity(limit), limit / limits.window, limits.capacity(limit), now)
+            for kind, limit in (("requests", limits.rpm), ("tokens", limits.tpm))
+            if limit is not None
+        }
+        self.limit = {"requests": limits.rpm, "tokens": limits.tpm}
+
+    def admit(self, weight: int) -> tuple[bool, float, str]:
+        """(admitted?, seconds until it would be, the limit in the way) for a request of `weight` tokens."""
+        now = time.monotonic()
+        amounts = {"requests": 1, "tokens": weight}
+        waits = {kind: b.wait(amounts[kind], now) for kind, b in self.buckets.items()}
+        blocked = max(waits, key=lambda kind: waits[kind], default=None)
+        if blocked is not None and waits[blocked] > 0:
+            return False, waits[blocked], blocked
+        for kind, bucket in self.buckets.items():
+            bucket.take(amounts[kind], now)
+        return True, 0.0, ""
+
+    def headers(self) -> dict[str, str]:
+        if not self.limits.headers:
+            return {}
+        now = time.monotonic()
+        out = {}
+        for kind, bucket in self.buckets.items():
+            bucket.refill(now)
+            out[f"x-ratelimit-limit-{kind}"] = str(int(self.limit[kind] or 0))
+            out[f"x-ratelimit-remaining-{kind}"] = str(max(0, int(bucket.level)))
+            out[f"x-ratelimit-reset-{kind}"] = go_duration((bucket.capacity - bucket.level) / bucket.rate)
+        return out
+
+    def refusal(self, wait: float, kind: str, weight: int) -> _Reply:
+        limits = self.limits
+        bucket = self.buckets[kind]
+        used = int(bucket.capacity - max(0.0, bucket.level))
+        limit = int(self.limit[kind] or 0)
+        asked = 1 if kind == "requests" else weight
+        unit = "RPM" if kind == "requests" else "TPM"
+        message = (
+            f"Rate limit reached for sim in organization org-sim on {kind} per min ({unit}): "
+            f"Limit {limit}, Used {used}, Requested {asked}."
+        )
+        if limits.body_hint:
+            message += f" Please try again in {go_duration(wait)}."
+        headers = self.headers()
+        if limits.retry_after:
+            headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        reply = _error(429, message, kind, "rate_limit_exceeded")
+        reply.headers.update(headers)
+        return reply
+
+
+@dataclass(frozen=True, slots=True)
 class SimServerConfig:
     """What `maker serve-sim` serves.
 
@@ -131,6 +239,7 @@ class SimServerConfig:
     api_key: str | None = None
     host: str = "127.0.0.1"
     port: int = 0
+    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         self.sim_profile()  # validate now, not at the first request
@@ -167,6 +276,8 @@ class ServerStats:
     faults: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     n_requested: Counter[int] = field(default_factory=Counter)
+    rate_limited: int = 0  # 429s for the enforced limits (not the scripted rate_limit fault)
+    admitted_tokens: int = 0  # what requests let through weighed against the token limit
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -201,6 +312,8 @@ class SimServer:
         self.stats = ServerStats()
         self.port = 0
         self._seen: dict[int, int] = {}
+        self._prefixes: dict[int, None] = {}  # first messages seen (the cached-prefix model)
+        self._limits = _Enforcer(config.limits) if config.limits.active else None
 
     @property
     def base_url(self) -> str:
@@ -339,6 +452,13 @@ class SimServer:
                 400, "messages must be a non-empty list, and max_tokens and n at least 1", "invalid_request_error"
             )
         temperature = 1.0 if payload.get("temperature") is None else float(payload["temperature"])
+        if self._limits is not None:
+            weight = input_tokens(tuple(messages)) + max_tokens * n
+            admitted, wait, kind = self._limits.admit(weight)
+            if not admitted:
+                self.stats.rate_limited += 1
+                return self._limits.refusal(wait, kind, weight)
+            self.stats.admitted_tokens += weight
         key = zlib.crc32(body)
         seen = self._seen.pop(key, 0)
         self._seen[key] = seen + n  # re-inserted: the dict stays in least-recently-seen order
@@ -352,7 +472,29 @@ class SimServer:
                 return early
         self.stats.completions += 1
         draws = range(seen, seen + (1 if self.config.faults.ignore_n else n))
-        return await self._completion(model, tuple(messages), temperature, max_tokens, draws, fault == "truncate")
+        cached = self._cached(tuple(messages), seen)
+        reply = await self._completion(
+            model, tuple(messages), temperature, max_tokens, draws, fault == "truncate", cached
+        )
+        if self._limits is not None:
+            reply.headers.update(self._limits.headers())
+        return reply
+
+    def _cached(self, messages: Messages, seen: int) -> int:
+        """Prompt tokens a provider's prefix cache would hold: all of a prompt seen before, else a known first message.
+
+        In whole 128-token blocks, and none below 1,024 tokens, as OpenAI counts them.
+        """
+        prompt = input_tokens(messages)
+        first = zlib.crc32(json.dumps(messages[0], sort_keys=True).encode())
+        known = first in self._prefixes
+        self._prefixes[first] = None
+        if len(self._prefixes) > _SEEN_MAX:
+            del self._prefixes[next(iter(self._prefixes))]
+        if prompt < 1024:
+            return 0
+        hit = prompt if seen else (input_tokens(messages[:1]) if known else 0)
+        return hit // 128 * 128
 
     def _fault(self, key: int, seen: int) -> str | None:
         faults = self.config.faults
@@ -398,6 +540,7 @@ class SimServer:
         max_tokens: int,
         draws: range,
         truncate: bool,
+        cached: int = 0,
     ) -> _Reply:
         choices, out_total = [], 0
         latency = 0.0
@@ -427,7 +570,12 @@ class SimServer:
                 "created": int(time.time()),
                 "model": model,
                 "choices": choices,
-                "usage": {"prompt_tokens": prompt, "completion_tokens": out_total, "total_tokens": prompt + out_total},
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": out_total,
+                    "total_tokens": prompt + out_total,
+                    "prompt_tokens_details": {"cached_tokens": cached},
+                },
             },
         )
 

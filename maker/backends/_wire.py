@@ -134,6 +134,7 @@ class Reply:
     prompt_tokens: int | None
     completion_tokens: int | None
     usage_garbled: bool  # usage was there but unusable (negative, not integers, not an object)
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, where sent and sane
 
 
 def parse_reply(body: bytes, most: int) -> Reply:
@@ -157,7 +158,14 @@ def parse_reply(body: bytes, most: int) -> Reply:
     usage = data.get("usage")
     prompt, completion = _count(usage, "prompt_tokens"), _count(usage, "completion_tokens")
     garbled = usage is not None and (prompt is None or completion is None)
-    return Reply(choices, prompt, completion, garbled)
+    return Reply(choices, prompt, completion, garbled, _cached(usage, prompt))
+
+
+def _cached(usage: Any, prompt: int | None) -> int | None:
+    """Cached prompt tokens: a sane count no larger than the prompt, else unknown."""
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    cached = _count(details, "cached_tokens")
+    return cached if cached is not None and (prompt is None or cached <= prompt) else None
 
 
 def _choice(raw: Any, position: int) -> Choice:

@@ -17,6 +17,7 @@ from maker.analysis import Analysis, Estimate, Proportion
 from maker.analysis._analyze import speculation_line
 from maker.analysis._calibrate import Calibration
 from maker.analysis._estimate import WallTime
+from maker.analysis._rates import cache_line, rate_line
 from maker.cli._escape import shown
 
 
@@ -236,7 +237,20 @@ def _summary(a: Analysis) -> Table:
     ]
     if a.speculation is not None:
         rows.append(("speculation", speculation_line(a).split(": ", 1)[1]))
+    if a.rates is not None:
+        rows.extend(_rate_rows(a))
     return _kv("trace analysis", rows)
+
+
+def _rate_rows(a: Analysis) -> list[tuple[str, str]]:
+    r = a.rates
+    assert r is not None
+    rows = [("cached input", cache_line(r))]
+    if r.governed:
+        rows.insert(0, ("rate limits", rate_line(r, a.wall_s)))
+    if len(r.by_endpoint) > 1:
+        rows.append(("samples by endpoint", ", ".join(f"{n:,} at {w}" for w, n in sorted(r.by_endpoint.items()))))
+    return rows
 
 
 def _step_table(a: Analysis) -> Table:

@@ -46,7 +46,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--first-temperature", type=float, default=0.0, help="temperature of the first sample (0)")
     r = p.add_argument_group("execution")
     r.add_argument("--seed", type=int, default=0, help="seed of the simulated model (default 0)")
-    r.add_argument("--concurrency", type=positive, default=16, metavar="C", help="requests in flight (default 16)")
+    r.add_argument(
+        "--concurrency",
+        type=positive,
+        default=None,
+        metavar="C",
+        help=f"most requests in flight (default: for openai/ models the endpoint's rate limits decide, up to "
+        f"{GOVERNED}; else {UNGOVERNED})",
+    )
     r.add_argument(
         "--speculate",
         type=non_negative,
@@ -73,6 +80,20 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
         "$OPENAI_BASE_URL, then OpenAI); the key comes from $OPENAI_API_KEY",
     )
     e.add_argument(
+        "--rpm",
+        type=positive_float,
+        default=None,
+        metavar="N",
+        help="the endpoint's requests-a-minute limit, for servers that send no x-ratelimit headers",
+    )
+    e.add_argument(
+        "--tpm",
+        type=positive_float,
+        default=None,
+        metavar="N",
+        help="the endpoint's tokens-a-minute limit (prompt + max_tokens, as providers count)",
+    )
+    e.add_argument(
         "--request-timeout",
         type=positive_float,
         default=None,
@@ -94,12 +115,28 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+GOVERNED = 1024  # the run's roof when an openai/ endpoint's governor sets the pace
+UNGOVERNED = 16
+
+
+def endpoint_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The endpoint options given on the command line (only those given)."""
+    given = {
+        "base_url": args.base_url,
+        "timeout": args.request_timeout,
+        "rpm": getattr(args, "rpm", None),
+        "tpm": getattr(args, "tpm", None),
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def backend_from(args: argparse.Namespace) -> Backend:
     """Open the backend the options ask for (the caller closes it)."""
     provider = ModelName.parse(args.model).provider
-    if provider != "openai" and (args.base_url or args.request_timeout):
-        raise ConfigError(f"--base-url and --request-timeout apply to openai/ models, not {provider}/")
-    return open_backend(args.model, seed=args.seed, base_url=args.base_url, timeout=args.request_timeout)
+    endpoint = endpoint_settings(args)
+    if provider != "openai" and endpoint:
+        raise ConfigError(f"--base-url, --rpm, --tpm and --request-timeout apply to openai/ models, not {provider}/")
+    return open_backend(args.model, seed=args.seed, **endpoint)
 
 
 def budget_from(args: argparse.Namespace) -> Budget | None:
@@ -130,7 +167,17 @@ def voting_from(args: argparse.Namespace) -> Voting:
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
-    return RunSettings(concurrency=args.concurrency, seed=args.seed, speculate=args.speculate)
+    concurrency = args.concurrency
+    if concurrency is None:
+        name = ModelName.parse(args.model)
+        governed = name.provider == "openai" and name.options.get("governor", "yes").lower() not in (
+            "0",
+            "no",
+            "off",
+            "false",
+        )
+        concurrency = GOVERNED if governed else UNGOVERNED
+    return RunSettings(concurrency=concurrency, seed=args.seed, speculate=args.speculate)
 
 
 def trace_from(args: argparse.Namespace) -> Path | Literal[False] | None:

@@ -14,7 +14,7 @@ from maker._history import choose_independent
 from maker._pricing import price_of
 from maker._result import RunResult
 from maker._runner import arun
-from maker.cli._common import backend_from, budget_from, settings_from, trace_from, voting_from
+from maker.cli._common import backend_from, budget_from, endpoint_settings, settings_from, trace_from, voting_from
 from maker.cli._progress import RichProgress
 from maker.cli._summary import report
 from maker.errors import BackendError
@@ -81,7 +81,7 @@ def _sharded(task: Any, args: argparse.Namespace) -> int:
 
     label = f"{task.name} ({args.shards} shards)"
     budget = budget_from(args)
-    endpoint = {k: v for k, v in {"base_url": args.base_url, "timeout": args.request_timeout}.items() if v}
+    endpoint = endpoint_settings(args)
     anyio.run(_check_backend, args)  # fail here, once, on options every shard would refuse
     parts = {
         "voting": voting_from(args),

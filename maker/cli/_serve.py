@@ -17,8 +17,8 @@ from types import FrameType
 import anyio
 
 from maker._local_server import LocalServer, LocalServerConfig
-from maker.backends._sim_server import FAULT_KINDS, Faults, SimServer, SimServerConfig, run_sim_server
-from maker.cli._types import bounded, non_negative, non_negative_float, positive, probability
+from maker.backends._sim_server import FAULT_KINDS, Faults, Limits, SimServer, SimServerConfig, run_sim_server
+from maker.cli._types import bounded, non_negative, non_negative_float, positive, positive_float, probability
 from maker.errors import ServerError
 
 
@@ -79,7 +79,49 @@ def _register_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="S",
         help="how late a slow reply comes (default 30 s; make it exceed the client's timeout)",
     )
+    _add_limit_options(p)
     p.set_defaults(func=_serve_sim)
+
+
+def _add_limit_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("rate limits (enforced as OpenAI does: token buckets refilling over a minute)")
+    g.add_argument("--rpm", type=positive_float, default=None, metavar="N", help="requests a minute (default: none)")
+    g.add_argument(
+        "--tpm",
+        type=positive_float,
+        default=None,
+        metavar="N",
+        help="tokens a minute, counting prompt + max_tokens as OpenAI does (default: none)",
+    )
+    g.add_argument(
+        "--rate-window",
+        type=positive_float,
+        default=60.0,
+        metavar="S",
+        help="seconds the limits count over (default 60; shorter for quick benchmarks)",
+    )
+    g.add_argument(
+        "--burst",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="enforce over S seconds: a bucket holds S seconds' worth (default: the whole window)",
+    )
+    g.add_argument("--no-rate-headers", action="store_true", help="send no x-ratelimit-* headers")
+    g.add_argument("--no-retry-after", action="store_true", help="a 429 carries no Retry-After / retry-after-ms")
+    g.add_argument("--no-body-hint", action="store_true", help='a 429\'s message has no "try again in" hint')
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        rpm=args.rpm,
+        tpm=args.tpm,
+        window=args.rate_window,
+        burst=args.burst,
+        headers=not args.no_rate_headers,
+        retry_after=not args.no_retry_after,
+        body_hint=not args.no_body_hint,
+    )
 
 
 _FAULT_HELP = {
@@ -136,6 +178,7 @@ def _serve_sim(args: argparse.Namespace) -> int:
         models=tuple(args.model_id or ()),
         api_key=args.api_key,
         port=args.port,
+        limits=_limits(args),
     )
 
     def ready(server: SimServer) -> None:

@@ -13,7 +13,7 @@ import anyio
 from maker._history import recorded_independent, task_of
 from maker._replay import areplay
 from maker._resume import aresume
-from maker.cli._common import add_endpoint_options, budget_from
+from maker.cli._common import add_endpoint_options, budget_from, endpoint_settings
 from maker.cli._progress import RichProgress
 from maker.cli._sharding import readable_trace, register_merge, resume_manifest
 from maker.cli._summary import report
@@ -87,11 +87,10 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _endpoint(header: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    given = {"base_url": args.base_url, "timeout": args.request_timeout}
-    given = {k: v for k, v in given.items() if v is not None}
+    given = endpoint_settings(args)
     provider = str(header.get("model", "")).split("/", 1)[0]
     if given and provider != "openai":
-        raise ConfigError(f"--base-url and --request-timeout apply to openai/ models, not {provider}/")
+        raise ConfigError(f"--base-url, --rpm, --tpm and --request-timeout apply to openai/ models, not {provider}/")
     return given
 
 
