@@ -59,6 +59,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "step_error": ("type", "step", "error", "message", "votes", "samples", "flagged"),
     "discard": ("type", "step", "basis", "samples", "in_flight"),
+    "draft": ("type", "step", "basis", "m", "text", "tokens_in", "tokens_out", "flag", "steps", "keys"),
     "resume": ("type", "created", "committed_steps", "settings"),
     "end": ("type", "outcome", "message", "totals", "wall_s"),
 }
@@ -199,6 +200,17 @@ SHAPES: dict[str, tuple[tuple[str, Callable[[object], bool], str], ...]] = {
         ("votes", _is_votes, "an object of non-negative integer counts (their sum below 2**31)"),
         ("samples", _is_small, "a non-negative integer (below 2**31)"),
         ("flagged", _is_small, "a non-negative integer (below 2**31)"),
+    ),
+    "draft": (
+        ("step", _is_step, "an integer (below 2**53) or a string"),
+        ("basis", _is_str, "a string"),
+        ("m", _is_positive, "a positive integer (below 2**53)"),
+        ("text", _is_str, "a string"),
+        ("tokens_in", _is_count, "a non-negative integer (below 2**53)"),
+        ("tokens_out", _is_count, "a non-negative integer (below 2**53)"),
+        ("retries", _is_count, "a non-negative integer (below 2**53)"),
+        ("flag", _is_opt_str, "a string or null"),
+        ("latency", _is_number, "a finite number"),
     ),
     "resume": (
         ("created", _is_str, "a string"),
