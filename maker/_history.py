@@ -89,6 +89,8 @@ def settings_of(header: dict[str, Any], *, concurrency: int | None = None, max_s
         window=int(s.get("window", 64)),
         seed=int(header.get("seed", 0)),
         speculate=int(s.get("speculate", 0)),
+        draft=int(s.get("draft", 0)),
+        draft_model=s.get("draft_model"),
     )
     changes: dict[str, Any] = {}
     if concurrency is not None:

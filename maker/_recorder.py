@@ -37,6 +37,10 @@ class Totals:
     # Requests cancelled in flight when the run stopped (Ctrl-C, an error elsewhere): possibly
     # paid for, never answered, so not in the trace as samples; budgets book them at their worst case.
     lost: int = 0
+    # Draft requests (docs/speculation.md#drafts): they decide nothing, but are paid for.
+    drafts: int = 0
+    draft_tokens_in: int = 0
+    draft_tokens_out: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +71,17 @@ class Decision:
     # "llm" for a voted step; "candidates" for the collection of a judged vote (maker._recursive),
     # whose answer is every distinct candidate: re-voting skips it, the judges' votes are the vote.
     kind: str = "llm"
+
+
+def _before(step: Hashable, other: Hashable) -> bool:
+    """Ties for the hardest step go to the smallest step id, so the totals do not depend on the
+    order steps were committed in (a DAG's branches commit in any order; replay's differs)."""
+    if other is None:
+        return True
+    mine, theirs = (isinstance(step, str), str(step)), (isinstance(other, str), str(other))
+    if not mine[0] and not theirs[0]:
+        return bool(step < other)  # type: ignore[operator]
+    return mine < theirs
 
 
 class Recorder:
@@ -114,6 +129,16 @@ class Recorder:
         if self.writer is not None:
             self.writer.write(event)
 
+    def draft(self, event: dict[str, Any], *, write: bool = True) -> None:
+        """A draft reply (a `draft` event): counted in the totals; written unless it is read back."""
+        t = self.totals
+        t.drafts += 1
+        t.draft_tokens_in += int(event.get("tokens_in") or 0)
+        t.draft_tokens_out += int(event.get("tokens_out") or 0)
+        t.retries += int(event.get("retries") or 0)
+        if write and self.writer is not None:
+            self.writer.write(event)
+
     def lost_request(self, step: Hashable, index: int) -> None:
         """A request cancelled while out: counted in the totals (the `end` event), not a sample."""
         self.totals.lost += 1
@@ -122,7 +147,9 @@ class Recorder:
         t = self.totals
         t.steps += 1
         t.llm_steps += 1
-        if d.rounds > t.max_rounds or (d.rounds == t.max_rounds and d.samples > t.hardest_samples):
+        if (d.rounds, d.samples) > (t.max_rounds, t.hardest_samples) or (
+            (d.rounds, d.samples) == (t.max_rounds, t.hardest_samples) and _before(d.step, t.hardest_step)
+        ):
             t.max_rounds, t.hardest_step, t.hardest_samples = d.rounds, d.step, d.samples
         correct = None if truth is None else d.winner == truth
         if correct is not None:

@@ -228,7 +228,9 @@ async def _replay_full(
     recorded = settings_of(header)
     # Without speculation: a speculative run's decisions are those of its adopted ballots, which
     # the tape hands out as if they had been drawn from the decided inputs (discarded ones aside).
-    settings = replace(recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit, speculate=0)
+    settings = replace(
+        recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit, speculate=0, draft=0, draft_model=None
+    )
     plan = _plan_for(task, settings, steps, Shard.of_header(header))
     tape = Tape(events, name=str(path))
     backend = ReplayBackend(tape, header["model"])
@@ -290,6 +292,8 @@ def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
     _check_complete(report, verifier, tape, end)
     totals = verifier.totals
     counter = Recorder(None, totals=totals)  # discarded speculative samples: paid for, never voted
+    for e in tape.drafts:  # drafts decide nothing; they are counted as the run counted them
+        counter.draft(e, write=False)
     for e in tape.discarded:
         counter.sample(
             e["step"], e["i"], e["temperature"], completion_of(e), Verdict(e["key"], flag=e.get("flag")), e["late"]

@@ -60,6 +60,7 @@ class History:
     count: int = 0  # committed steps
     last: Hashable = None  # the highest committed step of a chain
     unfinished: dict[Hashable, list[dict[str, Any]]] = field(default_factory=dict)  # step → samples, in order
+    drafts: list[dict[str, Any]] = field(default_factory=list)  # draft events, served again on resume
     outcome: str | None = None  # the last session's end, if it ended; None after a crash
     cap: int = 0  # the per-step sample cap in force in the last session
     sessions: int = 1
@@ -86,6 +87,9 @@ def read_history(path: Path, *, chain: bool, cap: int) -> History:
             _count_sample(recorder, history, event, chain)
         elif kind == "decision":
             _count_decision(recorder, history, event, chain)
+        elif kind == "draft":
+            recorder.draft(event, write=False)
+            history.drafts.append(event)
         elif kind == "step_error" and measuring and event.get("error") == "VoteUndecided":
             # An independent step that ran out of samples is a measurement, done with.
             history.totals.undecided += 1
@@ -270,11 +274,11 @@ def _rebuild(
             )
         prev = history.committed[start - 1] if start else source.first
         make_plan(source)  # validates
-        plan = ResumedChainPlan(source, start, prev, settings.window)
+        plan = ResumedChainPlan(source, start, prev, settings.plan_window)
         return _Run(task, plan, {start - 1: prev} if start else {})
     if shard is not None:
         source = shard_graph(source, shard)
-    full = make_plan(source, window=settings.window)
+    full = make_plan(source, window=settings.plan_window)
     resume_from = getattr(full, "resume_from", None)
     if resume_from is not None:  # a DAG that grows as it runs (maker._recursive): it walks its committed part again
         return _Run(task, resume_from(history.committed), dict(history.committed))
@@ -417,7 +421,7 @@ async def _continue(
         raise TraceError(f"{path}: the trace changed while it was being resumed; resume it again")
     # A speculative run's samples are reused by the prompt they answered (one step may hold
     # samples of several prompts); the others', by step, through a replaying backend.
-    reuse = Reuse(history.unfinished) if settings.speculate else None
+    reuse = Reuse(history.unfinished, history.drafts) if settings.speculate or settings.draft else None
     tape = Tape.of_samples({} if reuse is not None else history.unfinished)
     reused = sum(len(v) for v in history.unfinished.values())
     writer = TraceWriter(path, lock=lock)

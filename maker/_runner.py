@@ -15,6 +15,7 @@ import anyio
 import networkx as nx
 
 from maker._budget import Budget, with_budget
+from maker._drafts import check_draftable
 from maker._microagent import Guard, Microagent
 from maker._planner import IndependentPlan, Plan, make_plan
 from maker._recorder import Progress, Recorder
@@ -81,7 +82,9 @@ def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | No
             if isinstance(source, Chain):
                 raise ConfigError(CHAIN_REFUSAL)
             source = shard_graph(source, shard)
-        return make_plan(source, window=settings.window)
+        plan = make_plan(source, window=settings.plan_window)
+        check_draftable(plan, task.name, settings.draft)
+        return plan
     if not isinstance(task, SampleableTask):
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot run steps independently")
     chain = task.plan()
@@ -233,7 +236,7 @@ async def _execute(
             # A plan that votes its own steps (maker._recursive: judged votes, a growing DAG).
             own = getattr(plan, "executor", None)
             # Independent steps are measurements: an undecided one is a data point, not a reason to stop.
-            if settings.speculate and not isinstance(plan, IndependentPlan) and own is None:
+            if (settings.speculate or settings.draft) and not isinstance(plan, IndependentPlan) and own is None:
                 outputs = await run_speculative(
                     plan,
                     agent,
@@ -242,6 +245,9 @@ async def _execute(
                     depth=settings.speculate,
                     max_steps=settings.step_limit,
                     reuse=reuse,
+                    draft=settings.draft,
+                    draft_model=settings.draft_model,
+                    seed=settings.seed,
                 )
             else:
                 execute = (

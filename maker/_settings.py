@@ -19,6 +19,10 @@ class RunSettings:
     speculate: start a step from its predecessor's leading candidate, up to this
         many undecided steps ahead (0: off). Decisions are unchanged; see
         docs/speculation.md.
+    draft: ask a model for the next `draft` steps' answers at once and verify
+        them all in parallel (0: off); the task must offer a draft prompt.
+        Decisions are unchanged; see docs/speculation.md#drafts.
+    draft_model: the model that writes drafts (default: the run's own).
     """
 
     concurrency: int = 16
@@ -26,6 +30,8 @@ class RunSettings:
     window: int = 64
     seed: int = 0
     speculate: int = 0
+    draft: int = 0
+    draft_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -34,12 +40,21 @@ class RunSettings:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.speculate < 0:
             raise ConfigError(f"speculate must be >= 0, got {self.speculate}")
+        if self.draft < 0:
+            raise ConfigError(f"draft must be >= 0, got {self.draft}")
+        if self.draft_model is not None and not self.draft:
+            raise ConfigError("draft_model is set but draft is 0: say how many steps a draft covers")
         if self.window < 2:
             raise ConfigError(f"window must be >= 2, got {self.window}")
 
     @property
     def step_limit(self) -> int:
         return self.max_steps or self.concurrency
+
+    @property
+    def plan_window(self) -> int:
+        """Steps of a chain kept materialised: room for drafts (the verified one, the next, its anchor)."""
+        return max(self.window, 3 * self.draft + 2)
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -49,4 +64,8 @@ class RunSettings:
         }
         if self.speculate:
             described["speculate"] = self.speculate
+        if self.draft:
+            described["draft"] = self.draft
+        if self.draft_model is not None:
+            described["draft_model"] = self.draft_model
         return described

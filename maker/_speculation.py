@@ -20,6 +20,12 @@ out right (two different predictions can build the same next prompt). They
 spawn nothing further and finish their ballot at most; their own step's
 decision settles them.
 
+With drafts (`maker._drafts`), a run may also carry a drafted prediction of
+its own answer: its successor then starts from that prediction, before any
+of its samples lands, and so on down the draft, up to one draft's length of
+undecided steps ahead. A drafted prediction is a prediction like a leader: the
+successor's ballot is adopted only if the decided inputs build its prompt.
+
 Python steps are not speculated: they run once their inputs are decided.
 Every sample of a speculative session carries `basis` (the fingerprint of
 the prompt it answered), so resume can reuse recorded samples by prompt and
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections import ChainMap, deque
+from collections import ChainMap, OrderedDict, deque
 from collections.abc import Hashable, Mapping
 from typing import Any, cast
 
@@ -38,11 +44,13 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from maker._drafts import Draft, DraftableStep, Drafter
 from maker._microagent import Microagent, _Ballot
 from maker._planner import Plan
 from maker._recorder import Decision, Recorder
 from maker._steps import step_voting
 from maker.backends._protocol import Completion
+from maker.backends._registry import open_backend
 from maker.backends._replay import completion_of
 from maker.errors import MakerError, StepFailed, VoteUndecided
 from maker.tasks._protocol import LLMStep, Messages
@@ -61,7 +69,10 @@ class Reuse:
     are not offered: replay does not count them for any decision.
     """
 
-    def __init__(self, unfinished: Mapping[Hashable, list[dict[str, Any]]]) -> None:
+    def __init__(
+        self, unfinished: Mapping[Hashable, list[dict[str, Any]]], drafts: list[dict[str, Any]] | None = None
+    ) -> None:
+        self.drafts = drafts or []  # recorded drafts, served again by the drafter (see maker._drafts)
         self._samples: dict[tuple[Hashable, str], dict[int, tuple[int, dict[str, Any]]]] = {}
         for step, events in unfinished.items():
             for position, event in enumerate(events):
@@ -88,23 +99,28 @@ class _Run:
     """One ballot on one prompt of one step."""
 
     __slots__ = (
+        "anchor",
         "assumed",
         "ballot",
         "children",
         "dead",
         "decision",
         "digest",
+        "draft_child",
+        "drafting",
         "failed",
         "inputs",
         "leader",
         "messages",
         "node",
         "parent",
+        "predicted",
         "real",
         "receive",
         "reused",
         "send",
         "speculative",
+        "started",
     )
 
     def __init__(
@@ -121,6 +137,11 @@ class _Run:
         self.decision: Decision | None = None
         self.failed: BaseException | None = None
         self.reused: set[int] = set()
+        self.started = False  # its ballot is running (a drafted run may wait for room first)
+        self.predicted: tuple[Draft, int] | None = None  # a draft's prediction of its answer: (draft, position)
+        self.draft_child: _Run | None = None  # its successor built from that prediction
+        self.drafting = False  # a draft from its inputs was asked for
+        self.anchor = False  # built from a draft's last answer: the next draft starts here
         self.ballot: _Ballot
         self.send: MemoryObjectSendStream[tuple[int, Completion | None]]
         self.receive: MemoryObjectReceiveStream[tuple[int, Completion | None]]
@@ -138,6 +159,19 @@ class _Run:
         while not run.real:
             parent = run.parent
             if run.dead or parent is None or parent.leader != run.assumed:
+                return False
+            run = parent
+        return not run.dead
+
+    def plausible(self) -> bool:
+        """Nothing it was built on is discarded, and no vote so far contradicts a prediction it assumed."""
+        run = self
+        while not run.real:
+            parent = run.parent
+            if run.dead or parent is None:
+                return False
+            seen = parent.decision.winner if parent.decision is not None else parent.leader
+            if seen is not None and seen != run.assumed:
                 return False
             run = parent
         return not run.dead
@@ -173,6 +207,7 @@ class Speculator:
         depth: int,
         max_steps: int,
         reuse: Reuse | None = None,
+        drafter: Drafter | None = None,
     ) -> None:
         self.plan, self.agent, self.recorder, self.voting = plan, agent, recorder, voting
         self.graph = plan.graph
@@ -185,6 +220,13 @@ class Speculator:
         self.live = 0  # steps in progress from decided inputs (bounded by max_steps)
         self.commits: deque[_Run] = deque()
         self.committing = False
+        self.drafter = drafter
+        # Drafted ballots start at most one draft's length of undecided steps ahead: a wrong
+        # drafted answer wastes only the ballots started on it, and a draft's verification
+        # takes about one model latency, the time a pipelined next draft needs to arrive.
+        self.horizon = drafter.m if drafter is not None else 0
+        self.covered: dict[Hashable, int] = {}  # steps an outstanding draft will predict
+        self.settled: OrderedDict[Hashable, _Run] = OrderedDict()  # recently committed runs (drafts walk them)
         self.tg: TaskGroup
 
     async def run(self) -> dict[Hashable, Any]:
@@ -222,7 +264,7 @@ class Speculator:
             self._discard(other)
         self.runs[node] = {}
         if chosen is None:
-            self._start(node, inputs, messages, digest, None)
+            self._wish_draft(self._start(node, inputs, messages, digest, None))
         else:
             self._adopt(chosen)
 
@@ -230,6 +272,8 @@ class Speculator:
         """Its inputs are decided and build its prompt: what it drew counts, as if launched now."""
         run.real, run.parent = True, None
         self.runs[run.node] = {run.digest: run}
+        if not run.started:
+            self._begin(run)
         if run.failed is not None:
             error = run.failed
             if not isinstance(error, MakerError):
@@ -240,6 +284,7 @@ class Speculator:
         if run.decision is not None:
             self._commit(run)
             return
+        self._wish_draft(run)
         self._spread(run)  # it and its descendants are one step closer to the decided ones
 
     def _spread(self, run: _Run) -> None:
@@ -248,6 +293,8 @@ class Speculator:
         while todo:
             r = todo.pop()
             self._speculate(r)
+            if self.drafter is not None and not r.dead:
+                self._follow_draft(r)
             todo.extend(r.children)
 
     async def _python(self, node: Hashable, step: Any, inputs: dict[str, Any]) -> None:
@@ -285,6 +332,10 @@ class Speculator:
             raise _failed(self.recorder, run.node, exc) from exc
         self.recorder.decision(decision, truth_key)
         del self.runs[run.node]
+        if self.drafter is not None:
+            self.settled[run.node] = run
+            while len(self.settled) > 4 * self.horizon + 8:
+                self.settled.popitem(last=False)
         self._done(run.node, decision.answer)
 
     def _done(self, node: Hashable, output: Any) -> None:
@@ -367,22 +418,172 @@ class Speculator:
             child.assumed = key
             run.children.append(child)
 
+    # -- drafts (maker._drafts) ------------------------------------------------------------
+
+    def _wish_draft(self, run: _Run) -> None:
+        """Ask for a draft from `run`'s inputs, if nothing predicts it and it is worth one."""
+        drafter = self.drafter
+        if drafter is None or run.dead or run.drafting or run.predicted is not None:
+            return
+        if not (run.real or run.anchor) or (run.real and self.covered.get(run.node)):
+            return  # a draft already out will predict it
+        if run.depth() > self.horizon or not run.plausible():
+            return  # too far ahead for now: asked again as the steps before it decide
+        step = self.graph.nodes[run.node]["step"]
+        nodes = self._line(run.node, step, drafter.m + 1)
+        if len(nodes) < 2:
+            return  # nothing after it to start from a draft
+        m = min(drafter.m, len(nodes))
+        run.drafting = True
+        for node in nodes[:m]:
+            self.covered[node] = self.covered.get(node, 0) + 1
+        self.agent.group.start_soon(self._draft, run, step, nodes, m)
+
+    def _line(self, node: Hashable, step: DraftableStep, n: int) -> list[Hashable]:
+        """Up to `n` steps from `node` along its chain: each the only successor, fed only by the one before."""
+        graph, line = self.graph, [node]
+        while len(line) < n:
+            succs = list(graph.successors(line[-1]))
+            if len(succs) != 1 or graph.in_degree(succs[0]) != 1 or graph.nodes[succs[0]]["step"] != step:
+                break
+            line.append(succs[0])
+        return line
+
+    async def _draft(self, run: _Run, step: DraftableStep, nodes: list[Hashable], m: int) -> None:
+        assert self.drafter is not None
+        try:
+            draft = await self.drafter.fetch(step, run.node, run.digest, run.inputs, nodes, m)
+        finally:
+            # `drafting` stays set: one draft per ballot, even if it failed (a greedy draft asked
+            # again would fail again), so a (step, prompt) is drafted at most once in a run.
+            for node in nodes[:m]:
+                self.covered[node] -= 1
+                if not self.covered[node]:
+                    del self.covered[node]
+        if draft is not None:
+            self._apply(run, draft)
+        for node in nodes:  # a real step the draft was to predict, and does not: it may ask for its own
+            for other in list(self.runs.get(node, {}).values()):
+                if other.real:
+                    self._wish_draft(other)
+
+    def _apply(self, run: _Run, draft: Draft) -> None:
+        """Attach a landed draft's predictions, from its first step down to the first undecided one."""
+        for pos in range(len(draft.answers)):
+            if run.dead or (run.predicted is not None and run.predicted[0] is not draft):
+                return  # built on a discarded prompt, or an earlier draft predicts it already
+            run.predicted = (draft, pos)
+            key = draft.keys[pos]
+            if run.decision is not None and run.decision.winner != key:
+                return  # the votes already say otherwise
+            if not (run.real and run.decision is not None and run.node not in self.waiting):
+                self._spread(run)  # undecided: its successors start from the prediction
+                return
+            nxt = self._decided_successor(run, draft, pos)  # committed as drafted: go on
+            if nxt is None:
+                return
+            if pos + 1 == len(draft.answers):
+                nxt.anchor = True
+                self._wish_draft(nxt)
+                return
+            run = nxt
+
+    def _decided_successor(self, run: _Run, draft: Draft, pos: int) -> _Run | None:
+        """The real run after committed `run`, if it is the one the drafted answer builds."""
+        if pos + 1 >= len(draft.nodes):
+            return None
+        succ = draft.nodes[pos + 1]
+        nxt = self.settled.get(succ)
+        if nxt is None:
+            nxt = next((r for r in self.runs.get(succ, {}).values() if r.real), None)
+        built = self._prompt_from(run.node, succ, draft.answers[pos])
+        return nxt if nxt is not None and built is not None and built[2] == nxt.digest else None
+
+    def _prompt_from(self, node: Hashable, succ: Hashable, answer: Any) -> tuple[dict[str, Any], Messages, str] | None:
+        view = cast(dict[Hashable, Any], ChainMap({node: answer}, self.outputs))
+        try:
+            inputs = self.plan.inputs(succ, view)
+            messages = self.graph.nodes[succ]["step"].prompt(inputs)
+        except Exception:
+            return None  # this prediction cannot even build a prompt: it will not be the decided one
+        return inputs, messages, prompt_digest(messages)
+
+    def _follow_draft(self, run: _Run) -> None:
+        """Start (or plan) the ballot its drafted answer builds for its successor; begin it if there is room."""
+        if not run.started and not run.real and run.depth() <= self.horizon and run.plausible():
+            self._begin(run)
+        if run.anchor:
+            self._wish_draft(run)
+        if run.predicted is None:
+            return
+        draft, pos = run.predicted
+        key = draft.keys[pos]
+        if run.decision is not None and run.decision.winner != key:
+            return
+        child = run.draft_child
+        if child is None:
+            child = self._drafted_child(run, draft, pos)
+            if child is None:
+                return
+            run.draft_child = child
+            if pos + 1 < len(draft.answers):
+                if child.predicted is None:
+                    child.predicted = (draft, pos + 1)
+            elif child.predicted is None:
+                child.anchor = True
+
+    def _drafted_child(self, run: _Run, draft: Draft, pos: int) -> _Run | None:
+        if pos + 1 >= len(draft.nodes):
+            return None
+        succ = draft.nodes[pos + 1]
+        if self.waiting.get(succ) != 1:
+            return None
+        built = self._prompt_from(run.node, succ, draft.answers[pos])
+        if built is None:
+            return None
+        inputs, messages, digest = built
+        child = self.runs.setdefault(succ, {}).get(digest)
+        if child is None:
+            child = self._start(succ, inputs, messages, digest, run, begin=False)
+        elif child.real:
+            return None
+        elif child.parent is not run:
+            child.parent = run  # another prediction built the same prompt: follow this one now
+        child.assumed = draft.keys[pos]
+        if child not in run.children:
+            run.children.append(child)
+        return child
+
     def _start(
-        self, node: Hashable, inputs: dict[str, Any], messages: Messages, digest: str, parent: _Run | None
+        self,
+        node: Hashable,
+        inputs: dict[str, Any],
+        messages: Messages,
+        digest: str,
+        parent: _Run | None,
+        *,
+        begin: bool = True,
     ) -> _Run:
         data = self.graph.nodes[node]
         step = data["step"]
         run = _Run(node, inputs, messages, digest, parent)
         run.ballot = _Ballot(node, step, step_voting(step, data.get("voting"), self.voting), _Log(self, run))  # type: ignore[arg-type]
         run.ballot.prompt = digest
-        run.send, run.receive = anyio.create_memory_object_stream[tuple[int, Completion | None]](math.inf)
         self.runs.setdefault(node, {})[digest] = run
-        self.tg.start_soon(self._vote, run)
+        if begin:
+            self._begin(run)
         return run
+
+    def _begin(self, run: _Run) -> None:
+        run.started = True
+        run.send, run.receive = anyio.create_memory_object_stream[tuple[int, Completion | None]](math.inf)
+        self.tg.start_soon(self._vote, run)
 
     def _discard(self, run: _Run) -> None:
         """Its prompt is not the one the decided inputs build: it launches nothing more."""
         run.dead = True
+        if not run.started:
+            return  # a drafted ballot that never had room to start: nothing was spent on it
         if self.recorder.writer is not None:
             self.recorder.writer.write(
                 {
@@ -534,6 +735,25 @@ async def run_speculative(
     depth: int,
     max_steps: int,
     reuse: Reuse | None = None,
+    draft: int = 0,
+    draft_model: str | None = None,
+    seed: int = 0,
 ) -> dict[Hashable, Any]:
-    """Run `plan` to the end with speculation up to `depth` steps ahead; return the outputs it keeps."""
-    return await Speculator(plan, agent, recorder, voting, depth=depth, max_steps=max_steps, reuse=reuse).run()
+    """Run `plan` to the end with speculation up to `depth` steps ahead, and drafts of `draft` steps.
+
+    draft_model: the model that writes drafts (default: the run's own backend).
+    Returns the outputs the plan keeps.
+    """
+    if not draft:
+        return await Speculator(plan, agent, recorder, voting, depth=depth, max_steps=max_steps, reuse=reuse).run()
+    backend = open_backend(draft_model, seed=seed) if draft_model else agent.backend
+    try:
+        recorded = reuse.drafts if reuse is not None else []
+        drafter = Drafter(backend, draft, agent, recorder, recorded)
+        speculator = Speculator(
+            plan, agent, recorder, voting, depth=depth, max_steps=max_steps, reuse=reuse, drafter=drafter
+        )
+        return await speculator.run()
+    finally:
+        if backend is not agent.backend:
+            await backend.aclose()

@@ -55,11 +55,27 @@ Current State: {state}
 
 Based on the previous move and the current state, find the single next move that follows the strategy, and the resulting next state."""
 
+# A draft asks for the next m moves at once (docs/speculation.md#drafts): the same puzzle,
+# strategy and reply format, m move / next_state pairs instead of one, and no reasoning.
+_DRAFT_REQUIREMENTS = """Requirements:
+- The pegs are 0-indexed (the leftmost peg is 0).
+- Each peg is listed from bottom to top.
+- Your answer must list the next {m} moves in order, each followed by the state that results from it, one pair per move and nothing else, in this EXACT FORMAT:
+move = [disk id, from peg, to peg]
+next_state = [[...], [...], [...]]"""
+
+_DRAFT_ASK = (
+    "Based on the previous move and the current state, find the next {m} moves that follow the strategy, "
+    "each with the state that results from it."
+)
+
 # Strict patterns. The paper's parser takes the LAST match of each line, so a
 # model that thinks aloud and then answers is read by its final answer.
 _MOVE_RE = re.compile(r"(?<![A-Za-z_])move\s*=\s*(\[[^\[\]]*\])")
 _STATE_RE = re.compile(r"next_state\s*=\s*(\[\s*\[[^\[\]]*\]\s*,\s*\[[^\[\]]*\]\s*,\s*\[[^\[\]]*\]\s*\])")
 _PREV_RE = re.compile(r"^Previous move: (.*)$", re.MULTILINE)
+_DRAFT_ASK_RE = re.compile(r"find the next (\d+) moves that follow the strategy")
+_PAIR_RE = re.compile(_MOVE_RE.pattern + "|" + _STATE_RE.pattern)
 _CUR_RE = re.compile(r"^Current State: (.*)$", re.MULTILINE)
 
 
@@ -181,6 +197,24 @@ def parse_reply(text: str, n: int) -> dict[str, Any]:
     return {"move": move, "state": pegs}
 
 
+def parse_draft(text: str, n: int, m: int) -> list[dict[str, Any]]:
+    """The strict draft parser: exactly `m` pairs of `move = [...]` then `next_state = [...]`, in order.
+
+    Each pair is read as `parse_reply` reads one reply; a draft with more or
+    fewer pairs, or a pair out of order, is rejected whole, never repaired.
+    """
+    found = [(m_.group(1), m_.group(2)) for m_ in _PAIR_RE.finditer(text)]
+    if len(found) != 2 * m:
+        raise ParseError(f"a draft of {m} moves needs {m} move and {m} next_state lines, found {len(found)} lines")
+    answers = []
+    for j in range(m):
+        move, state = found[2 * j][0], found[2 * j + 1][1]
+        if move is None or state is None:
+            raise ParseError(f"draft pair {j + 1} is not a move line followed by a next_state line")
+        answers.append(parse_reply(f"move = {move}\nnext_state = {state}", n))
+    return answers
+
+
 def _key(answer: Mapping[str, Any]) -> str:
     # str() of int lists is canonical (one spelling per value) and twice as fast as json.dumps.
     return str([answer["move"], answer["state"]])
@@ -202,6 +236,17 @@ class HanoiStep:
     def parse(self, text: str) -> dict[str, Any]:
         return parse_reply(text, self.n)
 
+    def draft_prompt(self, inputs: Inputs, m: int) -> Messages:
+        """The prompt of a draft: the next `m` moves and states from these inputs, at once."""
+        prev = inputs["prev"]
+        return (
+            {"role": "system", "content": _draft_system(self.n, m)},
+            {"role": "user", "content": _draft_user(self.n, m, prev["move"], prev["state"])},
+        )
+
+    def parse_draft(self, text: str, m: int) -> list[dict[str, Any]]:
+        return parse_draft(text, self.n, m)
+
     def vote_key(self, answer: Mapping[str, Any]) -> str:
         return _key(answer)
 
@@ -217,6 +262,16 @@ class HanoiStep:
 @lru_cache(maxsize=64)
 def _system(n: int) -> str:
     return _SYSTEM.format(n=n)
+
+
+@lru_cache(maxsize=64)
+def _draft_system(n: int, m: int) -> str:
+    return _system(n).split("Requirements:")[0] + _DRAFT_REQUIREMENTS.format(m=m)
+
+
+def _draft_user(n: int, m: int, prev: Move | None, state: State) -> str:
+    single = _user(n, prev, state)
+    return single[: single.rindex("\n\n")] + "\n\n" + _DRAFT_ASK.format(m=m)
 
 
 def _user(n: int, prev: Move | None, state: State) -> str:
@@ -267,6 +322,24 @@ class HanoiOracle:
     def render(self, answer: Mapping[str, Any]) -> str:
         return f"move = {answer['move']}\nnext_state = {answer['state']}"
 
+    def solve_draft(self, messages: Messages) -> list[dict[str, Any]] | None:
+        """The right next moves for a draft prompt (as many as it asks for), or None if it is none."""
+        user = messages[-1]["content"] if messages else ""
+        ask = _DRAFT_ASK_RE.search(user)
+        if ask is None:
+            return None
+        answers: list[dict[str, Any]] = []
+        answer = _solve_prompt(user)
+        for _ in range(int(ask.group(1))):
+            if answer is None:
+                return None
+            answers.append(answer)
+            answer = _next_answer(answer)
+        return answers
+
+    def render_draft(self, answers: list[Mapping[str, Any]]) -> str:
+        return "\n".join(self.render(a) for a in answers)
+
     def wrong(self, answer: Mapping[str, Any], rng: Random) -> dict[str, Any]:
         state_after = answer["state"]
         state = apply_move_back(state_after, answer["move"])
@@ -288,6 +361,16 @@ def apply_move_back(state_after: State, move: Move) -> State:
     before = [list(p) for p in state_after]
     before[src].append(before[dst].pop())
     return before
+
+
+def _next_answer(answer: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The strategy's answer to the step after `answer` (what a draft writes next)."""
+    state, prev = answer["state"], answer["move"]
+    try:
+        move = strategy_move(state, prev)
+        return {"move": move, "state": apply_move(state, move)}
+    except (ValueError, StopIteration):
+        return None
 
 
 @lru_cache(maxsize=64)  # the k samples of a step ask about the same prompt

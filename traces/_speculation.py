@@ -6,6 +6,11 @@ is its decision's `prompt`; every other sample of the step was drawn from a
 predicted input that turned out wrong: paid for, never voted. Each ballot on
 a wrong prediction ends in a `discard` event (a misprediction); a decision
 whose voted samples were drawn speculatively is a hit.
+
+A run with drafts also records `draft` events: each predicts the vote keys of
+several steps. A drafted step is a hit when its decision's winner is the
+drafted key; a draft's tokens are wasted in the share of its steps that were
+not hits (what it predicted wrong, and what came after a wrong step).
 """
 
 from __future__ import annotations
@@ -25,7 +30,15 @@ class SpeculationStats:
     wasted_samples: int = 0
     wasted_tokens_in: int = 0
     wasted_tokens_out: int = 0
+    drafts: int = 0  # draft replies
+    drafted_steps: int = 0  # step answers they predicted (flagged drafts predict none)
+    draft_hits: int = 0  # of those, the ones the step's decision confirmed
+    draft_tokens_in: int = 0
+    draft_tokens_out: int = 0
     _held: dict[Hashable, dict[str, list[tuple[int, int, bool]]]] = field(default_factory=dict)
+    # Drafted keys waiting for their step's decision, and each draft's [tokens in, tokens out, steps, hits].
+    _drafted: dict[Hashable, list[tuple[str, list[int]]]] = field(default_factory=dict)
+    _per_draft: list[list[int]] = field(default_factory=list)
 
     @property
     def predictions(self) -> int:
@@ -34,6 +47,19 @@ class SpeculationStats:
     @property
     def hit_rate(self) -> float | None:
         return self.hits / self.predictions if self.predictions else None
+
+    @property
+    def draft_hit_rate(self) -> float | None:
+        return self.draft_hits / self.drafted_steps if self.drafted_steps else None
+
+    @property
+    def wasted_draft_tokens(self) -> tuple[float, float]:
+        """(input, output) tokens of drafts, in the share of their steps that were not confirmed."""
+        tin = tout = 0.0
+        for t_in, t_out, steps, hits in self._per_draft:
+            share = 1.0 - hits / steps if steps else 1.0
+            tin, tout = tin + t_in * share, tout + t_out * share
+        return tin, tout
 
     def feed(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -44,6 +70,21 @@ class SpeculationStats:
             self._decision(event)
         elif kind == "discard":
             self.misses += 1
+        elif kind == "draft":
+            self._draft(event)
+
+    def _draft(self, e: dict[str, Any]) -> None:
+        self.speculative = True
+        tokens_in, tokens_out = int(e.get("tokens_in") or 0), int(e.get("tokens_out") or 0)
+        keys, steps = e.get("keys") or [], e.get("steps") or []
+        self.drafts += 1
+        self.draft_tokens_in += tokens_in
+        self.draft_tokens_out += tokens_out
+        self.drafted_steps += len(keys)
+        record = [tokens_in, tokens_out, len(keys), 0]
+        self._per_draft.append(record)
+        for step, key in zip(steps, keys, strict=False):
+            self._drafted.setdefault(_hashable(step), []).append((key, record))
 
     def _sample(self, e: dict[str, Any]) -> None:
         self.speculative = True
@@ -54,6 +95,10 @@ class SpeculationStats:
         self._held.setdefault(_hashable(e["step"]), {}).setdefault(e["basis"], []).append(tokens)
 
     def _decision(self, e: dict[str, Any]) -> None:
+        for key, record in self._drafted.pop(_hashable(e["step"]), ()):
+            if key == e.get("winner"):
+                self.draft_hits += 1
+                record[3] += 1
         held = self._held.pop(_hashable(e["step"]), None)
         if not held:
             return
@@ -76,6 +121,13 @@ class SpeculationStats:
             "wasted_samples": self.wasted_samples,
             "wasted_tokens_in": self.wasted_tokens_in,
             "wasted_tokens_out": self.wasted_tokens_out,
+            "drafts": self.drafts,
+            "drafted_steps": self.drafted_steps,
+            "draft_hits": self.draft_hits,
+            "draft_hit_rate": self.draft_hit_rate,
+            "draft_tokens_in": self.draft_tokens_in,
+            "draft_tokens_out": self.draft_tokens_out,
+            "wasted_draft_tokens": round(sum(self.wasted_draft_tokens)),
         }
 
 

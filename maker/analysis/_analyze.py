@@ -236,6 +236,8 @@ class Analysis:
     wasted_cost: float | None = None  # what the samples drawn on mispredictions cost
     rates: RateStats | None = None  # governor totals and cached tokens, where the trace has them
     wall_s: float | None = None  # the run's wall time, from its end event
+    draft_cost: float | None = None  # what drafts cost (at the run model's prices), wasted or not
+    wasted_draft_cost: float | None = None  # the share of it spent on drafted steps that were not confirmed
 
     @property
     def extra_samples(self) -> float | None:
@@ -246,9 +248,10 @@ class Analysis:
 
     @property
     def extra_cost(self) -> float | None:
+        """Wasted samples and every draft, as a share of what a run without speculation pays."""
         if self.wasted_cost is None or self.cost is None or self.cost <= self.wasted_cost:
             return None
-        return self.wasted_cost / (self.cost - self.wasted_cost)
+        return (self.wasted_cost + (self.draft_cost or 0.0)) / (self.cost - self.wasted_cost)
 
     @property
     def model(self) -> str:
@@ -370,6 +373,12 @@ def analyze_table(t: Table, path: Path, *, prices: dict[str, Price] | None = Non
         else price.cost(spec.wasted_tokens_in, spec.wasted_tokens_out),
         rates=t.rates if t.rates.governed or t.rates.reported or t.rates.by_endpoint else None,
         wall_s=_wall(t.end),
+        draft_cost=None
+        if spec is None or price is None or not spec.drafts
+        else price.cost(spec.draft_tokens_in, spec.draft_tokens_out),
+        wasted_draft_cost=None
+        if spec is None or price is None or not spec.drafts
+        else price.cost(*(round(t) for t in spec.wasted_draft_tokens)),
     )
 
 
@@ -627,9 +636,21 @@ def speculation_line(a: Analysis) -> str:
         extra += f", +{_pct(a.extra_cost)} cost"
     extra += ")" if extra else ""
     cost = "" if a.wasted_cost is None else f", ${a.wasted_cost:.4g}"
-    return (
+    line = (
         f"speculation: {rate}; {s.wasted_samples:,} samples, "
         f"{s.wasted_tokens_in + s.wasted_tokens_out:,} tokens{cost} wasted on mispredictions{extra}"
+    )
+    return line + draft_clause(s, a.draft_cost, a.wasted_draft_cost) if s.drafts else line
+
+
+def draft_clause(s: SpeculationStats, cost: float | None, wasted: float | None) -> str:
+    """Drafts in one clause: how many drafted steps the votes confirmed, and what drafts cost."""
+    rate = "—" if s.draft_hit_rate is None else _pct(s.draft_hit_rate)
+    tokens = s.draft_tokens_in + s.draft_tokens_out
+    priced = "" if cost is None else f" (${cost:.4g}, ${wasted or 0:.4g} of it wasted)"
+    return (
+        f"; drafts: hit rate {rate} ({s.draft_hits:,} of {s.drafted_steps:,} drafted steps), "
+        f"{s.drafts:,} drafts, {tokens:,} tokens{priced}, {round(sum(s.wasted_draft_tokens)):,} tokens wasted"
     )
 
 
@@ -677,6 +698,8 @@ def _to_json(a: Analysis) -> dict[str, Any]:
         else {
             **a.speculation.to_json(),
             "wasted_cost": a.wasted_cost,
+            "draft_cost": a.draft_cost,
+            "wasted_draft_cost": a.wasted_draft_cost,
             "extra_samples": a.extra_samples,
             "extra_cost": a.extra_cost,
         },

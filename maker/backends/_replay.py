@@ -106,6 +106,7 @@ class Tape:
         # Speculative samples no decision counted (their prompt was not the decided one): a
         # replay does not vote them, only adds them to the totals, as the recorded run did.
         self.discarded: list[dict[str, Any]] = []
+        self.drafts: list[dict[str, Any]] = []  # drafts (docs/speculation.md#drafts): counted, never voted
         if not lazy:
             while self._pump():
                 pass
@@ -134,6 +135,8 @@ class Tape:
             self.end = event
         elif kind in ("sample", "decision", "step_error"):
             self._file(event)
+        elif kind == "draft":
+            self.drafts.append(event)
         return True
 
     def _file(self, event: dict[str, Any]) -> None:

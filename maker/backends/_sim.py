@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from maker.backends._protocol import Completion, Request
+from maker.backends._sim_draft import draft_reply, latency_scale
 from maker.errors import ConfigError
 from maker.tasks import Messages, Oracle, oracles
 
@@ -37,6 +38,8 @@ class SimProfile:
         saw errors rise past about 700 tokens); often long enough to be flagged.
     tokens_out: mean output tokens of an ordinary reply.
     latency / latency_sigma: mean seconds per call and log-normal spread.
+    draft_accuracy / draft_tokens: the simulator as a drafter (`_sim_draft`): the
+        chance each drafted step is right, and output tokens per drafted step.
     """
 
     error_rate: float = 0.0022
@@ -49,6 +52,8 @@ class SimProfile:
     tokens_out: int = 538
     latency: float = 0.0
     latency_sigma: float = 0.5
+    draft_accuracy: float = 0.99
+    draft_tokens: int = 40
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -63,6 +68,7 @@ class SimProfile:
             "malformed_rate",
             "ramble_rate",
             "ramble_error_rate",
+            "draft_accuracy",
         ):
             if getattr(self, name) > 1:
                 raise ConfigError(f"sim option {name} is a probability, got {getattr(self, name)}")
@@ -155,6 +161,9 @@ class SimModel:
         `draw` distinguishes samples of the same prompt; at temperature 0 it is
         ignored, so the greedy sample of a prompt is always the same reply.
         """
+        drafted = draft_reply(self, messages, max_tokens, draw)
+        if drafted is not None:
+            return drafted
         p = self.profile
         oracle, answer, base, hard = self._solve(messages)
         if oracle is None:
@@ -199,12 +208,13 @@ class SimModel:
             return body.replace("=", ":")
         return "The next move is obvious: move the smallest disk to the right."
 
-    def latency(self, rng: Random) -> float:
+    def latency(self, rng: Random, messages: Messages | None = None) -> float:
+        """Seconds for one reply; `messages` lets a draft take as long as its length says."""
         p = self.profile
         if p.latency <= 0:
             return 0.0
         s = p.latency_sigma
-        return p.latency * math.exp(rng.gauss(0.0, s) - s * s / 2)
+        return p.latency * math.exp(rng.gauss(0.0, s) - s * s / 2) * latency_scale(self, messages)
 
 
 def input_tokens(messages: Messages) -> int:
@@ -228,7 +238,7 @@ class SimBackend:
         delay = 0.0
         if self.sim.profile.latency > 0:
             rng = Random(hash((self._seed, request.sample, out, len(text))))
-            delay = self.sim.latency(rng)
+            delay = self.sim.latency(rng, request.messages)
             await anyio.sleep(delay)
         return Completion(text, finish, input_tokens(request.messages), out, delay)
 

@@ -548,7 +548,7 @@ class SimServer:
             text, finish, out = self.model.reply(messages, temperature, max_tokens, draw)
             if truncate:
                 text, finish, out = text[: max(1, len(text) // 4)], "length", max_tokens
-            latency = max(latency, self.model.latency(Random(draw * 31 + len(text))))
+            latency = max(latency, self.model.latency(Random(draw * 31 + len(text)), messages))
             choices.append(
                 {
                     "index": index,

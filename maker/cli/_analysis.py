@@ -99,6 +99,16 @@ def _register_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="S",
         help="log-normal spread of call latencies (default 0.5; 0: every call takes exactly --latency)",
     )
+    p.add_argument(
+        "--draft", type=positive, default=16, metavar="M", help="steps per draft for the --draft wall time (16)"
+    )
+    p.add_argument(
+        "--draft-accuracy",
+        type=probability,
+        default=0.99,
+        metavar="P",
+        help="chance that a drafted step is right, for the --draft wall time (0.99)",
+    )
     _add_price_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, no tables")
     p.set_defaults(func=_estimate)
@@ -143,6 +153,8 @@ def _estimate(args: argparse.Namespace) -> int:
         price_source=source,
         latency=args.latency,
         latency_sigma=args.latency_spread,
+        draft=args.draft,
+        draft_accuracy=args.draft_accuracy,
     )
     if args.json:
         _emit(est.to_json())

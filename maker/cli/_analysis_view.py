@@ -102,8 +102,9 @@ def _wall_line(w: WallTime) -> str:
         f"wall time as one chain of {w.steps:,} dependent steps at {w.latency:g} s a call (spread {w.sigma:g}, "
         f"k = {w.k}): about {duration(w.plain_s)} without speculation (s × latency × {w.per_step_plain:.2f}), "
         f"{duration(w.speculative_s)} with --speculate (× {w.per_step_speculative:.2f}, when first samples are "
-        "usually right). A chain is latency-bound, not rate-bound: more concurrency, rate limit or batch "
-        "APIs cannot shorten it; only speculation can"
+        f"usually right), {duration(w.drafted_s)} with --draft {w.draft} (× {w.per_step_drafted:.2f}, drafts right "
+        f"{100 * w.draft_accuracy:g}% of steps). A chain is latency-bound, not rate-bound: more concurrency, rate "
+        "limit or batch APIs cannot shorten it; only speculation can"
     )
 
 

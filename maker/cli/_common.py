@@ -62,6 +62,20 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="start a step from its predecessor's leading candidate, up to D steps ahead of the decided ones;"
         " decisions are unchanged (default 0: off; see docs/speculation.md)",
     )
+    r.add_argument(
+        "--draft",
+        type=non_negative,
+        default=0,
+        metavar="M",
+        help="ask for the next M steps' answers in one call and verify them in parallel; decisions are"
+        " unchanged (default 0: off; tasks with a draft prompt only, e.g. hanoi; see docs/speculation.md)",
+    )
+    r.add_argument(
+        "--draft-model",
+        default=None,
+        metavar="MODEL",
+        help="the model that writes drafts (default: --model; sim/ models take ?draft_accuracy=P)",
+    )
     r.add_argument("--trace", type=Path, default=None, help="trace file (.jsonl or .jsonl.gz; default runs/…)")
     r.add_argument("--no-trace", action="store_true", help="write no trace")
     r.add_argument("--json", action="store_true", help="print one JSON summary on stdout, no table")
@@ -177,7 +191,13 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
             "false",
         )
         concurrency = GOVERNED if governed else UNGOVERNED
-    return RunSettings(concurrency=concurrency, seed=args.seed, speculate=args.speculate)
+    return RunSettings(
+        concurrency=concurrency,
+        seed=args.seed,
+        speculate=args.speculate,
+        draft=args.draft,
+        draft_model=args.draft_model,
+    )
 
 
 def trace_from(args: argparse.Namespace) -> Path | Literal[False] | None:

@@ -200,6 +200,12 @@ def _counts_table(s: TraceSummary) -> Table:
         rows.append(("speculation hit rate", rate))
         tokens = spec.wasted_tokens_in + spec.wasted_tokens_out
         rows.append(("wasted on mispredictions", f"{spec.wasted_samples:,} samples, {tokens:,} tokens"))
+        if spec.drafts:
+            hit = "—" if spec.draft_hit_rate is None else f"{100 * spec.draft_hit_rate:.3g}%"
+            rows.append(("draft hit rate", f"{hit} ({spec.draft_hits:,} of {spec.drafted_steps:,} drafted steps)"))
+            wasted = round(sum(spec.wasted_draft_tokens))
+            drafted = spec.draft_tokens_in + spec.draft_tokens_out
+            rows.append(("drafts", f"{spec.drafts:,}, {drafted:,} tokens ({wasted:,} wasted)"))
     for name, value in rows:
         table.add_row(name, shown(value))
     return table
