@@ -74,18 +74,20 @@ def voting_of(header: dict[str, Any], voting: Voting | None = None) -> Voting:
 
 def voting_differences(recorded: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """Every setting that changes decisions, recorded vs given; the sample cap is not one."""
-    keys = sorted((set(recorded) | set(given)) - {"max_samples"})
+    keys = sorted((set(recorded) | set(given)) - {"max_samples"})  # the per-step cap
     return [
         f"{k}: {recorded.get(k)!r} recorded, {given.get(k)!r} given" for k in keys if recorded.get(k) != given.get(k)
     ]
 
 
-def settings_of(header: dict[str, Any], *, concurrency: int | None = None, max_steps: int | None = None) -> RunSettings:
+def settings_of(
+    header: dict[str, Any], *, concurrency: int | None = None, max_parallel_steps: int | None = None
+) -> RunSettings:
     """The recorded run settings, with the ones that are safe to change changed."""
     s = header.get("settings") or {}
     base = RunSettings(
         concurrency=int(s.get("concurrency", 16)),
-        max_steps=s.get("max_steps"),
+        max_parallel_steps=s.get("max_steps"),
         window=int(s.get("window", 64)),
         seed=int(header.get("seed", 0)),
         speculate=int(s.get("speculate", 0)),
@@ -93,10 +95,10 @@ def settings_of(header: dict[str, Any], *, concurrency: int | None = None, max_s
     changes: dict[str, Any] = {}
     if concurrency is not None:
         changes["concurrency"] = concurrency
-        if max_steps is None:
-            changes["max_steps"] = None  # follows concurrency, as in a fresh run
-    if max_steps is not None:
-        changes["max_steps"] = max_steps
+        if max_parallel_steps is None:
+            changes["max_parallel_steps"] = None  # follows concurrency, as in a fresh run
+    if max_parallel_steps is not None:
+        changes["max_parallel_steps"] = max_parallel_steps
     return replace(base, **changes)
 
 

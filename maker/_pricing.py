@@ -6,16 +6,20 @@ price is None and costs are reported as output-only (and say so). A model that
 is not in the table has no price at all: cost limits cannot be enforced for
 it, and projections say so instead of inventing a number.
 
-Override or extend the table with a JSON file ({"model": [input, output]}),
-passed as `prices=` or through the MAKER_PRICES environment variable.
+`PRICES` is read-only, so that no import can change what every other user of
+the process is charged. Override or extend it with a JSON file
+({"model": [input, output]}), passed as `prices=` or through the MAKER_PRICES
+environment variable: `load_prices` returns a fresh table of your own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from maker.errors import ConfigError
 
@@ -35,23 +39,25 @@ class Price:
         return self.input is None
 
 
-PRICES: dict[str, Price] = {
-    "gpt-4.1": Price(2.00, 8.00),
-    "gpt-4.1-mini": Price(0.40, 1.60),
-    "gpt-4.1-mini-t1": Price(0.40, 1.60),
-    "gpt-4.1-nano": Price(0.10, 0.40),
-    "o3-mini": Price(1.10, 4.40),
-    "haiku-4.5": Price(1.00, 5.00),
-    "llama-3.2-3b": Price(None, 0.06),
-    "gpt-oss-20b": Price(None, 0.20),
-    "qwen3": Price(None, 0.60),
-    "deepseek-v3.1": Price(None, 1.70),
-    "kimi-k2": Price(None, 3.00),
-}
+PRICES: Mapping[str, Price] = MappingProxyType(
+    {
+        "gpt-4.1": Price(2.00, 8.00),
+        "gpt-4.1-mini": Price(0.40, 1.60),
+        "gpt-4.1-mini-t1": Price(0.40, 1.60),
+        "gpt-4.1-nano": Price(0.10, 0.40),
+        "o3-mini": Price(1.10, 4.40),
+        "haiku-4.5": Price(1.00, 5.00),
+        "llama-3.2-3b": Price(None, 0.06),
+        "gpt-oss-20b": Price(None, 0.20),
+        "qwen3": Price(None, 0.60),
+        "deepseek-v3.1": Price(None, 1.70),
+        "kimi-k2": Price(None, 3.00),
+    }
+)
 
 
 def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, Price]:
-    """The built-in table, overridden by `path` (or $MAKER_PRICES) if given."""
+    """A copy of the built-in table (yours to change), overridden by `path` (or $MAKER_PRICES) if given."""
     table = dict(PRICES)
     source = path or os.environ.get("MAKER_PRICES")
     if not source:
@@ -68,7 +74,7 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, Price]:
     return table
 
 
-def price_of(model: str, table: dict[str, Price] | None = None) -> Price | None:
+def price_of(model: str, table: Mapping[str, Price] | None = None) -> Price | None:
     """The price of `provider/model[?opts]` (provider ignored), or None if unknown."""
     table = PRICES if table is None else table
     name = model.split("?", 1)[0]

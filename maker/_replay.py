@@ -22,7 +22,7 @@ import anyio
 
 from maker._history import independent_of, settings_of, task_of, voting_of
 from maker._recorder import Decision, Progress, Recorder
-from maker._runner import _execute, _plan_for
+from maker._runner import _plan_for, execute_plan
 from maker._shards import Shard
 from maker.backends._protocol import Completion
 from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape, completion_of
@@ -174,20 +174,27 @@ async def areplay(
     task = task_of(header, task)
     steps = independent_of(header, independent if independent is not None else _independent_steps(path, header))
     voting = voting_of(header, voting)
-    voting = replace(voting, max_samples=_largest_cap(path, voting.max_samples))
+    voting = replace(voting, max_samples_per_step=_largest_cap(path, voting.max_samples_per_step))
     recorded = settings_of(header)
     # Without speculation: a speculative run's decisions are those of its adopted ballots, which
     # the tape hands out as if they had been drawn from the decided inputs (discarded ones aside).
-    settings = replace(recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit, speculate=0)
+    settings = replace(recorded, concurrency=UNLIMITED, max_parallel_steps=recorded.step_limit, speculate=0)
     plan = _plan_for(task, settings, steps, Shard.of_header(header))
     tape = Tape(events, name=str(path))
     backend = ReplayBackend(tape, header["model"])
     verifier = _Verifier(tape, progress)
     report = ReplayReport(path, task.name, header["model"], 0, 0, plan.total, None, "")
     try:
-        result = await _execute(
-            task, plan, backend, voting, settings, verifier, header.get("run_id", ""), None, None, True
+        result = await execute_plan(
+            task,
+            plan,
+            backend=backend,
+            voting=voting,
+            settings=settings,
+            recorder=verifier,
+            run_id=header.get("run_id", ""),
         )
+        result.raise_for_outcome()  # a run error is compared with the trace's, below
         report.outcome = result.outcome
     except EndOfHistory as end:
         report.outcome, report.stopped_at = "history ends", end.step

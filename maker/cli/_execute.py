@@ -54,10 +54,9 @@ async def _run(
             backend=backend,
             voting=voting_from(args),
             settings=settings_from(args),
-            trace=trace_from(args),
+            trace=trace_from(args, task.name),
             progress=progress,
             guard=guard,
-            check=False,
             independent=independent,
         )
     finally:

@@ -73,12 +73,11 @@ def _resume(args: argparse.Namespace) -> int:
         lambda: aresume(
             args.trace,
             concurrency=args.concurrency,
-            max_samples=args.max_samples_per_step,
+            max_samples_per_step=args.max_samples_per_step,
             endpoint=endpoint,
             independent=independent,
             budget=budget,
             progress=progress,
-            check=False,
         )
     )
     if isinstance(result.error, BackendError) and not args.json:
