@@ -358,7 +358,7 @@ async def _prepare(
     """Everything the resumed session continues from, read (and checked) from the trace."""
     header = next(read_events(path))
     task = task_of(header, task)
-    steps = independent_of(header, independent)
+    steps = independent_of(header, task, independent)
     voting = voting_of(header, voting)
     chain = steps is None and isinstance(task.plan(), Chain)
     history = read_history(path, chain=chain, cap=voting.max_samples_per_step)

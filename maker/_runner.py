@@ -15,6 +15,7 @@ import anyio
 import networkx as nx
 
 from maker._budget import Budget, with_budget
+from maker._independent import HEADER_FIELD, describe_steps
 from maker._microagent import Guard, Microagent
 from maker._planner import IndependentPlan, Plan, make_plan
 from maker._recorder import Progress, Recorder
@@ -101,12 +102,20 @@ def header(
     voting: Voting,
     settings: RunSettings,
     independent: Sequence[int] | None = None,
+    chosen: Sequence[int] | None = None,
     model_spec: str | None = None,
     shard: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    mode = (
-        {"mode": "sequential"} if independent is None else {"mode": "independent", "steps_evaluated": len(independent)}
-    )
+    """The trace's first line. independent: the steps this run evaluates; chosen: the whole
+    run's choice they come from (a shard evaluates its part of it), recorded so resume and
+    replay rebuild it."""
+    mode: dict[str, Any] = {"mode": "sequential"}
+    if independent is not None:
+        mode = {
+            "mode": "independent",
+            "steps_evaluated": len(independent),
+            HEADER_FIELD: describe_steps(independent if chosen is None else chosen),
+        }
     # model_spec: the name with its options (`sim/x?latency=0.002`), which resume opens again.
     spec = {"model_spec": model_spec} if model_spec and model_spec != model else {}
     return {
@@ -160,7 +169,9 @@ async def arun(
     backend: an already-open backend (tests, custom providers); else `model` picks one.
     independent: instead of solving the chain, evaluate these steps of it, each
         from its ground-truth input (measures voted per-step reliability; it is
-        not a sequential solve, and the trace and summary say so).
+        not a sequential solve, and the trace and summary say so). Choose them
+        with `maker.independent_steps(task, N, seed=S)` (or pass a list); the
+        trace records the choice, so resume and replay find the same steps.
     budget: limits on cost, samples and tokens, checked before each request
         (a request that could cross one is never sent; see `maker.Budget`).
     shard: run only this shard's part of the work (see `maker.run_sharded`);
@@ -170,6 +181,7 @@ async def arun(
         task = GraphTask(task)
     voting = voting or Voting()
     settings = settings or RunSettings()
+    chosen = independent
     if shard is not None and independent is not None:
         independent = shard_steps(independent, shard)
     plan = _plan_for(task, settings, independent, shard)
@@ -195,6 +207,7 @@ async def arun(
                 voting=voting,
                 settings=settings,
                 independent=independent,
+                chosen=chosen,
                 model_spec=_spec(model, backend),
                 shard=described,
             )

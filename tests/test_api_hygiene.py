@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -170,3 +171,83 @@ def test_a_run_error_is_returned_and_raise_for_outcome_raises_it(tmp_path: Path)
         maker.run(build_task("hanoi", disks=2), check=False)  # gone: raise_for_outcome() does it
     resumed = maker.resume(trace, budget=maker.Budget(max_samples=5))
     assert resumed.outcome == "budget" and isinstance(resumed.error, errors.BudgetExceeded)
+
+
+# --- the choice of independent steps -----------------------------------------------------------------------------
+
+
+def _independent_header(trace: Path) -> dict[str, Any]:
+    header = load_trace(trace).header
+    assert header["mode"] == "independent"
+    return header
+
+
+def test_the_library_chooses_independent_steps_and_the_trace_records_the_choice(tmp_path: Path) -> None:
+    task = build_task("hanoi", disks=8)
+    steps = maker.independent_steps(task, 20, seed=3)
+    assert len(steps) == 20 and list(steps) == sorted(steps) and set(steps) <= set(range(task.steps))
+    assert list(maker.independent_steps(task, 20, seed=3)) == list(steps)  # seeded: the same every time
+    assert list(maker.independent_steps(task, "all")) == list(range(task.steps))
+    assert list(maker.independent_steps(task, 10_000)) == list(range(task.steps))  # more than there are: all
+    for bad in (0, -1, "some", 2.5):
+        with pytest.raises(errors.ConfigError):
+            maker.independent_steps(task, bad)  # type: ignore[arg-type]
+    with pytest.raises(errors.ConfigError, match="cannot run steps independently"):
+        maker.independent_steps(build_task("sorting", length=4), 3)
+
+    trace = tmp_path / "t.jsonl"
+    result = maker.run(task, independent=steps, trace=trace)
+    assert result.outcome == "measured" and result.total_steps == 20
+    assert _independent_header(trace)["independent_steps"] == {"count": 20, "seed": 3}
+    report = maker.replay(trace)  # nothing passed: the header says which steps
+    assert report.reproduced and report.steps == 20
+
+    listed = tmp_path / "listed.jsonl"
+    maker.run(task, independent=[7, 3, 100], trace=listed)
+    assert _independent_header(listed)["independent_steps"] == {"steps": [7, 3, 100]}
+    assert maker.replay(listed).reproduced
+
+
+def test_an_interrupted_independent_run_resumes_from_python_without_its_steps(tmp_path: Path) -> None:
+    task = build_task("hanoi", disks=8)
+    trace = tmp_path / "t.jsonl"
+    stopped = maker.run(task, independent=[5, 50, 9, 200, 31], trace=trace, budget=maker.Budget(max_samples=7))
+    assert stopped.outcome == "budget"
+    resumed = maker.resume(trace)  # before, resume asked for independent=[...] here
+    assert resumed.outcome == "measured" and resumed.total_steps == 5 and resumed.totals.steps == 5
+
+
+def test_the_cli_run_and_resume_and_replay_agree_on_the_steps(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    done = maker_cli(
+        "hanoi", "--disks", "8", "--independent", "30", "--seed", "4", "--max-samples", "40",
+        "--quiet", "--trace", str(trace), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1 and "budget reached" in done.stderr
+    header = _independent_header(trace)
+    assert header["independent_steps"] == {"count": 30, "seed": 4}
+    decided = {e["step"] for e in load_trace(trace).decisions}
+    assert decided <= set(maker.independent_steps(build_task("hanoi", disks=8), 30, seed=4))
+    resumed = maker_cli("resume", str(trace), "--json", cwd=tmp_path)
+    assert json.loads(resumed.stdout)["outcome"] == "measured", resumed.stderr  # (its exit code is issue 10's too)
+    assert {e["step"] for e in load_trace(trace).decisions} == set(
+        maker.independent_steps(build_task("hanoi", disks=8), 30, seed=4)
+    )
+    assert maker_cli("replay", str(trace), "--quiet", cwd=tmp_path).returncode == 0
+
+
+def test_a_trace_from_before_the_header_field_still_resumes_and_replays(tmp_path: Path) -> None:
+    # An older CLI run: the header says how many steps and the seed, not which.
+    task = build_task("hanoi", disks=8)
+    trace = tmp_path / "t.jsonl"
+    maker.run(task, independent=maker.independent_steps(task, 12, seed=2), trace=trace,
+              settings=maker.RunSettings(seed=2), budget=maker.Budget(max_samples=20))  # fmt: skip
+    lines = trace.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    del header["independent_steps"]
+    trace.write_text(json.dumps(header, separators=(",", ":")) + "\n" + "".join(lines[1:]))
+
+    assert maker.replay(trace).outcome == "history ends"
+    resumed = maker.resume(trace)
+    assert resumed.outcome == "measured" and resumed.totals.steps == 12
+    assert maker.replay(trace).reproduced

@@ -16,12 +16,12 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from random import Random
 from typing import Any, Literal
 
 import anyio
 
 from maker._budget import Budget
+from maker._independent import IndependentSteps, independent_steps
 from maker._pricing import Price, load_prices, price_of
 from maker._recorder import Progress
 from maker._runner import DEFAULT_MODEL, arun
@@ -116,7 +116,7 @@ def pick_steps(total: int, samples: int, seed: int) -> list[int]:
         raise ConfigError(
             f"asked for {samples} samples but the task has only {total} steps; ask for fewer or pick a bigger task"
         )
-    return sorted(Random(seed).sample(range(total), samples))
+    return list(IndependentSteps(total, samples, seed))  # the one choice every independent run makes
 
 
 async def acalibrate(
@@ -146,7 +146,8 @@ async def acalibrate(
     """
     if not isinstance(task, SampleableTask):
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot be calibrated")
-    steps = pick_steps(task.steps, samples, seed)
+    pick_steps(task.steps, samples, seed)  # refuses what cannot be picked
+    steps = independent_steps(task, samples, seed=seed)  # recorded in the trace by count and seed
     voting = Voting(
         rule=Single(),
         first_temperature=temperature,
