@@ -34,7 +34,7 @@ def child_maker(disks: int, trace: str) -> dict[str, float]:
     import maker
     from maker.tasks import build_task
 
-    result = maker.run(build_task("hanoi", disks=disks), model="sim/gpt-4.1-mini", trace=trace or False, check=False)
+    result = maker.run(build_task("hanoi", disks=disks), model="sim/gpt-4.1-mini", trace=trace or False)
     return {
         "wall_s": result.wall_s,
         "samples": result.totals.samples,

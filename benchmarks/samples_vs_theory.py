@@ -36,7 +36,6 @@ def main() -> None:
             model=model,
             voting=Voting(rule=AheadByK(args.k)),
             trace=False,
-            check=False,
             independent=range(task.steps),
         )
         t = r.totals

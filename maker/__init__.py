@@ -25,6 +25,7 @@ from maker import errors
 if TYPE_CHECKING:
     from maker._budget import Budget
     from maker._graph import DAG
+    from maker._independent import IndependentSteps, independent_steps
     from maker._oracles import SimOracle, sim_backend, sim_oracle
     from maker._pricing import PRICES, Price, load_prices, price_of
     from maker._recorder import Decision, Progress, Totals
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "Budget": "maker._budget",
     "DAG": "maker._graph",
+    "IndependentSteps": "maker._independent",
+    "independent_steps": "maker._independent",
     "SimOracle": "maker._oracles",
     "sim_backend": "maker._oracles",
     "sim_oracle": "maker._oracles",
@@ -102,6 +105,7 @@ __all__ = [
     "Budget",
     "Completion",
     "Decision",
+    "IndependentSteps",
     "LLMFunctionStep",
     "Price",
     "Progress",
@@ -120,6 +124,7 @@ __all__ = [
     "arun",
     "arun_sharded",
     "errors",
+    "independent_steps",
     "llm_step",
     "load_prices",
     "open_backend",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,7 @@ class Budget:
     max_cost: float | None = None
     max_samples: int | None = None
     max_tokens: int | None = None
-    prices: dict[str, Price] | None = field(default=None, compare=False)
+    prices: Mapping[str, Price] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_cost is not None and not (self.max_cost > 0 and math.isfinite(self.max_cost)):

@@ -9,16 +9,15 @@ voting settings, the run settings and the model. Whatever cannot be rebuilt
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import networkx as nx
 
+from maker._independent import independent_steps, recorded_steps
 from maker._runner import GraphTask
 from maker._settings import RunSettings
-from maker._shards import Shard, shard_steps
 from maker.errors import ConfigError, TraceError
 from maker.tasks._protocol import StepGraph, Task
 from maker.tasks._registry import build_task
@@ -74,18 +73,20 @@ def voting_of(header: dict[str, Any], voting: Voting | None = None) -> Voting:
 
 def voting_differences(recorded: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """Every setting that changes decisions, recorded vs given; the sample cap is not one."""
-    keys = sorted((set(recorded) | set(given)) - {"max_samples"})
+    keys = sorted((set(recorded) | set(given)) - {"max_samples"})  # the per-step cap
     return [
         f"{k}: {recorded.get(k)!r} recorded, {given.get(k)!r} given" for k in keys if recorded.get(k) != given.get(k)
     ]
 
 
-def settings_of(header: dict[str, Any], *, concurrency: int | None = None, max_steps: int | None = None) -> RunSettings:
+def settings_of(
+    header: dict[str, Any], *, concurrency: int | None = None, max_parallel_steps: int | None = None
+) -> RunSettings:
     """The recorded run settings, with the ones that are safe to change changed."""
     s = header.get("settings") or {}
     base = RunSettings(
         concurrency=int(s.get("concurrency", 16)),
-        max_steps=s.get("max_steps"),
+        max_parallel_steps=s.get("max_steps"),
         window=int(s.get("window", 64)),
         seed=int(header.get("seed", 0)),
         speculate=int(s.get("speculate", 0)),
@@ -95,54 +96,33 @@ def settings_of(header: dict[str, Any], *, concurrency: int | None = None, max_s
     changes: dict[str, Any] = {}
     if concurrency is not None:
         changes["concurrency"] = concurrency
-        if max_steps is None:
-            changes["max_steps"] = None  # follows concurrency, as in a fresh run
-    if max_steps is not None:
-        changes["max_steps"] = max_steps
+        if max_parallel_steps is None:
+            changes["max_parallel_steps"] = None  # follows concurrency, as in a fresh run
+    if max_parallel_steps is not None:
+        changes["max_parallel_steps"] = max_parallel_steps
     return replace(base, **changes)
 
 
-def independent_of(header: dict[str, Any], steps: Sequence[int] | None) -> Sequence[int] | None:
-    """The steps of an independent-steps run (the header records only how many)."""
+def independent_of(header: dict[str, Any], task: Task, steps: Sequence[int] | None) -> Sequence[int] | None:
+    """The steps of an independent-steps run: the caller's (checked against the header) or the recorded ones."""
     if header.get("mode", "sequential") != "independent":
         if steps is not None:
             raise ConfigError("the trace is of a sequential run, not of independent steps")
         return None
     if steps is None:
-        raise ConfigError(
-            "the trace evaluated independent steps but does not list them: pass them from Python (independent=[...])"
-        )
+        return recorded_steps(header, task)
     if len(steps) != header.get("steps_evaluated"):
         raise ConfigError(f"{len(steps)} independent steps given, the trace evaluated {header.get('steps_evaluated')}")
     return steps
 
 
 def choose_independent(task: object, count: int | str | None, seed: int) -> Sequence[int] | None:
-    """Which steps an `--independent N|all` run evaluates: a seeded random sample, in step order."""
+    """Which steps an `--independent N|all` run evaluates (None: not an independent run); see `independent_steps`."""
     if count is None:
         return None
-    total = getattr(task, "steps", None)
-    if total is None:
-        raise ConfigError("this task cannot run steps independently (it has no ground-truth step inputs)")
-    if count == "all" or int(count) >= total:
-        return range(total)
-    return sorted(random.Random(seed).sample(range(total), int(count)))
-
-
-def recorded_independent(header: dict[str, Any], task: Task) -> Sequence[int] | None:
-    """The steps an independent-steps trace evaluates, chosen again exactly as its run chose them.
-
-    A shard's header says what the whole run selected (`shard.independent`);
-    the shard evaluates the part of that selection that hashes to it.
-    """
-    if header.get("mode") != "independent":
-        return None
-    seed = int(header.get("seed", 0))
-    shard = Shard.of_header(header)
-    if shard is None:
-        return choose_independent(task, header.get("steps_evaluated"), seed)
-    chosen = choose_independent(task, header["shard"].get("independent"), seed) or ()
-    return shard_steps(chosen, shard)
+    if isinstance(count, str) and count != "all":
+        raise ConfigError(f"independent steps: expected a positive count or 'all', got {count!r}")
+    return independent_steps(task, count if isinstance(count, int) else "all", seed=seed)
 
 
 def _json(value: Any) -> Any:

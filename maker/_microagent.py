@@ -70,7 +70,7 @@ class _Ballot:
                     " yet asks for no more samples"
                 )
             return range(0)
-        want = min(needed - self.in_flight, self.voting.max_samples - self.launched)
+        want = min(needed - self.in_flight, self.voting.max_samples_per_step - self.launched)
         if want <= 0:
             if self.in_flight == 0:
                 error = VoteUndecided(self.node, self.tally.counts, self.launched, self.tally.flagged)

@@ -8,17 +8,23 @@ it, and projections say so instead of inventing a number.
 
 Cached input (prompt tokens a provider's prefix cache served, where it says
 so) has its own, lower price where we know it; elsewhere it is charged as
-input. Override or extend the table with a JSON file ({"model": [input,
-output]} or [input, output, cached_input]), passed as `prices=` or through
-the MAKER_PRICES environment variable.
+input.
+
+`PRICES` is read-only, so that no import can change what every other user of
+the process is charged. Override or extend it with a JSON file
+({"model": [input, output]} or [input, output, cached_input]), passed as
+`prices=` or through the MAKER_PRICES environment variable: `load_prices`
+returns a fresh table of your own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from maker.errors import ConfigError
 
@@ -43,23 +49,25 @@ class Price:
         return self.input is None
 
 
-PRICES: dict[str, Price] = {
-    "gpt-4.1": Price(2.00, 8.00, 0.50),
-    "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
-    "gpt-4.1-mini-t1": Price(0.40, 1.60, 0.10),
-    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
-    "o3-mini": Price(1.10, 4.40, 0.55),
-    "haiku-4.5": Price(1.00, 5.00, 0.10),
-    "llama-3.2-3b": Price(None, 0.06),
-    "gpt-oss-20b": Price(None, 0.20),
-    "qwen3": Price(None, 0.60),
-    "deepseek-v3.1": Price(None, 1.70),
-    "kimi-k2": Price(None, 3.00),
-}
+PRICES: Mapping[str, Price] = MappingProxyType(
+    {
+        "gpt-4.1": Price(2.00, 8.00, 0.50),
+        "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+        "gpt-4.1-mini-t1": Price(0.40, 1.60, 0.10),
+        "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
+        "o3-mini": Price(1.10, 4.40, 0.55),
+        "haiku-4.5": Price(1.00, 5.00, 0.10),
+        "llama-3.2-3b": Price(None, 0.06),
+        "gpt-oss-20b": Price(None, 0.20),
+        "qwen3": Price(None, 0.60),
+        "deepseek-v3.1": Price(None, 1.70),
+        "kimi-k2": Price(None, 3.00),
+    }
+)
 
 
 def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, Price]:
-    """The built-in table, overridden by `path` (or $MAKER_PRICES) if given."""
+    """A copy of the built-in table (yours to change), overridden by `path` (or $MAKER_PRICES) if given."""
     table = dict(PRICES)
     source = path or os.environ.get("MAKER_PRICES")
     if not source:
@@ -80,7 +88,7 @@ def load_prices(path: str | os.PathLike[str] | None = None) -> dict[str, Price]:
     return table
 
 
-def price_of(model: str, table: dict[str, Price] | None = None) -> Price | None:
+def price_of(model: str, table: Mapping[str, Price] | None = None) -> Price | None:
     """The price of `provider/model[?opts]` (provider ignored), or None if unknown."""
     table = PRICES if table is None else table
     name = model.split("?", 1)[0]

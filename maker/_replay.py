@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from maker._history import independent_of, settings_of, task_of, voting_of
+from maker._independent import HEADER_FIELD, recorded_steps
 from maker._recorder import Decision, Progress, Recorder
-from maker._runner import _execute, _plan_for
+from maker._runner import _plan_for, execute_plan
 from maker._shards import Shard
 from maker.backends._protocol import Completion
 from maker.backends._replay import LOST, EndOfHistory, ReplayBackend, Tape, completion_of
-from maker.errors import RunError, TraceError, TraceMismatch, VoteUndecided
+from maker.errors import ConfigError, RunError, TraceError, TraceMismatch, VoteUndecided
 from maker.tasks._protocol import StepGraph, Task
 from maker.traces._reader import _Lines, _parse, read_events
 from maker.voting import Tally, Verdict, Voting
@@ -222,14 +223,19 @@ async def _replay_full(
     progress: Progress | None,
 ) -> ReplayReport:
     """Re-execute the run with the whole runtime (see the module's docstring)."""
-    steps = independent_of(header, independent if independent is not None else _independent_steps(path, header))
+    steps = independent_of(header, task, independent if independent is not None else _legacy_steps(path, header, task))
     voting = voting_of(header, voting)
-    voting = replace(voting, max_samples=_largest_cap(path, voting.max_samples))
+    voting = replace(voting, max_samples_per_step=_largest_cap(path, voting.max_samples_per_step))
     recorded = settings_of(header)
     # Without speculation: a speculative run's decisions are those of its adopted ballots, which
     # the tape hands out as if they had been drawn from the decided inputs (discarded ones aside).
     settings = replace(
-        recorded, concurrency=UNLIMITED, max_steps=recorded.step_limit, speculate=0, draft=0, draft_model=None
+        recorded,
+        concurrency=UNLIMITED,
+        max_parallel_steps=recorded.step_limit,
+        speculate=0,
+        draft=0,
+        draft_model=None,
     )
     plan = _plan_for(task, settings, steps, Shard.of_header(header))
     tape = Tape(events, name=str(path))
@@ -237,9 +243,16 @@ async def _replay_full(
     verifier = _Verifier(tape, progress)
     report = ReplayReport(path, task.name, header["model"], 0, 0, plan.total, None, "")
     try:
-        result = await _execute(
-            task, plan, backend, voting, settings, verifier, header.get("run_id", ""), None, None, True
+        result = await execute_plan(
+            task,
+            plan,
+            backend=backend,
+            voting=voting,
+            settings=settings,
+            recorder=verifier,
+            run_id=header.get("run_id", ""),
         )
+        result.raise_for_outcome()  # a run error is compared with the trace's, below
         report.outcome = result.outcome
     except EndOfHistory as end:
         report.outcome, report.stopped_at = "history ends", end.step
@@ -276,10 +289,25 @@ def _largest_cap(path: Path, cap: int) -> int:
     return cap
 
 
-def _independent_steps(path: Path, header: dict[str, Any]) -> Sequence[int] | None:
-    """An independent-steps trace's steps, in the order they first appear in it."""
-    if header.get("mode") != "independent":
+def _legacy_steps(path: Path, header: dict[str, Any], task: Task) -> Sequence[int] | None:
+    """The steps of an independent-steps trace from before the header recorded them (None: not needed).
+
+    The CLI's choice (count and seed) when the trace's steps are all among it;
+    else, a run given its steps from Python, the steps in the order the trace
+    first has them.
+    """
+    if header.get("mode") != "independent" or HEADER_FIELD in header:
         return None
+    seen = _seen_steps(path)
+    try:
+        chosen = recorded_steps(header, task)
+    except (TraceError, ConfigError):
+        return seen
+    return chosen if chosen is not None and set(seen) <= set(chosen) else seen
+
+
+def _seen_steps(path: Path) -> list[int]:
+    """An independent-steps trace's steps, in the order they first appear in it."""
     seen: dict[int, None] = {}
     for event in read_events(path):
         if event["type"] in ("sample", "decision", "step_error"):

@@ -30,7 +30,7 @@ from maker._microagent import Guard
 from maker._planner import INPUT, ChainPlan, IndependentPlan, Plan, input_names, make_plan
 from maker._recorder import Decision, Progress, Recorder, Totals
 from maker._result import RunResult
-from maker._runner import _execute
+from maker._runner import execute_plan
 from maker._settings import RunSettings
 from maker._shards import Shard, shard_graph
 from maker._speculation import Reuse
@@ -292,7 +292,7 @@ async def aresume(
     trace: str | Path,
     *,
     concurrency: int | None = None,
-    max_samples: int | None = None,
+    max_samples_per_step: int | None = None,
     task: Task | StepGraph | None = None,
     voting: Voting | None = None,
     backend: Backend | None = None,
@@ -302,12 +302,14 @@ async def aresume(
     progress: Progress | None = None,
     guard: Guard | None = None,
     budget: Budget | None = None,
-    check: bool = True,
     verify: bool = True,
 ) -> RunResult:
     """Continue the run that `trace` recorded; append to the same trace.
 
-    concurrency, max_samples: the safe changes (requests in flight; the per-step
+    Like `arun`, a session that stops on a `RunError` returns its result with
+    the error in `result.error`; `result.raise_for_outcome()` raises it.
+
+    concurrency, max_samples_per_step: the safe changes (requests in flight; the per-step
         sample cap, e.g. raised to get past a step that hit it).
     task, voting, independent: only what a header cannot rebuild (a custom DAG,
         user red flags, the list of independent steps); checked against it.
@@ -327,13 +329,23 @@ async def aresume(
     lock = TraceLock(path)
     try:
         header, history, run, voting, settings = await _prepare(
-            path, task, voting, independent, max_samples, concurrency, verify
+            path, task, voting, independent, max_samples_per_step, concurrency, verify
         )
         backend, own = await _backend(header, backend, model, endpoint)
         if budget is not None and budget.limited:
             guard = with_budget(guard, budget.guard(backend.model))
         try:
-            return await _continue(path, lock, history, run, voting, settings, backend, progress, guard, check)
+            return await _continue(
+                path,
+                lock,
+                history=history,
+                run=run,
+                voting=voting,
+                settings=settings,
+                backend=backend,
+                progress=progress,
+                guard=guard,
+            )
         finally:
             if own:
                 await backend.aclose()
@@ -346,22 +358,22 @@ async def _prepare(
     task: Task | StepGraph | None,
     voting: Voting | None,
     independent: Sequence[int] | None,
-    max_samples: int | None,
+    max_samples_per_step: int | None,
     concurrency: int | None,
     verify: bool,
 ) -> tuple[dict[str, Any], History, _Run, Voting, RunSettings]:
     """Everything the resumed session continues from, read (and checked) from the trace."""
     header = next(read_events(path))
     task = task_of(header, task)
-    steps = independent_of(header, independent)
+    steps = independent_of(header, task, independent)
     voting = voting_of(header, voting)
     chain = steps is None and isinstance(task.plan(), Chain)
-    history = read_history(path, chain=chain, cap=voting.max_samples)
+    history = read_history(path, chain=chain, cap=voting.max_samples_per_step)
     if history.outcome in FINISHED:
         raise ConfigError(f"{path}: the run already finished ({history.outcome}); there is nothing to resume")
     if verify:
         await _verify(path, task, voting, steps)
-    voting = replace(voting, max_samples=max_samples or history.cap)
+    voting = replace(voting, max_samples_per_step=max_samples_per_step or history.cap)
     settings = settings_of(header, concurrency=concurrency)
     return header, history, _rebuild(task, history, settings, steps, Shard.of_header(header)), voting, settings
 
@@ -406,6 +418,7 @@ async def _backend(
 async def _continue(
     path: Path,
     lock: TraceLock,
+    *,
     history: History,
     run: _Run,
     voting: Voting,
@@ -413,7 +426,6 @@ async def _continue(
     backend: Backend,
     progress: Progress | None,
     guard: Guard | None,
-    check: bool,
 ) -> RunResult:
     inode = lock.inode()
     repaired = repair_tail(path)  # in place, under the lock: the same inode, mode and owner
@@ -431,7 +443,7 @@ async def _continue(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "committed_steps": history.count,
             "settings": settings.describe(),
-            "max_samples": voting.max_samples,
+            "max_samples": voting.max_samples_per_step,
             "model": backend.model,
             "maker_version": __version__,
             "recorded_samples_unfinished": reused,
@@ -443,17 +455,16 @@ async def _continue(
     recorder = _Continuing(writer, progress, history.totals, tape)
     source = backend if reuse is not None else ReplayBackend(tape, backend.model, fallback=backend)
     try:
-        result = await _execute(
+        result = await execute_plan(
             _Continued(run.task, run.earlier),
             run.plan,
-            source,
-            voting,
-            settings,
-            recorder,
-            history.header.get("run_id", ""),
-            path,
-            _free_if_recorded(guard, tape),
-            check,
+            backend=source,
+            voting=voting,
+            settings=settings,
+            recorder=recorder,
+            run_id=history.header.get("run_id", ""),
+            trace=path,
+            guard=_free_if_recorded(guard, tape),
             reuse=reuse,
         )
     finally:

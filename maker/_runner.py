@@ -16,6 +16,7 @@ import networkx as nx
 
 from maker._budget import Budget, with_budget
 from maker._drafts import check_draftable
+from maker._independent import HEADER_FIELD, describe_steps
 from maker._microagent import Guard, Microagent
 from maker._planner import IndependentPlan, Plan, make_plan
 from maker._recorder import Progress, Recorder
@@ -60,16 +61,16 @@ def default_trace_path(task: str) -> Path:
     return Path("runs") / f"{task}-{stamp}-{uuid.uuid4().hex[:6]}.jsonl"
 
 
-def trace_path(trace: object, task: str) -> Path | None:
-    """Where `trace=` says to write: a path, a fresh file under ./runs/ for None, nowhere for False.
+def trace_path(trace: object) -> Path | None:
+    """Where `trace=` says to write: a path, or nowhere for None (the default) and False.
 
+    A library call writes no file it was not asked for; the CLI asks for a
+    fresh file under ./runs/ (`default_trace_path`) unless told otherwise.
     Takes `object` because callers are not always type-checked: anything else
     (True included) is a clear ConfigError, not a TypeError from deep inside.
     """
-    if trace is False:
+    if trace is None or trace is False:
         return None
-    if trace is None:
-        return default_trace_path(task)
     if isinstance(trace, str | Path):
         return Path(trace)
     raise ConfigError(f"trace must be a path, None or False, got {trace!r}")
@@ -99,16 +100,25 @@ def _plan_for(task: Task, settings: RunSettings, independent: Sequence[int] | No
 def header(
     run_id: str,
     task: Task,
+    *,
     model: str,
     voting: Voting,
     settings: RunSettings,
     independent: Sequence[int] | None = None,
+    chosen: Sequence[int] | None = None,
     model_spec: str | None = None,
     shard: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    mode = (
-        {"mode": "sequential"} if independent is None else {"mode": "independent", "steps_evaluated": len(independent)}
-    )
+    """The trace's first line. independent: the steps this run evaluates; chosen: the whole
+    run's choice they come from (a shard evaluates its part of it), recorded so resume and
+    replay rebuild it."""
+    mode: dict[str, Any] = {"mode": "sequential"}
+    if independent is not None:
+        mode = {
+            "mode": "independent",
+            "steps_evaluated": len(independent),
+            HEADER_FIELD: describe_steps(independent if chosen is None else chosen),
+        }
     # model_spec: the name with its options (`sim/x?latency=0.002`), which resume opens again.
     spec = {"model_spec": model_spec} if model_spec and model_spec != model else {}
     return {
@@ -144,7 +154,6 @@ async def arun(
     backend: Backend | None = None,
     progress: Progress | None = None,
     guard: Guard | None = None,
-    check: bool = True,
     independent: Sequence[int] | None = None,
     budget: Budget | None = None,
     shard: Shard | None = None,
@@ -152,12 +161,20 @@ async def arun(
 ) -> RunResult:
     """Run a task (or a networkx DAG of steps) to the end and return its result.
 
-    trace: a path, None for a fresh file under ./runs/, or False for no trace.
+    A run that stops early on a `RunError` (a step undecided at its cap, a
+    budget reached, a failed step or endpoint) still returns: `result.error`
+    holds the error and `result.outcome` says why; `result.raise_for_outcome()`
+    raises it, with the result attached as `error.result`. Anything else
+    (bad settings, a bug) raises.
+
+    trace: where to write the run's trace (.jsonl, or .jsonl.gz compressed); None
+        (the default) or False: none. Resume and replay need one.
     backend: an already-open backend (tests, custom providers); else `model` picks one.
-    check: raise the run's error (with `.result` attached) instead of returning it.
     independent: instead of solving the chain, evaluate these steps of it, each
         from its ground-truth input (measures voted per-step reliability; it is
-        not a sequential solve, and the trace and summary say so).
+        not a sequential solve, and the trace and summary say so). Choose them
+        with `maker.independent_steps(task, N, seed=S)` (or pass a list); the
+        trace records the choice, so resume and replay find the same steps.
     budget: limits on cost, samples and tokens, checked before each request
         (a request that could cross one is never sent; see `maker.Budget`).
     shard: run only this shard's part of the work (see `maker.run_sharded`);
@@ -167,6 +184,7 @@ async def arun(
         task = GraphTask(task)
     voting = voting or Voting()
     settings = settings or RunSettings()
+    chosen = independent
     if shard is not None and independent is not None:
         independent = shard_steps(independent, shard)
     plan = _plan_for(task, settings, independent, shard)
@@ -174,7 +192,7 @@ async def arun(
     backend = backend or open_backend(model, seed=settings.seed)
     if budget is not None and budget.limited:
         guard = with_budget(guard, budget.guard(backend.model))
-    path = trace_path(trace, task.name)
+    path = trace_path(trace)
     try:
         writer = _open_writer(path) if path else None
     except BaseException:
@@ -185,12 +203,32 @@ async def arun(
     if writer:
         described = {**shard.describe(), **dict(shard_selection or {})} if shard else None
         writer.write(
-            header(run_id, task, backend.model, voting, settings, independent, _spec(model, backend), described)
+            header(
+                run_id,
+                task,
+                model=backend.model,
+                voting=voting,
+                settings=settings,
+                independent=independent,
+                chosen=chosen,
+                model_spec=_spec(model, backend),
+                shard=described,
+            )
         )
         writer.commit(force=True)
     recorder = Recorder(writer, progress)
     try:
-        return await _execute(task, plan, backend, voting, settings, recorder, run_id, path, guard, check)
+        return await execute_plan(
+            task,
+            plan,
+            backend=backend,
+            voting=voting,
+            settings=settings,
+            recorder=recorder,
+            run_id=run_id,
+            trace=path,
+            guard=guard,
+        )
     finally:
         if writer:
             writer.close()
@@ -207,20 +245,24 @@ def _open_writer(path: Path) -> TraceWriter:
         raise ConfigError(f"cannot write trace {path}: {exc.strerror or exc}") from None
 
 
-async def _execute(
+async def execute_plan(
     task: Task,
     plan: Plan,
+    *,
     backend: Backend,
     voting: Voting,
     settings: RunSettings,
     recorder: Recorder,
     run_id: str,
-    path: Path | None,
-    guard: Guard | None,
-    check: bool,
-    *,
+    trace: Path | None = None,
+    guard: Guard | None = None,
     reuse: Reuse | None = None,
 ) -> RunResult:
+    """Run `plan` to its end (a fresh run, a resumed session, a replay) and say how it went.
+
+    A `RunError` ends the session with an end event and is returned in the
+    result, not raised; `recorder` writes (or, for replay, checks) every event.
+    """
     start = time.perf_counter()
     if recorder.progress:
         recorder.progress.start(plan.total)
@@ -294,13 +336,11 @@ async def _execute(
         plan.total,
         recorder.totals,
         wall,
-        path,
+        trace,
         dict(outputs),
         error,
         "independent" if isinstance(plan, IndependentPlan) else "sequential",
     )
-    if check and error is not None:
-        result.raise_for_outcome()
     return result
 
 

@@ -13,7 +13,7 @@ class RunSettings:
     """How a run executes (not what it decides): safe to change on resume.
 
     concurrency: most model requests in flight at once (anyio CapacityLimiter).
-    max_steps: most steps in progress at once; defaults to `concurrency`.
+    max_parallel_steps: most steps in progress at once; defaults to `concurrency`.
     window: how many steps of a long chain the planner keeps materialised.
     seed: seeds the simulated model; recorded in the trace header.
     speculate: start a step from its predecessor's leading candidate, up to this
@@ -26,7 +26,7 @@ class RunSettings:
     """
 
     concurrency: int = 16
-    max_steps: int | None = None
+    max_parallel_steps: int | None = None
     window: int = 64
     seed: int = 0
     speculate: int = 0
@@ -36,8 +36,8 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.max_parallel_steps is not None and self.max_parallel_steps < 1:
+            raise ConfigError(f"max_parallel_steps must be >= 1, got {self.max_parallel_steps}")
         if self.speculate < 0:
             raise ConfigError(f"speculate must be >= 0, got {self.speculate}")
         if self.draft < 0:
@@ -49,7 +49,8 @@ class RunSettings:
 
     @property
     def step_limit(self) -> int:
-        return self.max_steps or self.concurrency
+        """Steps in progress at once, in force: `max_parallel_steps`, else `concurrency`."""
+        return self.max_parallel_steps or self.concurrency
 
     @property
     def plan_window(self) -> int:
@@ -59,7 +60,7 @@ class RunSettings:
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
             "concurrency": self.concurrency,
-            "max_steps": self.step_limit,
+            "max_steps": self.step_limit,  # the trace's name for max_parallel_steps
             "window": self.window,
         }
         if self.speculate:

@@ -247,7 +247,6 @@ async def _run_job(job: ShardJob, state: tuple[str | None, dict[str, Any]] | Non
                 independent=steps,
                 backend=backend,
                 budget=left if isinstance(left, Budget) else None,
-                check=False,
             )
         else:
             result = await arun(
@@ -257,13 +256,13 @@ async def _run_job(job: ShardJob, state: tuple[str | None, dict[str, Any]] | Non
                 voting=Voting.from_dict(job.voting),
                 settings=RunSettings(
                     concurrency=int(job.settings["concurrency"]),
+                    max_parallel_steps=job.settings.get("max_steps"),
                     window=int(job.settings["window"]),
                     seed=int(job.settings["seed"]),
                 ),
                 trace=job.trace,
                 independent=chosen,
                 budget=budget,
-                check=False,
                 shard=job.shard,
                 shard_selection={"independent": job.independent} if job.independent is not None else None,
             )

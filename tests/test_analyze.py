@@ -39,7 +39,6 @@ def independent_trace(directory: Path, knobs: str = "", seed: int = 11) -> Path:
         model=BASE + knobs,
         settings=RunSettings(seed=seed),
         trace=path,
-        check=False,
         independent=range(HANOI_13.steps),
     )
     return path
@@ -207,11 +206,9 @@ def test_a_resumed_trace_counts_every_sample_once(tmp_path):
 
     path = tmp_path / "resumed.jsonl"
     hanoi8 = build_task("hanoi", disks=8)
-    first = maker.run(
-        hanoi8, model=BASE + "&malformed_rate=0.1", trace=path, check=False, budget=Budget(max_samples=300)
-    )
+    first = maker.run(hanoi8, model=BASE + "&malformed_rate=0.1", trace=path, budget=Budget(max_samples=300))
     assert first.outcome == "budget"
-    assert maker.resume(path, check=False).solved
+    assert maker.resume(path).solved
     a = analyze(path)
     samples = [e for e in read_events(path) if e["type"] == "sample"]
     votes = [e for e in samples if e["key"] is not None and not e["late"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import maker
 from maker import errors
 from maker.backends import RetryPolicy
 from maker.tasks import build_task, task_info
+from maker.traces import load_trace
 from maker.voting import AheadByK, Majority, Voting, k_min, p_step, rule_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +29,7 @@ def maker_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: Voting(max_samples=0),
+        lambda: Voting(max_samples_per_step=0),
         lambda: Voting(max_output_tokens=0),
         lambda: Voting(temperature=3.0),
         lambda: AheadByK(0),
@@ -95,3 +97,157 @@ def test_the_cli_prints_a_task_the_library_refuses_as_one_line(tmp_path: Path) -
         done = maker_cli(command, "hanoi", "--disks", "31", "--no-trace", "--quiet", cwd=tmp_path)
         assert done.returncode == 2
         assert done.stderr == "maker: error: disks must be between 1 and 30, got 31\n"
+
+
+# --- limits named by their scope ---------------------------------------------------------------------------------
+
+
+def test_the_per_step_cap_and_the_steps_at_once_are_named_by_scope(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    result = maker.run(
+        build_task("hanoi", disks=3),
+        voting=Voting(max_samples_per_step=9),
+        settings=maker.RunSettings(concurrency=4, max_parallel_steps=2),
+        budget=maker.Budget(max_samples=10_000),  # the whole run's cap
+        trace=trace,
+    )
+    assert result.solved
+    header = load_trace(trace).header
+    # The trace keeps its field names (schema 1): voting.max_samples is the per-step cap.
+    assert header["voting"]["max_samples"] == 9
+    assert header["settings"]["max_steps"] == 2
+    assert maker.RunSettings(concurrency=5).step_limit == 5  # steps at once follow concurrency by default
+    with pytest.raises(errors.ConfigError, match="max_parallel_steps must be >= 1"):
+        maker.RunSettings(max_parallel_steps=0)
+    with pytest.raises(errors.ConfigError, match="max_samples_per_step must be >= 1"):
+        Voting(max_samples_per_step=0)
+
+
+def test_the_cli_flags_set_the_scoped_limits(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    done = maker_cli(
+        "hanoi", "--disks", "3", "--max-samples-per-step", "7", "--max-parallel-steps", "1",
+        "--max-samples", "5000", "--quiet", "--trace", str(trace), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    header = load_trace(trace).header
+    assert header["voting"]["max_samples"] == 7 and header["settings"]["max_steps"] == 1
+
+
+# --- no hidden side effects --------------------------------------------------------------------------------------
+
+
+def test_a_library_run_with_defaults_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = maker.run(build_task("hanoi", disks=2))
+    assert result.solved and result.trace is None
+    assert list(tmp_path.iterdir()) == []  # no ./runs/, no trace
+
+
+def test_the_cli_still_writes_its_trace_under_runs_by_default(tmp_path: Path) -> None:
+    done = maker_cli("run", "hanoi", "--disks", "2", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "runs").glob("hanoi-*.jsonl"))) == 1
+
+
+def test_the_price_table_is_read_only() -> None:
+    with pytest.raises(TypeError):
+        maker.PRICES["gpt-4.1-mini"] = maker.Price(0.0, 0.0)  # type: ignore[index]
+    own = maker.load_prices()
+    own["gpt-4.1-mini"] = maker.Price(0.0, 0.0)  # a copy, the caller's own
+    assert maker.price_of("openai/gpt-4.1-mini") == maker.Price(0.40, 1.60)
+    assert maker.price_of("openai/gpt-4.1-mini", own) == maker.Price(0.0, 0.0)
+
+
+def test_a_run_error_is_returned_and_raise_for_outcome_raises_it(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    result = maker.run(build_task("hanoi", disks=4), budget=maker.Budget(max_samples=10), trace=trace)
+    assert result.outcome == "budget" and isinstance(result.error, errors.BudgetExceeded)
+    with pytest.raises(errors.BudgetExceeded) as caught:
+        result.raise_for_outcome()
+    assert caught.value.result is result
+    assert maker.run(build_task("hanoi", disks=2)).raise_for_outcome().solved  # no error: the result itself
+    with pytest.raises(TypeError, match="check"):
+        maker.run(build_task("hanoi", disks=2), check=False)  # gone: raise_for_outcome() does it
+    resumed = maker.resume(trace, budget=maker.Budget(max_samples=5))
+    assert resumed.outcome == "budget" and isinstance(resumed.error, errors.BudgetExceeded)
+
+
+# --- the choice of independent steps -----------------------------------------------------------------------------
+
+
+def _independent_header(trace: Path) -> dict[str, Any]:
+    header = load_trace(trace).header
+    assert header["mode"] == "independent"
+    return header
+
+
+def test_the_library_chooses_independent_steps_and_the_trace_records_the_choice(tmp_path: Path) -> None:
+    task = build_task("hanoi", disks=8)
+    steps = maker.independent_steps(task, 20, seed=3)
+    assert len(steps) == 20 and list(steps) == sorted(steps) and set(steps) <= set(range(task.steps))
+    assert list(maker.independent_steps(task, 20, seed=3)) == list(steps)  # seeded: the same every time
+    assert list(maker.independent_steps(task, "all")) == list(range(task.steps))
+    assert list(maker.independent_steps(task, 10_000)) == list(range(task.steps))  # more than there are: all
+    for bad in (0, -1, "some", 2.5):
+        with pytest.raises(errors.ConfigError):
+            maker.independent_steps(task, bad)  # type: ignore[arg-type]
+    with pytest.raises(errors.ConfigError, match="cannot run steps independently"):
+        maker.independent_steps(build_task("sorting", length=4), 3)
+
+    trace = tmp_path / "t.jsonl"
+    result = maker.run(task, independent=steps, trace=trace)
+    assert result.outcome == "measured" and result.total_steps == 20
+    assert _independent_header(trace)["independent_steps"] == {"count": 20, "seed": 3}
+    report = maker.replay(trace)  # nothing passed: the header says which steps
+    assert report.reproduced and report.steps == 20
+
+    listed = tmp_path / "listed.jsonl"
+    maker.run(task, independent=[7, 3, 100], trace=listed)
+    assert _independent_header(listed)["independent_steps"] == {"steps": [7, 3, 100]}
+    assert maker.replay(listed).reproduced
+
+
+def test_an_interrupted_independent_run_resumes_from_python_without_its_steps(tmp_path: Path) -> None:
+    task = build_task("hanoi", disks=8)
+    trace = tmp_path / "t.jsonl"
+    stopped = maker.run(task, independent=[5, 50, 9, 200, 31], trace=trace, budget=maker.Budget(max_samples=7))
+    assert stopped.outcome == "budget"
+    resumed = maker.resume(trace)  # before, resume asked for independent=[...] here
+    assert resumed.outcome == "measured" and resumed.total_steps == 5 and resumed.totals.steps == 5
+
+
+def test_the_cli_run_and_resume_and_replay_agree_on_the_steps(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    done = maker_cli(
+        "hanoi", "--disks", "8", "--independent", "30", "--seed", "4", "--max-samples", "40",
+        "--quiet", "--trace", str(trace), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1 and "budget reached" in done.stderr
+    header = _independent_header(trace)
+    assert header["independent_steps"] == {"count": 30, "seed": 4}
+    decided = {e["step"] for e in load_trace(trace).decisions}
+    assert decided <= set(maker.independent_steps(build_task("hanoi", disks=8), 30, seed=4))
+    resumed = maker_cli("resume", str(trace), "--json", cwd=tmp_path)
+    assert json.loads(resumed.stdout)["outcome"] == "measured", resumed.stderr  # (its exit code is issue 10's too)
+    assert {e["step"] for e in load_trace(trace).decisions} == set(
+        maker.independent_steps(build_task("hanoi", disks=8), 30, seed=4)
+    )
+    assert maker_cli("replay", str(trace), "--quiet", cwd=tmp_path).returncode == 0
+
+
+def test_a_trace_from_before_the_header_field_still_resumes_and_replays(tmp_path: Path) -> None:
+    # An older CLI run: the header says how many steps and the seed, not which.
+    task = build_task("hanoi", disks=8)
+    trace = tmp_path / "t.jsonl"
+    maker.run(task, independent=maker.independent_steps(task, 12, seed=2), trace=trace,
+              settings=maker.RunSettings(seed=2), budget=maker.Budget(max_samples=20))  # fmt: skip
+    lines = trace.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    del header["independent_steps"]
+    trace.write_text(json.dumps(header, separators=(",", ":")) + "\n" + "".join(lines[1:]))
+
+    assert maker.replay(trace).outcome == "history ends"
+    resumed = maker.resume(trace)
+    assert resumed.outcome == "measured" and resumed.totals.steps == 12
+    assert maker.replay(trace).reproduced

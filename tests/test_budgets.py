@@ -33,9 +33,7 @@ async def run_with(budget: Budget, tmp_path: Path, **options: Any) -> tuple[Any,
     async with serve_sim(SimServerConfig(profile="gpt-4.1-mini?latency=0.002")) as server:
         http = open_backend(f"openai/gpt-4.1-mini?{FAST_RETRIES}", base_url=server.base_url)
         try:
-            result = await maker.arun(
-                HANOI, backend=http, budget=budget, trace=tmp_path / "t.jsonl", check=False, **options
-            )
+            result = await maker.arun(HANOI, backend=http, budget=budget, trace=tmp_path / "t.jsonl", **options)
         finally:
             await http.aclose()
         return result, load_trace(tmp_path / "t.jsonl"), server.stats

@@ -68,7 +68,7 @@ def test_a_good_model_gets_k_min_and_a_cost_for_the_whole_task():
     ],
 )
 def test_a_model_voting_cannot_help_gets_a_plain_verdict(model, words):
-    cal = calibrate(HANOI_14, model=model, samples=200, max_samples=5, trace=False)
+    cal = calibrate(HANOI_14, model=model, samples=200, max_samples_per_step=5, trace=False)
     assert cal.voting_helps is False
     assert cal.verdict.startswith("voting cannot help this model")
     assert words in cal.verdict
@@ -78,7 +78,9 @@ def test_a_model_voting_cannot_help_gets_a_plain_verdict(model, words):
 def test_steps_that_never_get_a_valid_reply_are_measured_not_fatal():
     # Independent steps are measurements: a step that hits its cap is recorded
     # as undecided and calibration goes on to the next one.
-    cal = calibrate(HANOI_14, model="sim/gpt-4.1-mini?malformed_rate=1", samples=50, max_samples=4, trace=False)
+    cal = calibrate(
+        HANOI_14, model="sim/gpt-4.1-mini?malformed_rate=1", samples=50, max_samples_per_step=4, trace=False
+    )
     assert cal.outcome == "measured" and cal.stopped is None
     assert cal.voting_helps is False and "none of its 200 replies passed the red flags" in cal.verdict
     # Every recorded sample is counted, including those of steps that never decided.
@@ -197,7 +199,6 @@ async def test_cli_calibrates_an_openai_compatible_server(tmp_path):
                 "--no-trace",
             ],
             cwd=tmp_path,
-            check=False,
             env={"PATH": "/usr/bin:/bin"},
         )
     assert done.returncode == 0, done.stderr.decode()

@@ -76,7 +76,6 @@ async def test_openai_server_example_solves_a_task_over_http(tmp_path):
                 str(tmp_path / "http.jsonl"),
             ],
             cwd=tmp_path,
-            check=False,
         )
     assert done.returncode == 0, done.stderr.decode()
     summary = json.loads(done.stdout)

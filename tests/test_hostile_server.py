@@ -256,7 +256,6 @@ async def test_negative_usage_cannot_stretch_a_token_budget(tmp_path: Path):
                 voting=voting,
                 budget=Budget(max_tokens=20_000),
                 trace=tmp_path / "t.jsonl",
-                check=False,
             )
         finally:
             await http.aclose()

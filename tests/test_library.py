@@ -320,7 +320,7 @@ def test_a_python_step_that_raises_stops_the_run_naming_the_step(tmp_path):
     dag.add_step("ok", add, args={"a": 1, "b": 1})
     dag.add_step("boom", lambda s: 1 / 0, inputs={"s": "ok"})
     with pytest.raises(StepFailed, match="step 'boom' raised ZeroDivisionError") as info:
-        maker.run(dag, backend=sim(), trace=tmp_path / "t.jsonl")
+        maker.run(dag, backend=sim(), trace=tmp_path / "t.jsonl").raise_for_outcome()
     assert info.value.step == "boom"
     trace = load_trace(tmp_path / "t.jsonl")
     assert [d["step"] for d in trace.decisions] == ["ok"]  # what was decided is in the trace
@@ -331,7 +331,7 @@ def test_a_bug_in_a_prompt_builder_names_the_step():
     dag = maker.DAG()
     dag.add_step("q", maker.llm_step(lambda word: word.upper() + 1, parse=str), args={"word": "x"})
     with pytest.raises(StepFailed, match="step 'q' raised TypeError"):
-        maker.run(dag, backend=sim(), trace=False)
+        maker.run(dag, backend=sim(), trace=False).raise_for_outcome()
 
 
 def _graph(*edges: tuple[str, str], **steps: Any) -> nx.DiGraph:
@@ -379,7 +379,7 @@ def _node_id_graph(data: dict[str, Any]) -> nx.DiGraph:
 def test_invalid_plans_are_refused_before_anything_runs(tmp_path, case, plan, message):
     trace = tmp_path / "never.jsonl"
     with pytest.raises(PlanError) as info:
-        maker.run(plan, backend=sim(), trace=trace)
+        maker.run(plan, backend=sim(), trace=trace).raise_for_outcome()
     assert message in str(info.value)
     assert "\n" not in str(info.value)
     assert not trace.exists()  # refused before the trace was opened
@@ -403,7 +403,7 @@ def test_a_trace_argument_that_is_not_a_path_none_or_false_is_refused(tmp_path, 
     monkeypatch.chdir(tmp_path)
     for bad in (True, 3):
         with pytest.raises(ConfigError, match="trace must be a path, None or False"):
-            maker.run(mixed_dag(), backend=sim(), trace=bad)  # type: ignore[arg-type]
+            maker.run(mixed_dag(), backend=sim(), trace=bad).raise_for_outcome()  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []  # refused before any file was made
 
 

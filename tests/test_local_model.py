@@ -78,7 +78,6 @@ async def run_step(url: str, tmp_path: Path, voting: Voting, step: int | None = 
             independent=None if step is None else [step],
             trace=tmp_path / "t.jsonl",
             guard=counter,
-            check=False,
         )
     finally:
         await http.aclose()
@@ -94,7 +93,7 @@ def test_the_model_file_is_found_without_importing_its_package():
 @pytest.mark.anyio
 async def test_the_sample_cap_ends_a_step_of_cut_off_replies_cleanly_with_every_sample_recorded(local_url, tmp_path):
     # Eight tokens cannot hold both answer lines: every reply is cut off and red-flagged.
-    voting = Voting(rule=AheadByK(2), max_output_tokens=8, max_samples=4)
+    voting = Voting(rule=AheadByK(2), max_output_tokens=8, max_samples_per_step=4)
     result, trace, counter = await run_step(local_url, tmp_path, voting)  # a run: its first step is undecided
     assert result.outcome == "undecided" and isinstance(result.error, VoteUndecided)
     assert counter.sent == len(trace.samples) == 4  # every request sent is a sample in the trace
@@ -106,7 +105,9 @@ async def test_the_sample_cap_ends_a_step_of_cut_off_replies_cleanly_with_every_
 
 @pytest.mark.anyio
 async def test_free_text_garbage_is_red_flagged_and_never_voted(local_url, tmp_path):
-    voting = Voting(rule=AheadByK(2), first_temperature=0.8, temperature=0.8, max_output_tokens=96, max_samples=3)
+    voting = Voting(
+        rule=AheadByK(2), first_temperature=0.8, temperature=0.8, max_output_tokens=96, max_samples_per_step=3
+    )
     result, trace, counter = await run_step(local_url, tmp_path, voting, step=5)  # one step, measured
     assert result.outcome == "measured"
     assert counter.sent == len(trace.samples) == result.totals.samples
@@ -128,7 +129,7 @@ async def test_calibration_says_voting_cannot_help_this_model(local_url, tmp_pat
             seed=1,
             concurrency=4,
             max_output_tokens=96,
-            max_samples=2,
+            max_samples_per_step=2,
             trace=tmp_path / "c.jsonl",
         )
     finally:

@@ -40,7 +40,7 @@ async def drive(
     released: list[int] = []
 
     async def run() -> None:
-        done["result"] = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=trace, check=False)
+        done["result"] = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=trace)
 
     with anyio.fail_after(30):  # a runtime that stops reacting fails here, not at the suite's timeout
         async with anyio.create_task_group() as tg:
@@ -135,7 +135,7 @@ async def test_in_order_sampling_decides_the_same(
 @pytest.mark.anyio
 async def test_the_sample_cap_ends_the_step_with_vote_undecided(tmp_path: Path) -> None:
     backend = ScriptedBackend(script("ABAB"), gated=True)
-    voting = Voting(rule=AheadByK(3), max_samples=4)
+    voting = Voting(rule=AheadByK(3), max_samples_per_step=4)
     result, launched = await drive(backend, voting, tmp_path / "t.jsonl")
 
     assert launched == [3, 1]  # the second round is cut to what the cap leaves
@@ -165,13 +165,15 @@ async def test_the_sample_cap_ends_the_step_with_vote_undecided(tmp_path: Path) 
 async def test_the_cap_counts_red_flagged_samples_too(tmp_path: Path) -> None:
     backend = ScriptedBackend(script("xxxxx"))
     with pytest.raises(VoteUndecided, match=r"after 5 samples \(5 red-flagged\); votes: none") as caught:
-        await maker.arun(
-            one_step_graph(),
-            backend=backend,
-            voting=Voting(rule=AheadByK(2), max_samples=5),
-            trace=tmp_path / "t.jsonl",
-        )
-    assert caught.value.result.outcome == "undecided"  # type: ignore[attr-defined]
+        (
+            await maker.arun(
+                one_step_graph(),
+                backend=backend,
+                voting=Voting(rule=AheadByK(2), max_samples_per_step=5),
+                trace=tmp_path / "t.jsonl",
+            )
+        ).raise_for_outcome()
+    assert caught.value.result is not None and caught.value.result.outcome == "undecided"
     assert len(backend.requests) == 5
 
 
@@ -249,4 +251,4 @@ def test_a_custom_rule_that_names_no_winner_but_wants_no_samples_stops_with_a_cl
             return {"rule": self.name}
 
     with pytest.raises(ConfigError, match="names no winner at step 0 yet asks for no more samples"):
-        maker.run(build_task("hanoi", disks=3), voting=Voting(rule=Broken()), trace=False)
+        maker.run(build_task("hanoi", disks=3), voting=Voting(rule=Broken()), trace=False).raise_for_outcome()

@@ -144,8 +144,8 @@ def test_a_decision_is_made_once_and_never_changes_in_order(
     path = tmp_path_factory.mktemp("p") / "t.jsonl"
     replies = [GARBAGE if c == "x" else vote(c) for c in letters]
     backend = ScriptedBackend(replies, instant=True)
-    voting = Voting(rule=rule, max_samples=len(replies))
-    result = anyio.run(lambda: maker.arun(one_step_graph(), backend=backend, voting=voting, trace=path, check=False))
+    voting = Voting(rule=rule, max_samples_per_step=len(replies))
+    result = anyio.run(lambda: maker.arun(one_step_graph(), backend=backend, voting=voting, trace=path))
     assert result.outcome in ("solved", "undecided")
     check_decision(rule, path, result.outcome)
 
@@ -158,12 +158,12 @@ def test_a_decision_is_made_once_and_never_changes_in_any_arrival_order(
     path = tmp_path_factory.mktemp("p") / "t.jsonl"
     replies = [GARBAGE if c == "x" else vote(c) for c in letters]
     backend = ScriptedBackend(replies, gated=True)
-    voting = Voting(rule=rule, max_samples=len(replies))
+    voting = Voting(rule=rule, max_samples_per_step=len(replies))
     done: dict[str, Any] = {}
 
     async def main() -> None:
         async def run() -> None:
-            done["result"] = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=path, check=False)
+            done["result"] = await maker.arun(one_step_graph(), backend=backend, voting=voting, trace=path)
 
         with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:

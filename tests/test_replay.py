@@ -157,10 +157,9 @@ def test_any_recorded_run_replays_exactly(
     maker.run(
         build_task("hanoi", disks=4),
         model=model,
-        voting=Voting(rule=AheadByK(k), max_samples=40),
+        voting=Voting(rule=AheadByK(k), max_samples_per_step=40),
         settings=maker.RunSettings(seed=seed),
         trace=path,
-        check=False,
     )
     report = maker.replay(path)
     assert report.reproduced and report.outcome == report.recorded_outcome
@@ -173,7 +172,7 @@ def test_any_recorded_run_replays_exactly(
 def _decide(outcomes: list[str | None], k: int, order: Random | None) -> tuple[Any, ...]:
     """Vote `outcomes` (sample index → word, None for garbage) through the microagent's own ballot,
     the samples in flight landing in `order` (None: launch order)."""
-    ballot = _Ballot("s", WordStep(), Voting(rule=AheadByK(k), max_samples=len(outcomes)), Recorder(None))
+    ballot = _Ballot("s", WordStep(), Voting(rule=AheadByK(k), max_samples_per_step=len(outcomes)), Recorder(None))
     pending: list[int] = []
     try:
         while True:

@@ -255,24 +255,27 @@ def test_a_trace_cut_at_any_byte_resumes_to_the_same_run(tmp_path: Path, suffix:
 
 def test_resume_gets_past_a_step_that_hit_its_cap_without_paying_twice(tmp_path: Path) -> None:
     trace = tmp_path / "capped.jsonl"
-    voting = Voting(rule=AheadByK(4), max_samples=6)
+    voting = Voting(rule=AheadByK(4), max_samples_per_step=6)
     task = build_task("hanoi", disks=6)
-    stopped = maker.run(task, model="sim/hostile", voting=voting, trace=trace, check=False)
+    stopped = maker.run(task, model="sim/hostile", voting=voting, trace=trace)
     assert stopped.outcome == "undecided"
     stuck = stopped.error.step  # type: ignore[union-attr]
     recorded = [e["i"] for e in read_events(trace) if e["type"] == "sample" and e["step"] == stuck]
     assert recorded == list(range(6))
 
     with pytest.raises(VoteUndecided):
-        maker.resume(trace)  # same cap: undecided again, and nothing new was drawn for it
+        maker.resume(trace).raise_for_outcome()  # same cap: undecided again, and nothing new was drawn for it
     assert [e["i"] for e in read_events(trace) if e["type"] == "sample" and e["step"] == stuck] == recorded
 
-    result = maker.resume(trace, max_samples=50)
+    result = maker.resume(trace, max_samples_per_step=50)
     assert result.solved
     again = [e["i"] for e in read_events(trace) if e["type"] == "sample" and e["step"] == stuck]
     assert again[:6] == recorded and sorted(again[6:]) == list(range(6, len(again)))  # new draws only
     unlimited = maker.run(
-        task, model="sim/hostile", voting=Voting(rule=AheadByK(4), max_samples=50), trace=tmp_path / "ref.jsonl"
+        task,
+        model="sim/hostile",
+        voting=Voting(rule=AheadByK(4), max_samples_per_step=50),
+        trace=tmp_path / "ref.jsonl",
     )
     assert decisions(list(read_events(trace))) == decisions(list(read_events(tmp_path / "ref.jsonl")))
     assert result.totals == unlimited.totals
@@ -281,7 +284,7 @@ def test_resume_gets_past_a_step_that_hit_its_cap_without_paying_twice(tmp_path:
 def test_resume_after_a_budget_stop_reuses_the_samples_of_the_unfinished_step(tmp_path: Path) -> None:
     trace = tmp_path / "budget.jsonl"
     task = build_task("hanoi", disks=6)
-    stopped = maker.run(task, model="sim/hostile", trace=trace, budget=maker.Budget(max_samples=101), check=False)
+    stopped = maker.run(task, model="sim/hostile", trace=trace, budget=maker.Budget(max_samples=101))
     assert stopped.outcome == "budget"
     result = maker.resume(trace)
     reference = maker.run(task, model="sim/hostile", trace=tmp_path / "ref.jsonl")
@@ -315,7 +318,7 @@ def test_resume_refuses_what_would_change_decisions(tmp_path: Path, change: dict
     raw = _recorded(tmp_path, disks=4)
     trace.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ConfigError, match=message):
-        maker.resume(trace, **change)
+        maker.resume(trace, **change).raise_for_outcome()
     assert trace.read_bytes() == raw[: len(raw) // 2], "a refused resume leaves the trace untouched"
 
 
@@ -323,7 +326,7 @@ def test_resume_refuses_a_finished_run_and_a_trace_another_process_writes(tmp_pa
     finished = tmp_path / "done.jsonl"
     finished.write_bytes(_recorded(tmp_path, disks=3))
     with pytest.raises(ConfigError, match="already finished"):
-        maker.resume(finished)
+        maker.resume(finished).raise_for_outcome()
     done = run_cli("resume", str(finished), cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "already finished" in done.stderr
 
@@ -333,7 +336,7 @@ def test_resume_refuses_a_finished_run_and_a_trace_another_process_writes(tmp_pa
     writer = TraceWriter(live, append=True)  # a run still writing it
     try:
         with pytest.raises(TraceError, match="another process is writing"):
-            maker.resume(live)
+            maker.resume(live).raise_for_outcome()
     finally:
         writer.close()
     assert maker.resume(live).solved
@@ -399,7 +402,7 @@ def test_a_users_dag_with_python_steps_resumes_and_replays_when_given_again(tmp_
 
 def test_an_independent_step_that_ran_out_of_samples_stays_measured(tmp_path: Path) -> None:
     steps = range(0, 255, 3)
-    voting = Voting(rule=AheadByK(4), max_samples=8)
+    voting = Voting(rule=AheadByK(4), max_samples_per_step=8)
     ref = tmp_path / "ref.jsonl"
     reference = maker.run(
         build_task("hanoi", disks=8), model="sim/hostile", voting=voting, independent=steps, trace=ref

@@ -83,7 +83,7 @@ async def test_llm_steps_overlap_and_requests_stay_under_the_concurrency_limit(t
     for i in range(12):
         graph.add_node(f"q{i}", step=WordStep(truth="A"))
     backend = ScriptedBackend([vote("A")] * 3, meet=5)
-    settings = maker.RunSettings(concurrency=5, max_steps=12)
+    settings = maker.RunSettings(concurrency=5, max_parallel_steps=12)
     result = await maker.arun(
         graph, backend=backend, settings=settings, voting=Voting(rule=AheadByK(3)), trace=tmp_path / "t.jsonl"
     )
@@ -157,9 +157,11 @@ async def test_the_first_error_stops_the_run_with_everything_decided_so_far_in_t
     graph.add_edge("boom", "after_boom")
     path = tmp_path / "t.jsonl"
     with pytest.raises(StepFailed, match="step 'boom' raised RuntimeError: disk full") as caught:
-        await maker.arun(graph, settings=maker.RunSettings(concurrency=4), trace=path, backend=ScriptedBackend([]))
+        (
+            await maker.arun(graph, settings=maker.RunSettings(concurrency=4), trace=path, backend=ScriptedBackend([]))
+        ).raise_for_outcome()
 
-    result = caught.value.result  # type: ignore[attr-defined]
+    result = caught.value.result
     assert result.outcome == "error" and not result.solved
     finished = {name for what, name in log if what == "end"}
     assert "after_boom" not in {name for _, name in log}  # nothing downstream of the failure ran
@@ -178,12 +180,14 @@ async def test_an_undecided_step_stops_a_chain_after_the_steps_before_it(tmp_pat
     # A model that is wrong 45% of the time with a small cap: some step runs out of samples.
     path = tmp_path / "t.jsonl"
     with pytest.raises(VoteUndecided) as caught:
-        await maker.arun(
-            build_task("hanoi", disks=6),
-            model="sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
-            voting=Voting(rule=AheadByK(3), max_samples=6),
-            trace=path,
-        )
+        (
+            await maker.arun(
+                build_task("hanoi", disks=6),
+                model="sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
+                voting=Voting(rule=AheadByK(3), max_samples_per_step=6),
+                trace=path,
+            )
+        ).raise_for_outcome()
 
     stuck = caught.value.step
     trace = load_trace(path)

@@ -89,7 +89,9 @@ async def test_errors_and_their_tracebacks_and_every_log_line_are_key_free(caplo
     async with serve_sim(SimServerConfig(profile="perfect", api_key="sk-the-right-one")) as server:
         http = open_backend("openai/perfect?max_attempts=1", base_url=server.base_url, api_key=KEY)
         with pytest.raises(BackendRejected) as info:
-            await maker.arun(build_task("hanoi", disks=2), backend=http, trace=tmp_path / "t.jsonl")
+            (
+                await maker.arun(build_task("hanoi", disks=2), backend=http, trace=tmp_path / "t.jsonl")
+            ).raise_for_outcome()
         await http.aclose()
     error = info.value
     assert "[redacted]" in str(error)

@@ -143,7 +143,6 @@ def test_budgets_count_speculative_samples(tmp_path: Path) -> None:
         trace=trace,
         settings=settings,
         budget=budget,
-        check=False,
     )
     assert isinstance(result.error, BudgetExceeded)
     assert sum(1 for e in events(trace) if e["type"] == "sample") <= 60

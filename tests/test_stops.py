@@ -45,7 +45,6 @@ async def test_a_budget_stop_at_concurrency_64_records_every_request_it_sent(tmp
                 settings=maker.RunSettings(concurrency=64),
                 budget=Budget(max_samples=limit),
                 trace=tmp_path / "t.jsonl",
-                check=False,
             )
         finally:
             await http.aclose()
@@ -106,7 +105,9 @@ async def test_a_step_failing_while_its_sample_lands_reports_its_own_error(tmp_p
     judged = anyio.Event()
     trace = tmp_path / "t.jsonl"
     with pytest.raises(StepFailed, match="parser bug"):
-        await maker.arun(one_step_graph(_Breaks(judged)), backend=_Landing(judged), voting=_k(2), trace=trace)
+        (
+            await maker.arun(one_step_graph(_Breaks(judged)), backend=_Landing(judged), voting=_k(2), trace=trace)
+        ).raise_for_outcome()
     landed = [s for s in load_trace(trace).samples if s["i"] == 1]
     assert [s["late"] for s in landed] == [True]  # paid for, and kept
 

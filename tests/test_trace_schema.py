@@ -145,7 +145,7 @@ def test_a_dag_run_with_python_steps_late_samples_and_an_error(tmp_path: Path) -
     graph.add_edge("word", "boom")
     path = tmp_path / "dag.jsonl"
     backend = ScriptedBackend([vote("A"), vote("A"), vote("B")])
-    result = maker.run(graph, backend=backend, voting=Voting(rule=Majority(3)), trace=path, check=False)
+    result = maker.run(graph, backend=backend, voting=Voting(rule=Majority(3)), trace=path)
 
     assert result.outcome == "error"
     by_type = check(list(read_events(path)))
@@ -168,9 +168,8 @@ def test_an_undecided_run(tmp_path: Path) -> None:
     maker.run(
         build_task("hanoi", disks=3),
         model="sim/gpt-4.1-mini?error_rate=0.45&correlated=1",
-        voting=Voting(rule=AheadByK(3), max_samples=6),
+        voting=Voting(rule=AheadByK(3), max_samples_per_step=6),
         trace=path,
-        check=False,
     )
     by_type = check(list(read_events(path)))
     assert by_type["end"][0]["outcome"] == "undecided"

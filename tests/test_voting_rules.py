@@ -136,7 +136,7 @@ def test_rules_round_trip_through_their_trace_description(rule: object) -> None:
         (lambda: AheadByK(0), "k must be >= 1"),
         (lambda: Majority(0), "n must be >= 1"),
         (lambda: rule_from_dict({"rule": "plurality"}), "unknown decision rule"),
-        (lambda: Voting(max_samples=0), "max_samples"),
+        (lambda: Voting(max_samples_per_step=0), "max_samples_per_step"),
         (lambda: Voting(max_output_tokens=0), "max_output_tokens"),
         (lambda: Voting(temperature=2.5), "temperature"),
         (lambda: Voting(first_temperature=-0.1), "temperature"),

@@ -16,20 +16,24 @@ class Voting:
 
     The paper's million-step run: ahead-by-3, first sample at temperature 0 and
     the rest at 0.1, replies capped and flagged at 750 output tokens.
+
+    max_samples_per_step: the most samples one step may draw; a step that
+        reaches it without a winner is undecided (`VoteUndecided`). The cap on
+        a whole run's samples is `maker.Budget(max_samples=...)`.
     """
 
     rule: DecisionRule = field(default_factory=lambda: AheadByK(3))
     first_temperature: float = 0.0
     temperature: float = 0.1
     max_output_tokens: int = 750
-    max_samples: int = 100
+    max_samples_per_step: int = 100
     red_flags: tuple[RedFlag, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_output_tokens < 1:
             raise ConfigError("max_output_tokens must be >= 1")
-        if self.max_samples < 1:
-            raise ConfigError("max_samples must be >= 1")
+        if self.max_samples_per_step < 1:
+            raise ConfigError(f"max_samples_per_step must be >= 1, got {self.max_samples_per_step}")
         for t in (self.first_temperature, self.temperature):
             if not 0.0 <= t <= 2.0:
                 raise ConfigError(f"temperature must be in [0, 2], got {t}")
@@ -44,7 +48,7 @@ class Voting:
             "first_temperature": self.first_temperature,
             "temperature": self.temperature,
             "max_output_tokens": self.max_output_tokens,
-            "max_samples": self.max_samples,
+            "max_samples": self.max_samples_per_step,  # the trace's name for the per-step cap
             "red_flags": [getattr(f, "__name__", type(f).__name__) for f in self.red_flags],
         }
 
@@ -55,5 +59,5 @@ class Voting:
             first_temperature=float(data["first_temperature"]),
             temperature=float(data["temperature"]),
             max_output_tokens=int(data["max_output_tokens"]),
-            max_samples=int(data["max_samples"]),
+            max_samples_per_step=int(data["max_samples"]),
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -314,12 +314,12 @@ class Analysis:
         return _to_json(self)
 
 
-def analyze(path: str | os.PathLike[str], *, prices: dict[str, Price] | None = None) -> Analysis:
+def analyze(path: str | os.PathLike[str], *, prices: Mapping[str, Price] | None = None) -> Analysis:
     """Analyse one trace file (plain or gzip; sequential, independent or calibration)."""
     return analyze_table(accumulate(path), Path(path), prices=prices)
 
 
-def analyze_table(t: Table, path: Path, *, prices: dict[str, Price] | None = None) -> Analysis:
+def analyze_table(t: Table, path: Path, *, prices: Mapping[str, Price] | None = None) -> Analysis:
     """The analysis of an already accumulated trace (`analyze` reads the file first)."""
     ref_name, col = ("ground truth", t.truth) if t.has_truth else ("voted winner", t.winner)
     vote_error, first_error, wrong_steps = _error_rates(t, col)

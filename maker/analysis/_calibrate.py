@@ -13,14 +13,15 @@ this model, and if so, at what k and what cost for the whole task?
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from random import Random
 from typing import Any, Literal
 
 import anyio
 
 from maker._budget import Budget
+from maker._independent import IndependentSteps, independent_steps
 from maker._pricing import Price, load_prices, price_of
 from maker._recorder import Progress
 from maker._runner import DEFAULT_MODEL, arun
@@ -115,7 +116,7 @@ def pick_steps(total: int, samples: int, seed: int) -> list[int]:
         raise ConfigError(
             f"asked for {samples} samples but the task has only {total} steps; ask for fewer or pick a bigger task"
         )
-    return sorted(Random(seed).sample(range(total), samples))
+    return list(IndependentSteps(total, samples, seed))  # the one choice every independent run makes
 
 
 async def acalibrate(
@@ -127,31 +128,32 @@ async def acalibrate(
     concurrency: int = 16,
     temperature: float = 0.1,
     max_output_tokens: int = 750,
-    max_samples: int = DEFAULT_MAX_SAMPLES,
+    max_samples_per_step: int = DEFAULT_MAX_SAMPLES,
     target: float = 0.95,
     trace: str | Path | Literal[False] | None = None,
     backend: Backend | None = None,
     progress: Progress | None = None,
-    prices: dict[str, Price] | None = None,
+    prices: Mapping[str, Price] | None = None,
     budget: Budget | None = None,
 ) -> Calibration:
     """Calibrate `model` on `samples` random steps of `task`; see `Calibration`.
 
-    trace: a path, None for a fresh file under ./runs/, or False to keep none
-        (the samples still go through a temporary trace, which is then deleted).
-    max_samples: per-step cap on redraws after red flags; a step that hits it
+    trace: a path to keep the calibration's trace at; None (the default) or False
+        keeps none (the samples go through a temporary trace, which is then deleted).
+    max_samples_per_step: cap on redraws after red flags; a step that hits it
         stops the calibration (the verdict then says so).
     backend, progress, budget: as for `maker.arun` (an open backend is not closed here).
     """
     if not isinstance(task, SampleableTask):
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot be calibrated")
-    steps = pick_steps(task.steps, samples, seed)
+    pick_steps(task.steps, samples, seed)  # refuses what cannot be picked
+    steps = independent_steps(task, samples, seed=seed)  # recorded in the trace by count and seed
     voting = Voting(
         rule=Single(),
         first_temperature=temperature,
         temperature=temperature,
         max_output_tokens=max_output_tokens,
-        max_samples=max_samples,
+        max_samples_per_step=max_samples_per_step,
     )
     run = {
         "model": model,
@@ -163,7 +165,7 @@ async def acalibrate(
         "independent": steps,
     }
     prices = prices if prices is not None else load_prices()
-    if trace is False:
+    if trace is None or trace is False:
         with tempfile.TemporaryDirectory(prefix="maker-calibrate-") as tmp:
             return await _calibrate(task, Path(tmp) / "calibration.jsonl", False, prices, target, run)
     return await _calibrate(task, trace, True, prices, target, run)
@@ -173,11 +175,11 @@ async def _calibrate(
     task: SampleableTask,
     trace: str | Path | None,
     keep: bool,
-    prices: dict[str, Price],
+    prices: Mapping[str, Price],
     target: float,
     run: dict[str, Any],
 ) -> Calibration:
-    result = await arun(task, trace=trace, check=False, **run)
+    result = await arun(task, trace=trace, **run)
     assert result.trace is not None
     analysis = analyze(result.trace, prices=prices)
     est, pessimistic = _project(analysis, task.steps, target, price_of(result.model, prices), result.model)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from maker._budget import Budget
 from maker._pricing import load_prices
-from maker._runner import DEFAULT_MODEL
+from maker._runner import DEFAULT_MODEL, default_trace_path
 from maker._settings import RunSettings
 from maker.backends._protocol import Backend
 from maker.backends._registry import ModelName, open_backend
@@ -53,6 +53,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="C",
         help=f"most requests in flight (default: for openai/ models the endpoint's rate limits decide, up to "
         f"{GOVERNED}; else {UNGOVERNED})",
+    )
+    r.add_argument(
+        "--max-parallel-steps",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="steps in progress at once (default: --concurrency)",
     )
     r.add_argument(
         "--speculate",
@@ -176,7 +183,7 @@ def voting_from(args: argparse.Namespace) -> Voting:
         first_temperature=args.first_temperature,
         temperature=args.temperature,
         max_output_tokens=args.max_output_tokens,
-        max_samples=args.max_samples_per_step,
+        max_samples_per_step=args.max_samples_per_step,
     )
 
 
@@ -193,6 +200,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         concurrency = GOVERNED if governed else UNGOVERNED
     return RunSettings(
         concurrency=concurrency,
+        max_parallel_steps=args.max_parallel_steps,
         seed=args.seed,
         speculate=args.speculate,
         draft=args.draft,
@@ -200,8 +208,9 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     )
 
 
-def trace_from(args: argparse.Namespace) -> Path | Literal[False] | None:
+def trace_from(args: argparse.Namespace, task: str) -> Path | None:
+    """The trace a command writes: --trace, none with --no-trace, else a fresh file under ./runs/."""
     if args.no_trace:
-        return False
+        return None
     trace: Path | None = args.trace
-    return trace
+    return trace if trace is not None else default_trace_path(task)

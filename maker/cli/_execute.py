@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 
 from maker._budget import Budget
-from maker._history import choose_independent
+from maker._independent import independent_steps
 from maker._pricing import price_of
 from maker._result import RunResult
 from maker._runner import arun
@@ -25,7 +25,8 @@ def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -
     task = build_task(name, **options)
     if getattr(args, "shards", None):
         return _sharded(task, args)
-    independent = choose_independent(task, getattr(args, "independent", None), args.seed)
+    count = getattr(args, "independent", None)
+    independent = None if count is None else independent_steps(task, count, seed=args.seed)
     label = f"{name} (independent steps)" if independent is not None else name
     progress = None if (args.quiet or args.json) else RichProgress(label=label)
     budget = budget_from(args)
@@ -66,10 +67,9 @@ async def _run(
             backend=backend,
             voting=voting_from(args),
             settings=settings_from(args),
-            trace=trace_from(args),
+            trace=trace_from(args, task.name),
             progress=progress,
             guard=guard,
-            check=False,
             independent=independent,
         )
     finally:

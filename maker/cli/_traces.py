@@ -10,7 +10,6 @@ from typing import Any
 
 import anyio
 
-from maker._history import recorded_independent, task_of
 from maker._replay import areplay
 from maker._resume import aresume
 from maker.cli._common import add_endpoint_options, budget_from, endpoint_settings
@@ -63,7 +62,6 @@ def _resume(args: argparse.Namespace) -> int:
         return resume_manifest(args, progress)
     header = next(read_events(args.trace))
     endpoint = _endpoint(header, args)
-    independent = recorded_independent(header, task_of(header))
     budget = budget_from(args)
     for note in budget.notes(header["model"]) if budget else []:
         print(f"maker: note: {note}", file=sys.stderr)
@@ -73,12 +71,10 @@ def _resume(args: argparse.Namespace) -> int:
         lambda: aresume(
             args.trace,
             concurrency=args.concurrency,
-            max_samples=args.max_samples_per_step,
+            max_samples_per_step=args.max_samples_per_step,
             endpoint=endpoint,
-            independent=independent,
             budget=budget,
             progress=progress,
-            check=False,
         )
     )
     if isinstance(result.error, BackendError) and not args.json:
