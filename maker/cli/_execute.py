@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,9 +13,10 @@ import anyio
 from maker._budget import Budget
 from maker._history import choose_independent
 from maker._result import RunResult
-from maker._runner import arun
+from maker._runner import arun, default_trace_path
 from maker.cli._common import backend_from, budget_from, settings_from, trace_from, voting_from
 from maker.cli._progress import RichProgress
+from maker.cli._stops import Stopped, stoppable
 from maker.cli._summary import report
 from maker.errors import BackendError, ConfigError
 from maker.tasks import build_task
@@ -33,12 +35,23 @@ def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -
     budget = budget_from(args)
     for note in budget.notes(args.model) if budget else []:
         print(f"maker: note: {note}", file=sys.stderr)
-    result = anyio.run(lambda: _run(task, args, progress, independent, budget))
+    trace = cli_trace_path(args, task.name)
+    result = stoppable(lambda: _run(task, args, progress, independent, budget, trace), trace)
+    if isinstance(result, Stopped):
+        return result.code
     if isinstance(result.error, BackendError) and not args.json:
         # The endpoint failed (bad key, wrong model or URL, unreachable): one line says it all.
         where = f" (trace: {result.trace})" if result.trace else ""
         raise type(result.error)(f"{result.error}{where}")
     return report(result, args.json)
+
+
+def cli_trace_path(args: argparse.Namespace, task: str) -> Path | None:
+    """The trace the run will write, chosen here so every stop message can name it."""
+    trace = trace_from(args)
+    if trace is False:
+        return None
+    return trace if trace is not None else default_trace_path(task)
 
 
 async def _run(
@@ -47,6 +60,7 @@ async def _run(
     progress: RichProgress | None,
     independent: Sequence[int] | None,
     budget: Budget | None,
+    trace: Path | None,
 ) -> RunResult:
     backend = backend_from(args)
     guard = budget.guard(backend.model, announce=False) if budget else None
@@ -57,7 +71,7 @@ async def _run(
             backend=backend,
             voting=voting_from(args),
             settings=settings_from(args),
-            trace=trace_from(args),
+            trace=trace if trace is not None else False,
             progress=progress,
             guard=guard,
             check=False,

@@ -8,9 +8,11 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from maker._escape import visible
 from maker._result import RunResult
 from maker.cli._escape import console as stderr_console
 from maker.cli._escape import shown
+from maker.cli._stops import RESUMABLE, resume_hint
 
 
 def print_json(result: RunResult) -> None:
@@ -60,9 +62,20 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
 
 
 def report(result: RunResult, as_json: bool) -> int:
-    """Print the result; exit status 0 only for a solved run."""
+    """Print the result (and, on stderr, how to continue a run that stopped early); return the exit status."""
     if as_json:
         print_json(result)
     else:
         print_table(result)
-    return 0 if result.solved else 1
+    if result.outcome in RESUMABLE:
+        print(f"maker: {visible(resume_hint(result.trace))}", file=sys.stderr)
+    return exit_status(result)
+
+
+def exit_status(result: RunResult) -> int:
+    """0 for a run that did what it set out to: solved, or (independent steps) measured; else 1.
+
+    A measurement succeeds whatever it measured, as `maker calibrate` does: its
+    error count is the result, not a failure of the command.
+    """
+    return 0 if result.outcome in ("solved", "measured") else 1

@@ -16,6 +16,7 @@ from maker._resume import aresume
 from maker.cli._common import add_endpoint_options, budget_from
 from maker.cli._progress import RichProgress
 from maker.cli._sharding import readable_trace, register_merge, resume_manifest
+from maker.cli._stops import Stopped, stoppable
 from maker.cli._summary import report
 from maker.cli._traces_view import print_replay, print_revotes, print_summary, rule_name
 from maker.cli._types import positive
@@ -69,7 +70,7 @@ def _resume(args: argparse.Namespace) -> int:
         print(f"maker: note: {note}", file=sys.stderr)
     name = header.get("task", {}).get("name", "run")
     progress = None if (args.quiet or args.json) else RichProgress(label=f"{name} (resumed)")
-    result = anyio.run(
+    result = stoppable(
         lambda: aresume(
             args.trace,
             concurrency=args.concurrency,
@@ -79,8 +80,11 @@ def _resume(args: argparse.Namespace) -> int:
             budget=budget,
             progress=progress,
             check=False,
-        )
+        ),
+        args.trace,
     )
+    if isinstance(result, Stopped):
+        return result.code
     if isinstance(result.error, BackendError) and not args.json:
         raise type(result.error)(f"{result.error} (trace: {result.trace})")
     return report(result, args.json)
