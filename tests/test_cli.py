@@ -43,11 +43,36 @@ def test_the_trace_goes_under_runs_by_default_and_can_be_turned_off(tmp_path: Pa
     assert len(list((tmp_path / "runs").glob("*"))) == 1
 
 
-def test_without_json_stdout_stays_empty_and_the_table_goes_to_stderr(tmp_path: Path) -> None:
+def test_without_json_the_table_goes_to_stdout_and_stderr_stays_empty(tmp_path: Path) -> None:
     done = maker_cli("hanoi", "--disks", "3", "--quiet", "--no-trace", cwd=tmp_path)
     assert done.returncode == 0
-    assert done.stdout == ""
-    assert "solved" in done.stderr and "errors (vs ground truth)" in done.stderr
+    assert done.stderr == ""
+    assert "solved" in done.stdout and "errors (vs ground truth)" in done.stdout
+
+
+def test_every_command_prints_its_results_on_stdout_and_nothing_else_on_stderr(tmp_path: Path) -> None:
+    """One rule: results (tables, JSON) on stdout, so `maker trace show T | less` works; the rest on stderr."""
+    trace = str(tmp_path / "t.jsonl")
+    cut = tmp_path / "cut.jsonl"
+    commands = [
+        ["hanoi", "--disks", "4", "--quiet", "--trace", trace],
+        ["run", "arithmetic", "--digits", "4", "--quiet", "--no-trace"],
+        ["replay", trace, "--quiet"],
+        ["replay", trace, "--k", "1,2", "--quiet"],
+        ["trace", "show", trace, "--step", "3"],
+        ["analyze", trace],
+        ["estimate", "--error-rate", "0.01", "--steps", "1000"],
+        ["calibrate", "hanoi", "--disks", "5", "--samples", "10", "--quiet"],
+        ["tasks"],
+        ["resume", str(cut), "--quiet"],
+    ]
+    for args in commands:
+        if args[0] == "resume":
+            raw = Path(trace).read_bytes()
+            cut.write_bytes(raw[: len(raw) // 2])
+        done = maker_cli(*args, cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+        assert done.stdout.strip() and done.stderr == "", (args, done.stderr)
 
 
 @pytest.mark.parametrize("disks", [8, 9, 10])

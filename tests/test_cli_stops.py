@@ -44,6 +44,8 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_the_message_names_the_trace(tmp_pat
     proc = start_maker(*args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _until(lambda: _decisions(trace) >= 3, "the run's first decisions")
+        alive, _ = run_json("trace", "show", str(trace), cwd=tmp_path)
+        assert alive["outcome"] == "running"  # still being written, not "crashed"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -55,6 +57,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_the_message_names_the_trace(tmp_pat
     ]
     end = load_trace(trace).end
     assert end is not None and end["outcome"] == "interrupted"
+    assert run_json("trace", "show", str(trace), cwd=tmp_path)[0]["outcome"] == "interrupted"
     summary, done = run_json("resume", str(trace), "--quiet", cwd=tmp_path)
     assert done.returncode == 0 and summary["solved"] is True
 

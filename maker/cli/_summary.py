@@ -1,4 +1,4 @@
-"""The end-of-run summary: a rich table on stderr, or one JSON object on stdout."""
+"""The end-of-run summary on stdout: a rich table, or one JSON object; hints on stderr."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from rich.table import Table
 
 from maker._escape import visible
 from maker._result import RunResult
-from maker.cli._escape import console as stderr_console
-from maker.cli._escape import shown
+from maker.cli._escape import console as stdout_console
+from maker.cli._escape import err_console, shown
 from maker.cli._stops import RESUMABLE, resume_hint
 
 
@@ -21,7 +21,7 @@ def print_json(result: RunResult) -> None:
 
 
 def print_table(result: RunResult, console: Console | None = None) -> None:
-    console = console or stderr_console()
+    console = console or stdout_console()
     t = result.totals
     if result.mode == "independent":
         wrong = "[bold green]0 wrong[/]" if t.errors == 0 else f"[bold red]{t.errors} wrong[/]"
@@ -58,7 +58,7 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
         table.add_row(name, shown(value))
     console.print(table)
     if result.error is not None:
-        console.print(f"[red]stopped: {shown(result.error)}[/]")  # may quote a server's words
+        err_console().print(f"[red]stopped: {shown(result.error)}[/]")  # may quote a server's words
 
 
 def report(result: RunResult, as_json: bool) -> int:
