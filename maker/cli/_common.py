@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,12 +95,13 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def backend_from(args: argparse.Namespace) -> Backend:
-    """Open the backend the options ask for (the caller closes it)."""
+def backend_from(args: argparse.Namespace, on_retry: Callable[[Any], object] | None = None) -> Backend:
+    """Open the backend the options ask for (the caller closes it); `on_retry` sees each HTTP retry."""
     provider = ModelName.parse(args.model).provider
     if provider != "openai" and (args.base_url or args.request_timeout):
         raise ConfigError(f"--base-url and --request-timeout apply to openai/ models, not {provider}/")
-    return open_backend(args.model, seed=args.seed, base_url=args.base_url, timeout=args.request_timeout)
+    extra = {"on_retry": on_retry} if provider == "openai" and on_retry is not None else {}
+    return open_backend(args.model, seed=args.seed, base_url=args.base_url, timeout=args.request_timeout, **extra)
 
 
 def budget_from(args: argparse.Namespace) -> Budget | None:

@@ -62,7 +62,7 @@ async def _run(
     budget: Budget | None,
     trace: Path | None,
 ) -> RunResult:
-    backend = backend_from(args)
+    backend = backend_from(args, progress.on_retry if progress else None)
     guard = budget.guard(backend.model, announce=False) if budget else None
     try:
         return await arun(

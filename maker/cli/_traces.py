@@ -70,6 +70,8 @@ def _resume(args: argparse.Namespace) -> int:
         print(f"maker: note: {note}", file=sys.stderr)
     name = header.get("task", {}).get("name", "run")
     progress = None if (args.quiet or args.json) else RichProgress(label=f"{name} (resumed)")
+    if progress is not None and str(header.get("model", "")).startswith("openai/"):
+        endpoint["on_retry"] = progress.on_retry
     result = stoppable(
         lambda: aresume(
             args.trace,
