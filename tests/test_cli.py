@@ -128,6 +128,9 @@ BAD = [
     (["hanoi", "--model", "sim/hostile?error_rate=lots"], "error_rate"),
     (["hanoi", "--model", "sim/hostile?warp=9"], "unknown sim option"),
     (["hanoi", "--rule", "plurality"], "--rule"),
+    (["hanoi", "--k", "1000"], "ahead-by-1000 needs at least 1,000 samples per step even if every vote agrees"),
+    (["hanoi", "--rule", "majority", "--n", "500"], "a majority of 500 needs at least 251 samples per step"),
+    (["hanoi", "--k", "5", "--max-samples-per-step", "4"], "over the cap of 4 (--max-samples-per-step)"),
     (["hanoi", "--bogus"], "--bogus"),
     (["frobnicate"], "frobnicate"),
     ([], "COMMAND"),
@@ -153,3 +156,13 @@ def test_an_existing_trace_is_never_overwritten(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and "already exists" in done.stderr
     assert trace.read_text() == "precious\n"
+
+
+def test_the_sample_cap_check_refuses_only_what_no_run_could_decide() -> None:
+    from maker.cli._common import fewest_samples
+    from maker.voting import AheadByK, Majority, Single
+
+    assert fewest_samples(AheadByK(100), 100) == 100  # exactly the cap: a unanimous step decides
+    assert fewest_samples(AheadByK(101), 100) is None
+    assert fewest_samples(Majority(7), 100) == 4  # decided early once the rest cannot change it
+    assert fewest_samples(Single(), 1) == 1

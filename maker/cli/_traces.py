@@ -13,7 +13,7 @@ import anyio
 from maker._history import recorded_independent, task_of
 from maker._replay import areplay
 from maker._resume import aresume
-from maker.cli._common import add_endpoint_options, budget_from
+from maker.cli._common import add_endpoint_options, budget_from, check_reachable
 from maker.cli._progress import RichProgress
 from maker.cli._sharding import readable_trace, register_merge, resume_manifest
 from maker.cli._stops import Stopped, stoppable
@@ -64,6 +64,8 @@ def _resume(args: argparse.Namespace) -> int:
         return resume_manifest(args, progress)
     header = next(read_events(args.trace))
     endpoint = _endpoint(header, args)
+    if args.max_samples_per_step is not None:
+        check_reachable(_rule(header), args.max_samples_per_step)
     independent = recorded_independent(header, task_of(header))
     budget = budget_from(args)
     for note in budget.notes(header["model"]) if budget else []:
@@ -196,6 +198,13 @@ def _replay_shards(args: argparse.Namespace, rules: list[DecisionRule]) -> int:
         else:
             print_replay(result)
     return 0 if reproduced else 1
+
+
+def _rule(header: dict[str, Any]) -> DecisionRule:
+    try:
+        return rule_from_dict(header["voting"])
+    except (KeyError, ValueError, TypeError):
+        raise ConfigError("the trace's header names no voting rule maker knows") from None
 
 
 def _recorded_rule(header: dict[str, Any]) -> str:
