@@ -166,3 +166,14 @@ def test_the_sample_cap_check_refuses_only_what_no_run_could_decide() -> None:
     assert fewest_samples(AheadByK(101), 100) is None
     assert fewest_samples(Majority(7), 100) == 4  # decided early once the rest cannot change it
     assert fewest_samples(Single(), 1) == 1
+
+
+def test_a_big_runs_default_trace_is_compressed_and_a_plain_one_is_warned_of(tmp_path: Path) -> None:
+    big = ["hanoi", "--disks", "20", "--max-samples", "10"]  # 1,048,575 steps; stopped at once by the budget
+    summary, done = run_json(*big[1:], cwd=tmp_path)
+    assert summary["trace"].endswith(".jsonl.gz") and "note: a plain trace" not in done.stderr
+    summary, done = run_json(*big[1:], "--trace", str(tmp_path / "plain.jsonl"), cwd=tmp_path)
+    assert summary["trace"] == str(tmp_path / "plain.jsonl")
+    assert "maker: note: a plain trace of 1,048,575 steps is about 1.6 GB; name it plain.jsonl.gz" in done.stderr
+    small, done = run_json("--disks", "4", cwd=tmp_path)
+    assert small["trace"].endswith(".jsonl") and "note:" not in done.stderr
