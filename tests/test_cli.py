@@ -43,11 +43,36 @@ def test_the_trace_goes_under_runs_by_default_and_can_be_turned_off(tmp_path: Pa
     assert len(list((tmp_path / "runs").glob("*"))) == 1
 
 
-def test_without_json_stdout_stays_empty_and_the_table_goes_to_stderr(tmp_path: Path) -> None:
+def test_without_json_the_table_goes_to_stdout_and_stderr_stays_empty(tmp_path: Path) -> None:
     done = maker_cli("hanoi", "--disks", "3", "--quiet", "--no-trace", cwd=tmp_path)
     assert done.returncode == 0
-    assert done.stdout == ""
-    assert "solved" in done.stderr and "errors (vs ground truth)" in done.stderr
+    assert done.stderr == ""
+    assert "solved" in done.stdout and "errors (vs ground truth)" in done.stdout
+
+
+def test_every_command_prints_its_results_on_stdout_and_nothing_else_on_stderr(tmp_path: Path) -> None:
+    """One rule: results (tables, JSON) on stdout, so `maker trace show T | less` works; the rest on stderr."""
+    trace = str(tmp_path / "t.jsonl")
+    cut = tmp_path / "cut.jsonl"
+    commands = [
+        ["hanoi", "--disks", "4", "--quiet", "--trace", trace],
+        ["run", "arithmetic", "--digits", "4", "--quiet", "--no-trace"],
+        ["replay", trace, "--quiet"],
+        ["replay", trace, "--k", "1,2", "--quiet"],
+        ["trace", "show", trace, "--step", "3"],
+        ["analyze", trace],
+        ["estimate", "--error-rate", "0.01", "--steps", "1000"],
+        ["calibrate", "hanoi", "--disks", "5", "--samples", "10", "--quiet"],
+        ["tasks"],
+        ["resume", str(cut), "--quiet"],
+    ]
+    for args in commands:
+        if args[0] == "resume":
+            raw = Path(trace).read_bytes()
+            cut.write_bytes(raw[: len(raw) // 2])
+        done = maker_cli(*args, cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+        assert done.stdout.strip() and done.stderr == "", (args, done.stderr)
 
 
 @pytest.mark.parametrize("disks", [8, 9, 10])
@@ -103,6 +128,9 @@ BAD = [
     (["hanoi", "--model", "sim/hostile?error_rate=lots"], "error_rate"),
     (["hanoi", "--model", "sim/hostile?warp=9"], "unknown sim option"),
     (["hanoi", "--rule", "plurality"], "--rule"),
+    (["hanoi", "--k", "1000"], "ahead-by-1000 needs at least 1,000 samples per step even if every vote agrees"),
+    (["hanoi", "--rule", "majority", "--n", "500"], "a majority of 500 needs at least 251 samples per step"),
+    (["hanoi", "--k", "5", "--max-samples-per-step", "4"], "over the cap of 4 (--max-samples-per-step)"),
     (["hanoi", "--bogus"], "--bogus"),
     (["frobnicate"], "frobnicate"),
     ([], "COMMAND"),
@@ -128,3 +156,24 @@ def test_an_existing_trace_is_never_overwritten(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and "already exists" in done.stderr
     assert trace.read_text() == "precious\n"
+
+
+def test_the_sample_cap_check_refuses_only_what_no_run_could_decide() -> None:
+    from maker.cli._common import fewest_samples
+    from maker.voting import AheadByK, Majority, Single
+
+    assert fewest_samples(AheadByK(100), 100) == 100  # exactly the cap: a unanimous step decides
+    assert fewest_samples(AheadByK(101), 100) is None
+    assert fewest_samples(Majority(7), 100) == 4  # decided early once the rest cannot change it
+    assert fewest_samples(Single(), 1) == 1
+
+
+def test_a_big_runs_default_trace_is_compressed_and_a_plain_one_is_warned_of(tmp_path: Path) -> None:
+    big = ["hanoi", "--disks", "20", "--max-samples", "10"]  # 1,048,575 steps; stopped at once by the budget
+    summary, done = run_json(*big[1:], cwd=tmp_path)
+    assert summary["trace"].endswith(".jsonl.gz") and "note: a plain trace" not in done.stderr
+    summary, done = run_json(*big[1:], "--trace", str(tmp_path / "plain.jsonl"), cwd=tmp_path)
+    assert summary["trace"] == str(tmp_path / "plain.jsonl")
+    assert "maker: note: a plain trace of 1,048,575 steps is about 1.6 GB; name it plain.jsonl.gz" in done.stderr
+    small, done = run_json("--disks", "4", cwd=tmp_path)
+    assert small["trace"].endswith(".jsonl") and "note:" not in done.stderr

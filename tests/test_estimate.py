@@ -223,3 +223,20 @@ def test_cli_says_a_chain_is_latency_bound(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["estimate", "--error-rate", "0.0022", "--steps", "10", "--latency", "0"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("steps", [10**17, 10**300])
+def test_astronomical_step_counts_stay_exact(steps):
+    """1 − p_step cancels to 0 and (1 − e)^S to 1.0 in plain floats; the estimate must not."""
+    e = estimate(0.01, steps)
+    rows = {row.k: row for row in e.rows}
+    k = e.k_min
+    assert k is not None and rows[k].p_task >= 0.95 and rows[k - 1].p_task < 0.95
+    assert all(row.step_error > 0 for row in e.rows)
+    # S·(r^k / (1 + r^k)) small means success near e^(−S·error): the figure the table shows.
+    assert rows[k].p_task == pytest.approx(math.exp(-steps * rows[k].step_error), rel=1e-9)
+
+
+def test_cli_estimate_of_1e17_steps_is_a_table_not_a_domain_error(capsys):
+    assert main(["estimate", "--error-rate", "0.01", "--steps", "1e17"]) == 0
+    assert "k_min = 10" in capsys.readouterr().out

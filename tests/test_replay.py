@@ -124,7 +124,7 @@ def test_cli_replay_says_every_decision_was_reproduced(ten_disks: Path, tmp_path
     report = json.loads(done.stdout)
     assert report["reproduced"] and report["steps"] == 1023 and report["totals_match"]
     table = run_cli("replay", str(ten_disks), "--quiet", cwd=tmp_path)
-    assert table.returncode == 0 and "reproduced every decision" in table.stderr
+    assert table.returncode == 0 and "reproduced every decision" in table.stdout
 
 
 def test_replay_of_an_interrupted_trace_stops_where_its_history_ends(ten_disks: Path, tmp_path: Path) -> None:
@@ -334,7 +334,7 @@ def test_cli_counterfactual_replay(tmp_path: Path) -> None:
         ({"rule": "majority", "n": 5}, 0, 0, 1),
     ]
     table = run_cli("replay", str(path), "--k", "2", "--steps", cwd=tmp_path)
-    assert table.returncode == 0 and "different" in table.stderr
+    assert table.returncode == 0 and "different" in table.stdout
 
 
 def test_revoting_a_real_trace_at_its_own_k_changes_nothing(ten_disks: Path) -> None:

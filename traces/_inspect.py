@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from maker.errors import MakerError, TraceError
+from maker.traces._follow import writer_alive
 from maker.traces._reader import read_events
 from maker.traces._speculation import SpeculationStats
 
 HARDEST = 5
 CRASHED = "crashed"  # the last session wrote no end event: the process died (`maker resume` continues it)
+RUNNING = "running"  # no end event yet, and a live process holds the writer's lock: it is still being written
 
 
 @dataclass(slots=True)
@@ -54,7 +56,7 @@ class TraceSummary:
     detail: StepDetail | None = None
     speculation: SpeculationStats = field(default_factory=SpeculationStats)
 
-    outcome: str = ""  # the last session's outcome; "crashed" when it has no end event
+    outcome: str = ""  # the last session's outcome; "crashed" with no end event, "running" while being written
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -116,7 +118,7 @@ def summarize(trace: str | os.PathLike[str], *, step: Hashable | None = None, ha
             summary.ends.append(event)
         if kind in ("end", "resume"):
             summary.outcome = str(event.get("outcome")) if kind == "end" else ""
-    summary.outcome = summary.outcome or CRASHED
+    summary.outcome = summary.outcome or (RUNNING if writer_alive(Path(trace)) else CRASHED)
     summary.hardest = [entry[3] for entry in sorted(heap, key=lambda e: e[:3], reverse=True)]
     summary.detail = detail
     return summary

@@ -39,7 +39,8 @@ def k_min(p: float, steps: int, target: float = 0.95, m: int = 1) -> int | None:
         return None
     if p == 1.0:
         return 1
-    k = math.ceil(math.log(target ** (-m / steps) - 1.0) / math.log((1.0 - p) / p))
+    # target^(-m/steps) - 1 as expm1: for 10^17 steps the power rounds to exactly 1.0, and log(0) fails.
+    k = math.ceil(math.log(math.expm1(-(m / steps) * math.log(target))) / math.log((1.0 - p) / p))
     return max(1, k)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from maker._pricing import Price
 from maker.analysis._stats import binom_sf
 from maker.errors import ConfigError
-from maker.voting._theory import expected_samples, expected_votes, k_min, p_step, p_task
+from maker.voting._theory import expected_samples, expected_votes, k_min, p_step
 
 MAX_MAJORITY = 999  # fixed-majority sizes beyond this are reported as "more than"
 
@@ -33,6 +33,7 @@ class KRow:
     tokens_in: float | None
     tokens_out: float | None
     cost: float | None
+    step_error: float = 0.0  # 1 - p_step, computed without cancellation (p_step rounds to 1.0 at k >= 8)
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -301,7 +302,21 @@ def _row(p: float, k: int, steps: int, v: float, tin: float | None, tout: float 
     cost = None
     if price is not None and t_out is not None:
         cost = price.cost(t_in or 0.0, t_out)  # type: ignore[arg-type]
-    return KRow(k, p_step(p, k), p_task(p, k, steps), votes, samples, total, t_in, t_out, cost)
+    error = step_error(p, k)
+    return KRow(k, p_step(p, k), task_success(error, steps), votes, samples, total, t_in, t_out, cost, error)
+
+
+def step_error(p: float, k: int) -> float:
+    """1 − p_step: r^k / (1 + r^k) with r = (1 − p)/p, which stays exact where 1 − p_step cancels to 0."""
+    if p >= 1.0:
+        return 0.0
+    r = ((1.0 - p) / p) ** k
+    return r / (1.0 + r)
+
+
+def task_success(error: float, steps: float) -> float:
+    """(1 − error)^steps through log1p: right for 10^17 steps of error 10^-16 (e^-10, not 1.0)."""
+    return math.exp(steps * math.log1p(-error)) if error < 1.0 else 0.0
 
 
 def majority_equivalent(p: float, k: int) -> int | None:
@@ -313,8 +328,7 @@ def majority_equivalent(p: float, k: int) -> int | None:
     if p <= 0.5:
         return None
     q = 1.0 - p
-    ratio = q / p
-    target_error = ratio**k / (1.0 + ratio**k)  # 1 − p_step, without cancellation
+    target_error = step_error(p, k)
     for n in range(1, MAX_MAJORITY + 1, 2):
         if binom_sf((n + 1) // 2, n, q) <= target_error:
             return n

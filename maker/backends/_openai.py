@@ -42,7 +42,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -77,13 +77,34 @@ _MESSAGE_OVERHEAD = 8  # chat-template tokens around each message, generously (a
 
 
 def resolve_base_url(explicit: str | None = None) -> str:
-    url = explicit or os.environ.get("MAKER_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
-    parts = urlsplit(url)
+    """The base URL to connect to, checked once here: a bad one is one ConfigError naming where it came from."""
+    for url, source in (
+        (explicit, "--base-url or ?base_url="),
+        (os.environ.get("MAKER_BASE_URL"), "$MAKER_BASE_URL"),
+        (os.environ.get("OPENAI_BASE_URL"), "$OPENAI_BASE_URL"),
+    ):
+        if url:
+            return check_base_url(url, source)
+    return OPENAI_BASE_URL
+
+
+def check_base_url(url: str, source: str = "base URL") -> str:
+    """`url` without a trailing slash, if it is an http(s) URL with a host and a usable port."""
+    shown = redact_url(url)
+    usage = "it must look like http://HOST:PORT/v1"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # parsed lazily: raises for ':abc' and ':99999'
+    except ValueError as exc:
+        why = "its port must be a number in 1..65535" if "port" in str(exc).lower() else str(exc)
+        raise ConfigError(f"base URL {shown!r} (from {source}) is not a valid URL ({why}); {usage}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"base URL {redact_url(url)!r} must look like http://HOST:PORT/v1")
+        raise ConfigError(f"base URL {shown!r} (from {source}) {usage}")
+    if port == 0 or parts.netloc.endswith(":"):
+        raise ConfigError(f"base URL {shown!r} (from {source}) has no usable port (1..65535); {usage}")
     if parts.username or parts.password:
         raise ConfigError(
-            f"base URL {redact_url(url)!r} holds a user name or password: maker would send them instead of "
+            f"base URL {shown!r} holds a user name or password: maker would send them instead of "
             "the API key (and a server may echo them); remove them and set OPENAI_API_KEY"
         )
     return url.rstrip("/")
@@ -114,13 +135,18 @@ def resolve_key(base_url: str, explicit: str | None = None) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL without user:password and query (both can hold secrets)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    if parts.username or parts.password:
-        netloc = f"***@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """The URL without user:password and query (both can hold secrets), the port as written.
+
+    Never raises: it also shows URLs too broken to parse (`http://[::1/v1`, `:abc`).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{netloc}{slash}{path}"
 
 
 # -- options -------------------------------------------------------------------------------

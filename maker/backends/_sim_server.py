@@ -89,7 +89,7 @@ class Faults:
     truncate: float = 0.0
     ignore_n: bool = False
     retry_after: float = 1.0
-    slow_seconds: float = 30.0
+    slow_seconds: float = 3.0
 
     def __post_init__(self) -> None:
         for name in FAULT_KINDS:

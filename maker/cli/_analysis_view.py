@@ -120,7 +120,7 @@ def _k_table(e: Estimate) -> Table:
     t = Table(title="for k around k_min", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     columns: list[tuple[str, Any]] = [
         ("k", lambda r: str(r.k)),
-        ("step error", lambda r: small(1 - r.p_step)),
+        ("step error", lambda r: small(r.step_error)),
         ("task success", lambda r: prob(r.p_task)),
         ("samples/step", lambda r: f"{r.samples_per_step:.2f}"),
         ("samples", lambda r: big(r.total_samples)),

@@ -71,6 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), 1)
     except OSError as exc:  # a full disk, a vanished directory: the environment, not a bug
         where = f" ({exc.filename})" if exc.filename else ""
-        return fail(f"{exc.strerror or exc}{where}; everything committed is in the trace", 1)
-    except KeyboardInterrupt:
-        return fail("interrupted; everything committed is in the trace (resume it with `maker resume TRACE`)", 130)
+        return fail(f"{exc.strerror or exc}{where}", 1)
+    except KeyboardInterrupt:  # a run names its trace itself (maker.cli._stops); anything else just stops
+        return fail("interrupted", 130)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from maker.backends._protocol import Backend
 from maker.backends._registry import ModelName, open_backend
 from maker.cli._types import non_negative, positive, positive_float
 from maker.errors import ConfigError
-from maker.voting import AheadByK, Majority, Single, Voting
+from maker.voting import AheadByK, DecisionRule, Majority, Single, Tally, Voting
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -151,13 +152,14 @@ def endpoint_settings(args: argparse.Namespace) -> dict[str, object]:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def backend_from(args: argparse.Namespace) -> Backend:
-    """Open the backend the options ask for (the caller closes it)."""
+def backend_from(args: argparse.Namespace, on_retry: Callable[[Any], object] | None = None) -> Backend:
+    """Open the backend the options ask for (the caller closes it); `on_retry` sees each HTTP retry."""
     provider = ModelName.parse(args.model).provider
     endpoint = endpoint_settings(args)
     if provider != "openai" and endpoint:
         raise ConfigError(f"--base-url, --rpm, --tpm and --request-timeout apply to openai/ models, not {provider}/")
-    return open_backend(args.model, seed=args.seed, **endpoint)
+    extra = {"on_retry": on_retry} if provider == "openai" and on_retry is not None else {}
+    return open_backend(args.model, seed=args.seed, **endpoint, **extra)
 
 
 def budget_from(args: argparse.Namespace) -> Budget | None:
@@ -178,13 +180,50 @@ def voting_from(args: argparse.Namespace) -> Voting:
         rule = Single()
     else:
         rule = AheadByK(args.k)
-    return Voting(
+    voting = Voting(
         rule=rule,
         first_temperature=args.first_temperature,
         temperature=args.temperature,
         max_output_tokens=args.max_output_tokens,
         max_samples_per_step=args.max_samples_per_step,
     )
+    check_reachable(voting.rule, voting.max_samples_per_step)
+    return voting
+
+
+def check_reachable(rule: DecisionRule, cap: int) -> None:
+    """Refuse, before the first request, a rule that cannot decide within the per-step sample cap.
+
+    Otherwise every step would be sampled up to the cap and stop the run undecided.
+    """
+    if fewest_samples(rule, cap) is not None:
+        return
+    bound = 1_000_000
+    fewest = fewest_samples(rule, bound)
+    need = f"at least {fewest:,}" if fewest is not None else f"more than {bound:,}"
+    raise ConfigError(
+        f"{rule_label(rule)} needs {need} samples per step even if every vote agrees, over the cap of "
+        f"{cap:,} (--max-samples-per-step); raise the cap or ask for fewer votes"
+    )
+
+
+def rule_label(rule: DecisionRule) -> str:
+    d = rule.describe()
+    if "k" in d:
+        return f"ahead-by-{d['k']}"
+    if "n" in d:
+        return f"a majority of {d['n']}"
+    return str(d.get("rule", "the rule"))
+
+
+def fewest_samples(rule: DecisionRule, cap: int) -> int | None:
+    """Samples the rule needs when every vote agrees (its best case), or None if that is over `cap`."""
+    tally = Tally()
+    for n in range(1, cap + 1):
+        tally.add("same")
+        if rule.winner(tally) is not None:
+            return n
+    return None
 
 
 def settings_from(args: argparse.Namespace) -> RunSettings:

@@ -22,8 +22,17 @@ def shown(value: Any, *, lines: bool = False) -> str:
 
 
 def console() -> Console:
-    """The stderr console every table goes to, with emoji codes off (`:x:` is data, not an icon)."""
+    """The stdout console every result (table) goes to, with emoji codes off (`:x:` is data, not an icon).
+
+    The rule for every command: results on stdout (`maker trace show T | less` works);
+    progress, notes, hints and errors on stderr.
+    """
+    return Console(emoji=False)
+
+
+def err_console() -> Console:
+    """The stderr console, for what is not a result: progress, notes, hints, errors."""
     return Console(stderr=True, emoji=False)
 
 
-__all__ = ["console", "shown"]
+__all__ = ["console", "err_console", "shown"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,6 +17,7 @@ from maker._result import RunResult
 from maker._runner import arun
 from maker.cli._common import backend_from, budget_from, endpoint_settings, settings_from, trace_from, voting_from
 from maker.cli._progress import RichProgress
+from maker.cli._stops import Stopped, stoppable
 from maker.cli._summary import report
 from maker.errors import BackendError
 from maker.tasks import build_task
@@ -32,7 +34,11 @@ def execute_task(name: str, options: dict[str, Any], args: argparse.Namespace) -
     budget = budget_from(args)
     for note in budget.notes(args.model) if budget else []:
         print(f"maker: note: {note}", file=sys.stderr)
-    result = anyio.run(lambda: _run(task, args, progress, independent, budget))
+    steps = len(independent) if independent is not None else getattr(task, "steps", None)
+    trace = cli_trace_path(args, task.name, steps if isinstance(steps, int) else None)
+    result = stoppable(lambda: _run(task, args, progress, independent, budget, trace), trace)
+    if isinstance(result, Stopped):
+        return result.code
     if isinstance(result.error, BackendError) and not args.json:
         # The endpoint failed (bad key, wrong model or URL, unreachable): one line says it all.
         where = f" (trace: {result.trace})" if result.trace else ""
@@ -51,14 +57,46 @@ def figures_of(task: Any, result: RunResult) -> dict[str, Any] | None:
     return found
 
 
+# A plain trace holds about 1.5 kB a step (Hanoi on the simulator: every sample's reply
+# text); gzip makes it about 13 times smaller. Above this size a plain trace is worth a word.
+PLAIN_BYTES_PER_STEP = 1_500
+BIG_TRACE_BYTES = 100_000_000
+
+
+def cli_trace_path(args: argparse.Namespace, task: str, steps: int | None = None) -> Path | None:
+    """The trace the run will write, chosen here so every stop message can name it.
+
+    The default trace of a big run (over ~100 MB plain) is compressed; a plain one
+    the user named is kept, with a note before the run of how big it will get.
+    """
+    trace = trace_from(args, task)
+    if trace is None:
+        return None
+    big = steps is not None and steps * PLAIN_BYTES_PER_STEP >= BIG_TRACE_BYTES
+    if args.trace is None:  # the default file under ./runs/
+        return trace.with_name(trace.name + ".gz") if big else trace
+    if big and steps is not None and not trace.name.endswith(".gz"):
+        print(
+            f"maker: note: a plain trace of {steps:,} steps is about {_size(steps * PLAIN_BYTES_PER_STEP)}; "
+            f"name it {trace.name}.gz to have it compressed (about 13 times smaller)",
+            file=sys.stderr,
+        )
+    return trace
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
 async def _run(
     task: Any,
     args: argparse.Namespace,
     progress: RichProgress | None,
     independent: Sequence[int] | None,
     budget: Budget | None,
+    trace: Path | None,
 ) -> RunResult:
-    backend = backend_from(args)
+    backend = backend_from(args, progress.on_retry if progress else None)
     guard = budget.guard(backend.model, announce=False) if budget else None
     try:
         return await arun(
@@ -67,7 +105,7 @@ async def _run(
             backend=backend,
             voting=voting_from(args),
             settings=settings_from(args),
-            trace=trace_from(args, task.name),
+            trace=trace,
             progress=progress,
             guard=guard,
             independent=independent,

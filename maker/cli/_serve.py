@@ -70,14 +70,18 @@ def _register_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         )
     f.add_argument("--ignore-n", action="store_true", help="answer one choice whatever n asks for")
     f.add_argument(
-        "--retry-after", type=non_negative_float, default=1.0, metavar="S", help="the wait a 429 asks for (default 1 s)"
+        "--retry-after",
+        type=non_negative_float,
+        default=0.2,
+        metavar="S",
+        help="the wait a 429 asks for (default 0.2 s, so a dry run shows throttling in seconds)",
     )
     f.add_argument(
         "--slow-seconds",
         type=non_negative_float,
-        default=30.0,
+        default=3.0,
         metavar="S",
-        help="how late a slow reply comes (default 30 s; make it exceed the client's timeout)",
+        help="how late a slow reply comes (default 3 s: give the client --request-timeout 1 to see it time out)",
     )
     _add_limit_options(p)
     p.set_defaults(func=_serve_sim)
@@ -182,11 +186,10 @@ def _serve_sim(args: argparse.Namespace) -> int:
     )
 
     def ready(server: SimServer) -> None:
-        model = config.model_ids[0]
         faults = config.faults.total
         print(
             f"serving sim/{config.profile} as {', '.join(config.model_ids)} (seed {config.seed}, "
-            f"{faults:.0%} faulted); try: maker hanoi --model openai/{model} --base-url {server.base_url}\n"
+            f"{faults:.0%} faulted); try: {_try_command(config, server.base_url)}\n"
             "Ctrl-C stops it.",
             file=sys.stderr,
             flush=True,
@@ -195,6 +198,19 @@ def _serve_sim(args: argparse.Namespace) -> int:
 
     anyio.run(run_sim_server, config, ready)
     return 0
+
+
+def _try_command(config: SimServerConfig, url: str) -> str:
+    """A first run against this server; with faults, one that shows them within seconds.
+
+    Quick retries (`?backoff=0.05`) and a client timeout well under `--slow-seconds`, so a
+    slow reply is a timeout and a retry, not a wait (the client's default timeout is 120 s).
+    """
+    model = config.model_ids[0]
+    if config.faults.total <= 0:
+        return f"maker hanoi --model openai/{model} --base-url {url}"
+    timeout = f" --request-timeout {max(0.1, config.faults.slow_seconds / 6):g}" if config.faults.slow else ""
+    return f"maker hanoi --disks 6 --model 'openai/{model}?backoff=0.05' --base-url {url}{timeout}"
 
 
 def _serve_local(args: argparse.Namespace) -> int:

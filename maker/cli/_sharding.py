@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from maker._sharded import ShardedResult, aresume_sharded, arun_sharded, default_directory
+from maker.cli._escape import console
 from maker.cli._types import positive
 from maker.errors import ConfigError
 from maker.tasks._protocol import Task
@@ -91,7 +92,7 @@ def report_sharded(result: ShardedResult, as_json: bool) -> int:
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), default=str) + "\n")
     else:
-        _table(result, Console(stderr=True))
+        _table(result, console())
     for shard in result.failed:
         print(f"maker: shard {shard.get('index')}: {shard.get('outcome')}: {shard.get('message', '')}", file=sys.stderr)
     return 0 if result.outcome in ("solved", "measured") else 1

@@ -1,4 +1,4 @@
-"""The end-of-run summary: a rich table on stderr, or one JSON object on stdout."""
+"""The end-of-run summary on stdout: a rich table, or one JSON object; hints on stderr."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from maker._escape import visible
 from maker._result import RunResult
-from maker.cli._escape import console as stderr_console
-from maker.cli._escape import shown
+from maker.cli._escape import console as stdout_console
+from maker.cli._escape import err_console, shown
+from maker.cli._stops import RESUMABLE, resume_hint
 
 
 def print_json(result: RunResult, figures: dict[str, Any] | None = None) -> None:
@@ -20,7 +22,7 @@ def print_json(result: RunResult, figures: dict[str, Any] | None = None) -> None
 
 
 def print_table(result: RunResult, console: Console | None = None, figures: dict[str, Any] | None = None) -> None:
-    console = console or stderr_console()
+    console = console or stdout_console()
     t = result.totals
     if result.mode == "independent":
         wrong = "[bold green]0 wrong[/]" if t.errors == 0 else f"[bold red]{t.errors} wrong[/]"
@@ -58,7 +60,7 @@ def print_table(result: RunResult, console: Console | None = None, figures: dict
         table.add_row(name, shown(value))
     console.print(table)
     if result.error is not None:
-        console.print(f"[red]stopped: {shown(result.error)}[/]")  # may quote a server's words
+        err_console().print(f"[red]stopped: {shown(result.error)}[/]")  # may quote a server's words
 
 
 def _figure_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
@@ -81,9 +83,21 @@ def _figure_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def report(result: RunResult, as_json: bool, figures: dict[str, Any] | None = None) -> int:
-    """Print the result (with a task's own figures, if it has any); exit status 0 only for a solved run."""
+    """Print the result (with a task's own figures, if it has any, and on stderr how to continue a run that
+    stopped early); return the exit status."""
     if as_json:
         print_json(result, figures)
     else:
         print_table(result, figures=figures)
-    return 0 if result.solved else 1
+    if result.outcome in RESUMABLE:
+        print(f"maker: {visible(resume_hint(result.trace))}", file=sys.stderr)
+    return exit_status(result)
+
+
+def exit_status(result: RunResult) -> int:
+    """0 for a run that did what it set out to: solved, or (independent steps) measured; else 1.
+
+    A measurement succeeds whatever it measured, as `maker calibrate` does: its
+    error count is the result, not a failure of the command.
+    """
+    return 0 if result.outcome in ("solved", "measured") else 1

@@ -12,9 +12,10 @@ import anyio
 
 from maker._replay import areplay
 from maker._resume import aresume
-from maker.cli._common import add_endpoint_options, budget_from, endpoint_settings
+from maker.cli._common import add_endpoint_options, budget_from, check_reachable, endpoint_settings
 from maker.cli._progress import RichProgress
 from maker.cli._sharding import readable_trace, register_merge, resume_manifest
+from maker.cli._stops import Stopped, stoppable
 from maker.cli._summary import report
 from maker.cli._traces_view import print_replay, print_revotes, print_summary, rule_name
 from maker.cli._types import positive
@@ -62,12 +63,16 @@ def _resume(args: argparse.Namespace) -> int:
         return resume_manifest(args, progress)
     header = next(read_events(args.trace))
     endpoint = _endpoint(header, args)
+    if args.max_samples_per_step is not None:
+        check_reachable(_rule(header), args.max_samples_per_step)
     budget = budget_from(args)
     for note in budget.notes(header["model"]) if budget else []:
         print(f"maker: note: {note}", file=sys.stderr)
     name = header.get("task", {}).get("name", "run")
     progress = None if (args.quiet or args.json) else RichProgress(label=f"{name} (resumed)")
-    result = anyio.run(
+    if progress is not None and str(header.get("model", "")).startswith("openai/"):
+        endpoint["on_retry"] = progress.on_retry
+    result = stoppable(
         lambda: aresume(
             args.trace,
             concurrency=args.concurrency,
@@ -75,8 +80,11 @@ def _resume(args: argparse.Namespace) -> int:
             endpoint=endpoint,
             budget=budget,
             progress=progress,
-        )
+        ),
+        args.trace,
     )
+    if isinstance(result, Stopped):
+        return result.code
     if isinstance(result.error, BackendError) and not args.json:
         raise result.error.with_message(f"{result.error} (trace: {result.trace})")
     return report(result, args.json)
@@ -185,6 +193,13 @@ def _replay_shards(args: argparse.Namespace, rules: list[DecisionRule]) -> int:
         else:
             print_replay(result)
     return 0 if reproduced else 1
+
+
+def _rule(header: dict[str, Any]) -> DecisionRule:
+    try:
+        return rule_from_dict(header["voting"])
+    except (KeyError, ValueError, TypeError):
+        raise ConfigError("the trace's header names no voting rule maker knows") from None
 
 
 def _recorded_rule(header: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from maker._replay import ReplayReport
-from maker.cli._escape import console as stderr_console
+from maker.cli._escape import console as stdout_console
 from maker.cli._escape import shown
 from maker.traces._inspect import StepDetail, TraceSummary
 from maker.traces._replay import Revote
@@ -24,7 +24,7 @@ KEY_WIDTH = 64
 
 
 def _console() -> Console:
-    return stderr_console()
+    return stdout_console()
 
 
 def _short(value: Any, width: int = KEY_WIDTH) -> str:
@@ -182,7 +182,7 @@ def _counts_table(s: TraceSummary) -> Table:
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [
-        ("outcome", s.outcome),
+        ("outcome", _outcome(s.outcome)),
         ("steps decided", f"{s.decisions:,} ({s.llm_decisions:,} voted)"),
         ("errors vs ground truth", f"{s.wrong:,} of {s.scored:,} scored"),
         ("samples", f"{s.samples:,} ({s.votes:,} votes, {s.red_flags:,} red-flagged, {s.late:,} late)"),
@@ -209,6 +209,14 @@ def _counts_table(s: TraceSummary) -> Table:
     for name, value in rows:
         table.add_row(name, shown(value))
     return table
+
+
+def _outcome(outcome: str) -> str:
+    if outcome == "running":
+        return "running (still being written; `maker watch` follows it)"
+    if outcome == "crashed":
+        return "crashed (no end event and no writer; `maker resume` continues it)"
+    return outcome
 
 
 def _sessions_table(s: TraceSummary) -> Table:
