@@ -69,7 +69,13 @@ def test_maker_tasks_lists_every_task_with_its_options():
         assert text in listing.stdout
     data = json.loads(maker_cli("tasks", "--json").stdout)
     options = {t["name"]: [o["name"] for o in t["options"]] for t in data["tasks"]}
-    assert options == {"arithmetic": ["digits", "instance"], "hanoi": ["disks"], "sorting": ["length", "instance"]}
+    assert options == {
+        "arithmetic": ["digits", "instance"],
+        "count": ["start", "length"],
+        "hanoi": ["disks"],
+        "letters": ["start", "length"],
+        "sorting": ["length", "instance"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -300,9 +306,9 @@ def test_oracle_reads_every_prompt_and_its_mistakes_lose_the_vote(task, oracle):
 
 
 def test_the_simulated_model_knows_every_registered_task():
-    assert set(task_names()) == {"hanoi", "arithmetic", "sorting"}
+    assert set(task_names()) == {"hanoi", "arithmetic", "sorting", "count", "letters"}
     kinds = {type(o).__name__ for o in oracles()}
-    assert {"HanoiOracle", "AdditionOracle", "SortingOracle"} <= kinds
+    assert {"HanoiOracle", "AdditionOracle", "SortingOracle", "CountOracle", "LettersOracle"} <= kinds
 
 
 def test_other_tasks_prompts_are_not_claimed():
