@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import pytest
 from _http import sim_server_process
+from _scripted import ScriptedBackend
 
 import maker
 from maker._local_server import LocalServer, LocalServerConfig
@@ -264,3 +265,50 @@ def test_a_backend_passed_to_the_blocking_run_stays_the_users_and_closes_cleanly
             assert result.outcome == "solved"
         anyio.run(backend.aclose)  # was: RuntimeError("Event loop is closed")
         anyio.run(backend.aclose)  # and twice is fine
+
+
+# --- chain errors vs step errors, and the locked-in suspicion (scripted replies: exact) ------------------------------
+
+
+def _counting(stuck: dict[int, str], spread: dict[int, list[str]] | None = None) -> ScriptedBackend:
+    """Adds one, except at the inputs in `stuck` (always that reply) or `spread` (that reply per sample)."""
+
+    def reply(request: Any) -> str:
+        number = int(request.messages[-1]["content"])
+        if spread and number in spread:
+            return spread[number][request.sample % len(spread[number])]
+        return stuck.get(number, str(number + 1))
+
+    return ScriptedBackend(reply, instant=True)
+
+
+@pytest.mark.parametrize(
+    ("stuck", "step_errors", "first", "derailed"),
+    [
+        ({2: "2"}, 8, 2, 7),  # stuck at 2: every later step repeats the wrong answer
+        ({7: "88"}, 1, 7, 2),  # one jump, then counting on correctly from the wrong number
+    ],
+)
+def test_a_run_reports_chain_errors_and_step_errors_apart(tmp_path, stuck, step_errors, first, derailed, capsys):
+    backend = _counting(stuck)
+    result = maker.run(
+        build_task("count", start=0, length=10), backend=backend, voting=Voting(rule=AheadByK(1)), trace=False
+    )
+    assert (result.totals.errors, result.totals.first_error, result.derailed) == (step_errors, first, derailed)
+    assert result.to_json()["first_wrong_step"] == first and result.to_json()["derailed_steps"] == derailed
+    from maker.cli._summary import _chain_errors, print_table
+
+    assert _chain_errors(result) == f"first wrong step {first}; the {derailed} decided steps after it are derailed"
+    print_table(result)
+    err = capsys.readouterr().err
+    assert "step errors (vs ground truth)" in err and "chain errors" in err
+
+
+def test_analyze_flags_a_step_won_against_most_of_its_samples(tmp_path):
+    # At input 5 the replies spread over 7, 8, 9 before 6 wins ahead-by-2 with 3 of 6 samples.
+    backend = _counting({}, spread={5: ["7", "8", "9", "6", "6", "6"]})
+    trace = tmp_path / "t.jsonl"
+    maker.run(build_task("count", start=3, length=4), backend=backend, voting=Voting(rule=AheadByK(2)), trace=trace)
+    found = maker.analysis.analyze(trace).locked_in
+    assert [(f.step, f.winner, f.share.hits, f.share.n, f.correct) for f in found] == [(2, "6", 3, 6, True)]
+    assert any(line.startswith("locked-in suspicion: 1 step(s)") for line in maker.analysis.analyze(trace).findings())
