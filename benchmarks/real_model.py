@@ -18,6 +18,7 @@ maker's library API over real HTTP:
     python benchmarks/real_model.py --quick          # a few minutes on a loaded 2-core machine
     python benchmarks/real_model.py                  # the full configuration
     python benchmarks/real_model.py --record tests/data   # also keep the traces the tests read
+    python benchmarks/real_model.py --threads 1 2    # only: serve-local's thread default, raw req/s each
 
 The runs are not seeded per request (llama.cpp draws a fresh seed for each),
 so "runs" are independent repetitions. Numbers depend on the machine and its load: say which.
@@ -231,11 +232,33 @@ async def main(args: argparse.Namespace) -> None:
     print(f"traces and llama.cpp's log: {tmp}")
 
 
+async def compare_threads(choices: list[int], requests: int, rounds: int) -> None:
+    """Raw requests/s of count prompts (4 in flight, 4 slots) with each thread count, alternated."""
+    task = build_task("count", start=30, length=requests)
+    step = task.plan().step  # type: ignore[attr-defined]
+    prompts = [step.prompt(task.step_inputs(i)) for i in range(requests)]  # type: ignore[attr-defined]
+    rates: dict[int, list[float]] = {n: [] for n in choices}
+    for _ in range(rounds):
+        for n in choices:
+            config = LocalServerConfig(model="qwen2.5-coder-0.5b", threads=n, slots=4)
+            with LocalServer(config) as server:
+                await _raw(server.base_url, prompts[:4])  # warm the shared prompt prefix
+                rates[n].append(await _raw(server.base_url, prompts))
+    base = statistics.median(rates[choices[0]])
+    for n in choices:
+        rate = statistics.median(rates[n])
+        print(f"threads {n}, slots 4: {rate:.2f} req/s (median of {rounds}), {rate / base:.2f}x threads {choices[0]}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short configuration (a few minutes)")
     parser.add_argument("--record", type=Path, default=None, help="copy the traces the tests read to this folder")
+    parser.add_argument("--threads", type=int, nargs="+", default=None, help="only compare these thread counts")
     args = parser.parse_args()
+    if args.threads:
+        anyio.run(compare_threads, args.threads, 24, 2)
+        raise SystemExit(0)
     full = not args.quick
     args.length = 100 if full else 30
     args.bad_length = 30 if full else 12

@@ -36,6 +36,7 @@ from maker.errors import ConfigError, MakerError
 from maker.tasks import build_task
 from maker.tasks.count import Count, parse_number
 from maker.tasks.letters import Letters, parse_letter
+from maker.traces import revote
 from maker.voting import AheadByK, ParseError, Voting
 
 DATA = Path(__file__).parent / "data"
@@ -312,3 +313,43 @@ def test_analyze_flags_a_step_won_against_most_of_its_samples(tmp_path):
     found = maker.analysis.analyze(trace).locked_in
     assert [(f.step, f.winner, f.share.hits, f.share.n, f.correct) for f in found] == [(2, "6", 3, 6, True)]
     assert any(line.startswith("locked-in suspicion: 1 step(s)") for line in maker.analysis.analyze(trace).findings())
+
+
+# --- recorded runs of the real model: replay and re-vote (exact: no model calls) ----------------------------------
+
+GOOD_CALIBRATION = DATA / "qwen_count_calibration_good.jsonl"
+GOOD_CHAIN = DATA / "qwen_count_chain_30_k4.jsonl"
+
+
+def test_the_recorded_good_range_calibration_has_its_recorded_interval():
+    # Recorded: inputs 30..59, one sample each at T = 1: all 30 right.
+    a = maker.analysis.analyze(GOOD_CALIBRATION)
+    assert (a.vote_error.hits, a.vote_error.n) == (0, 30)
+    assert a.vote_error.high == pytest.approx(0.1135, abs=1e-4)  # so p >= 0.886 at 95%: voting can help
+    assert a.locked_in == ()
+
+
+def test_a_recorded_real_model_chain_replays_exactly_and_revotes_at_smaller_k():
+    report = maker.replay(GOOD_CHAIN)
+    assert report.reproduced and report.totals_match and report.outcome == "solved" and report.steps == 30
+    by_k = {int(r.rule["k"]): r for r in revote(GOOD_CHAIN, [AheadByK(k) for k in (1, 2, 3, 4)])}
+    assert [by_k[k].samples_used for k in (1, 2, 3, 4)] == [30, 60, 90, 120]  # every sample agreed
+    assert all(by_k[k].errors == 0 and by_k[k].same == 30 for k in by_k)
+
+
+BAD_CHAIN = DATA / "qwen_count_chain_0_k3.jsonl"
+
+
+def test_the_recorded_bad_chain_fails_where_calibration_said_voting_locks_in():
+    # Recorded: count from 0, 12 steps, ahead-by-3 at T = 1. Input 7 went to "88" (8 of 15 samples), as the
+    # recorded calibration predicted: p̂(7) = 1/8, an interval wholly below 1/2.
+    report = maker.replay(BAD_CHAIN)
+    assert report.reproduced and report.totals_match and report.outcome == "failed"
+    end = [json.loads(line) for line in BAD_CHAIN.read_text().splitlines()][-1]
+    assert end["totals"]["errors"] == 1 and end["totals"]["first_error"] == 7  # one step error, 4 steps derailed
+    systematic = {r.step for r in input_rates(CALIBRATION, Count(start=0, length=12)) if r.systematic}
+    assert end["totals"]["first_error"] in systematic
+    by_k = {int(r.rule["k"]): r for r in revote(BAD_CHAIN, [AheadByK(k) for k in (1, 2, 3)])}
+    # Random slips (2 → "2", 4 → "4") are fixed from k = 2 on; the systematic one at input 7 never is.
+    assert sorted(c.step for c in by_k[1].changed) == [2, 4] and by_k[1].errors == 3
+    assert by_k[2].errors == by_k[3].errors == 1
