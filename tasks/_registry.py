@@ -100,6 +100,36 @@ def _register_builtin() -> None:
         )
     )
     _register_wide_tasks()
+    _register_small_tasks()
+
+
+def _register_small_tasks() -> None:
+    """Chains a small real model can do (issue 12): errors voting fixes, and errors it locks in."""
+    from maker.tasks.count import Count, CountOracle
+    from maker.tasks.letters import Letters, LettersOracle
+
+    length = Param("length", int, 100, "steps in the chain", minimum=1)
+    register(
+        TaskInfo(
+            name="count",
+            summary="add one, again and again, from a start value (few-shot; replies of at most 4 tokens)",
+            params=(Param("start", int, 30, "the first input", minimum=0), length),
+            factory=Count,
+            oracle=CountOracle(),
+        )
+    )
+    register(
+        TaskInfo(
+            name="letters",
+            summary="the next letter of the alphabet (given in the prompt), z wrapping to a (one-token replies)",
+            params=(
+                Param("start", int, 0, "the first letter, 0 = a", minimum=0),
+                Param("length", int, 52, "steps in the chain", minimum=1),
+            ),
+            factory=Letters,
+            oracle=LettersOracle(),
+        )
+    )
 
 
 def _register_wide_tasks() -> None:

@@ -72,9 +72,11 @@ def test_maker_tasks_lists_every_task_with_its_options():
     options = {t["name"]: [o["name"] for o in t["options"]] for t in data["tasks"]}
     assert options == {
         "arithmetic": ["digits", "instance"],
+        "count": ["start", "length"],
         "hanoi": ["disks"],
-        "sorting": ["length", "instance"],
+        "letters": ["start", "length"],
         "multiplication": ["digits", "problems", "planner", "problem_seed", "max_depth", "max_nodes"],
+        "sorting": ["length", "instance"],
     }
 
 
@@ -308,7 +310,7 @@ def test_oracle_reads_every_prompt_and_its_mistakes_lose_the_vote(task, oracle):
 def test_the_simulated_model_knows_every_registered_task():
     assert set(task_names()) == {"hanoi", "arithmetic", "sorting", "multiplication"}
     kinds = {type(o).__name__ for o in oracles()}
-    assert {"HanoiOracle", "AdditionOracle", "SortingOracle"} <= kinds
+    assert {"HanoiOracle", "AdditionOracle", "SortingOracle", "CountOracle", "LettersOracle"} <= kinds
 
 
 def test_other_tasks_prompts_are_not_claimed():

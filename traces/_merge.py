@@ -67,11 +67,15 @@ def _copy(events: Iterator[dict[str, Any]], writer: TraceWriter) -> dict[str, An
     return end
 
 
+_NOT_COUNTS = frozenset({"max_rounds", "hardest_step", "first_error"})
+
+
 def _merged_end(ends: list[dict[str, Any]], missing: int) -> dict[str, Any]:
     totals: dict[str, Any] = {}
     for end in ends:
         for key, value in (end.get("totals") or {}).items():
-            if isinstance(value, int) and not isinstance(value, bool) and key != "max_rounds":
+            # Counts add up; step ids (hardest_step, first_error) do not.
+            if isinstance(value, int) and not isinstance(value, bool) and key not in _NOT_COUNTS:
                 totals[key] = totals.get(key, 0) + value
     totals["max_rounds"] = max((int((e.get("totals") or {}).get("max_rounds") or 0) for e in ends), default=0)
     outcomes = {e.get("outcome") for e in ends} | ({"interrupted"} if missing else set())

@@ -245,7 +245,7 @@ SHAPES: dict[str, tuple[tuple[str, Callable[[object], bool], str], ...]] = {
 }
 
 # Totals are counts (hardest_step is a step id or null); replay compares them, tables print them.
-_TOTAL_STEP = "hardest_step"
+_TOTAL_STEPS = frozenset({"hardest_step", "first_error"})  # totals that name a step, not a count
 
 
 def shape_problem(event: dict[str, Any]) -> str | None:
@@ -262,9 +262,10 @@ def shape_problem(event: dict[str, Any]) -> str | None:
         return _header_problem(event)
     if kind == "end":
         for name, value in event["totals"].items():
-            ok = (value is None or _is_step(value)) if name == _TOTAL_STEP else _is_count(value)
+            step = name in _TOTAL_STEPS
+            ok = (value is None or _is_step(value)) if step else _is_count(value)
             if not ok:
-                return f"totals.{name} must be {'a step or null' if name == _TOTAL_STEP else 'a count'}, not {_show(value)}"
+                return f"totals.{name} must be {'a step or null' if step else 'a count'}, not {_show(value)}"
     return None
 
 

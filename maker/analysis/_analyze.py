@@ -16,7 +16,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from maker.analysis._accumulate import (
     accumulate,
 )
 from maker.analysis._estimate import Estimate, estimate
+from maker.analysis._lockin import LockedIn, locked_in, locked_in_line
 from maker.analysis._rates import RateStats
 from maker.analysis._stats import Proportion, binom_cdf, binom_sf, chi2_sf, fisher_greater
 from maker.analysis._walk import undecided
@@ -238,6 +239,7 @@ class Analysis:
     wall_s: float | None = None  # the run's wall time, from its end event
     draft_cost: float | None = None  # what drafts cost (at the run model's prices), wasted or not
     wasted_draft_cost: float | None = None  # the share of it spent on drafted steps that were not confirmed
+    locked_in: tuple[LockedIn, ...] = ()  # steps decided against most of their samples
 
     @property
     def extra_samples(self) -> float | None:
@@ -316,7 +318,7 @@ class Analysis:
 
 def analyze(path: str | os.PathLike[str], *, prices: Mapping[str, Price] | None = None) -> Analysis:
     """Analyse one trace file (plain or gzip; sequential, independent or calibration)."""
-    return analyze_table(accumulate(path), Path(path), prices=prices)
+    return replace(analyze_table(accumulate(path), Path(path), prices=prices), locked_in=locked_in(path))
 
 
 def analyze_table(t: Table, path: Path, *, prices: Mapping[str, Price] | None = None) -> Analysis:
@@ -621,6 +623,9 @@ def _findings(a: Analysis) -> list[str]:
         )
     if a.drifts:
         out.append(f"the error rate changes along the run (drift test p = {a.drift_p_value:.2g})")
+    lock = locked_in_line(a.locked_in)
+    if lock is not None:
+        out.append(lock)
     if a.speculation is not None:
         out.append(speculation_line(a))
     return out
@@ -704,6 +709,7 @@ def _to_json(a: Analysis) -> dict[str, Any]:
             "extra_cost": a.extra_cost,
         },
         "rates": None if a.rates is None else a.rates.to_json(),
+        "locked_in": [x.to_json() for x in a.locked_in],
         "findings": a.findings(),
         "notes": list(a.notes),
     }

@@ -8,6 +8,12 @@ calibration writes a trace like any run and `maker analyze` reads it too.
 
 The result answers the question a user has before a big run: can voting fix
 this model, and if so, at what k and what cost for the whole task?
+
+With `repeats` > 1 each picked step is asked that many times (a fixed-size
+majority vote, so every sample is recorded), which measures success per
+input. That is where systematic errors show: an input the model answers
+wrong most of the time (p̂ ≤ 0.5) is one where ahead-by-k voting makes the
+wrong answer win with confidence, whatever the overall error rate says.
 """
 
 from __future__ import annotations
@@ -32,13 +38,83 @@ from maker.analysis._stats import Proportion
 from maker.backends._protocol import Backend
 from maker.errors import ConfigError
 from maker.tasks._protocol import SampleableTask, Task
-from maker.voting import Single, Voting
+from maker.traces._reader import load_trace
+from maker.voting import Majority, Single, Voting
 from maker.voting._theory import k_min
 
 DEFAULT_SAMPLES = 200
 # Per step, as in a run: a step whose replies are all red-flagged this many times
 # would stop a run too, so it ends the calibration (with a verdict).
 DEFAULT_MAX_SAMPLES = 100
+LOCK_IN_LINE = (
+    "voting will make these answers confidently wrong: where p ≤ 0.5, more votes make the wrong answer likelier to win"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InputRate:
+    """How often the model answered one input right, over its repeated samples.
+
+    step: the step index; inputs: that step's ground-truth inputs (JSON);
+    success: right answers among valid (not red-flagged) replies, with its
+    Wilson interval; answers: how often each vote key came back.
+    """
+
+    step: int
+    inputs: dict[str, Any]
+    truth: str | None
+    success: Proportion
+    answers: dict[str, int]
+
+    @property
+    def systematic(self) -> bool:
+        """Right at most half the time: voting locks in the wrong answer here."""
+        return self.success.n > 0 and self.success.value <= 0.5
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.inputs.items())
+        s = self.success
+        top = ", ".join(f"{n}× {key!r}" for key, n in sorted(self.answers.items(), key=lambda kv: -kv[1])[:3])
+        return (
+            f"step {self.step} ({shown}): p̂ = {s.value:.2f} ({s.hits}/{s.n}, 95% CI {s.low:.2f}–{s.high:.2f}); "
+            f"expected {self.truth!r}, got {top}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "inputs": self.inputs,
+            "truth": self.truth,
+            "success": self.success.to_json(),
+            "answers": self.answers,
+            "systematic": self.systematic,
+        }
+
+
+def input_rates(trace: str | Path, task: SampleableTask | None = None) -> tuple[InputRate, ...]:
+    """Per-input success from a calibration trace (any trace with ground truth works).
+
+    Counts every valid sample, late ones included: each is an independent
+    draw of the model at that input, whatever the vote did with it.
+    """
+    t = load_trace(trace)
+    truth = {_step_int(d["step"]): str(d["truth"]) for d in t.decisions if d.get("truth") is not None}
+    out = []
+    for step, samples in sorted(((_step_int(k), v) for k, v in t.samples_by_step().items()), key=lambda kv: kv[0]):
+        if step not in truth:
+            continue
+        keys = [s["key"] for s in samples if s.get("key") is not None]
+        answers: dict[str, int] = {}
+        for key in keys:
+            answers[key] = answers.get(key, 0) + 1
+        inputs = dict(task.step_inputs(step)) if task is not None else {}
+        hits = answers.get(truth[step], 0)
+        out.append(InputRate(step, inputs, truth[step], Proportion(hits, len(keys)), answers))
+    return tuple(out)
+
+
+def _step_int(step: Any) -> int:
+    return int(step) if isinstance(step, int | str) and str(step).isdigit() else -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +139,21 @@ class Calibration:
     outcome: str
     stopped: str | None
     trace: Path | None
+    repeats: int = 1
+    inputs: tuple[InputRate, ...] = ()
+
+    @property
+    def systematic(self) -> tuple[InputRate, ...]:
+        """Inputs answered right at most half the time (only measurable with repeats > 1)."""
+        return tuple(r for r in self.inputs if self.repeats > 1 and r.systematic)
+
+    @property
+    def systematic_verdict(self) -> str | None:
+        """One line naming the inputs voting will get confidently wrong, or None when there are none."""
+        bad = self.systematic
+        if not bad:
+            return None
+        return f"{len(bad)} input(s) with p̂ ≤ 0.5: {LOCK_IN_LINE}"
 
     @property
     def error(self) -> Proportion:
@@ -105,6 +196,10 @@ class Calibration:
             "estimate": None if self.estimate is None else self.estimate.to_json(),
             "voting_helps": self.voting_helps,
             "verdict": self.verdict,
+            "repeats": self.repeats,
+            "inputs": [r.to_json() for r in self.inputs] if self.repeats > 1 else [],
+            "systematic": [r.to_json() for r in self.systematic],
+            "systematic_verdict": self.systematic_verdict,
         }
 
 
@@ -130,6 +225,7 @@ async def acalibrate(
     max_output_tokens: int = 750,
     max_samples_per_step: int = DEFAULT_MAX_SAMPLES,
     target: float = 0.95,
+    repeats: int = 1,
     trace: str | Path | Literal[False] | None = None,
     backend: Backend | None = None,
     progress: Progress | None = None,
@@ -142,14 +238,18 @@ async def acalibrate(
         keeps none (the samples go through a temporary trace, which is then deleted).
     max_samples_per_step: cap on redraws after red flags; a step that hits it
         stops the calibration (the verdict then says so).
+    repeats: samples per picked step (> 1: per-input success, which finds
+        systematic errors; see `Calibration.systematic`).
     backend, progress, budget: as for `maker.arun` (an open backend is not closed here).
     """
     if not isinstance(task, SampleableTask):
         raise ConfigError(f"task {task.name!r} has no ground-truth step inputs, so it cannot be calibrated")
     pick_steps(task.steps, samples, seed)  # refuses what cannot be picked
     steps = independent_steps(task, samples, seed=seed)  # recorded in the trace by count and seed
+    if repeats < 1:
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
     voting = Voting(
-        rule=Single(),
+        rule=Single() if repeats == 1 else Majority(repeats),
         first_temperature=temperature,
         temperature=temperature,
         max_output_tokens=max_output_tokens,
@@ -163,6 +263,7 @@ async def acalibrate(
         "progress": progress,
         "budget": budget,
         "independent": steps,
+        "repeats": repeats,
     }
     prices = prices if prices is not None else load_prices()
     if trace is None or trace is False:
@@ -179,6 +280,7 @@ async def _calibrate(
     target: float,
     run: dict[str, Any],
 ) -> Calibration:
+    repeats = run.pop("repeats")
     result = await arun(task, trace=trace, **run)
     assert result.trace is not None
     analysis = analyze(result.trace, prices=prices)
@@ -197,6 +299,8 @@ async def _calibrate(
         result.outcome,
         None if result.error is None else str(result.error),
         result.trace if keep else None,
+        repeats,
+        input_rates(result.trace, task),
     )
 
 

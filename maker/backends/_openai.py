@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 import openai
+from anyio.lowlevel import RunVar
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from openai.types.chat import ChatCompletionMessageParam
 
@@ -275,6 +276,12 @@ class _Batch:
     error: Exception | None = None
 
 
+@dataclass(slots=True)
+class _LoopState:
+    client: AsyncOpenAI
+    limiter: anyio.CapacityLimiter | None
+
+
 class OpenAIBackend:
     """One OpenAI-compatible endpoint. `model` is what traces record: `openai/NAME`."""
 
@@ -292,8 +299,35 @@ class OpenAIBackend:
         self.model = f"openai/{name}"
         self.base_url = resolve_base_url(self.options.base_url)
         self._key = resolve_key(self.base_url, api_key)
+        # One HTTP client (and limiter) per event loop: the blocking `maker.run` runs a
+        # fresh loop each call, and a connection pool cannot outlive the loop it was made in.
+        self._loop_state: RunVar[_LoopState | None] = RunVar(f"maker-openai-{id(self)}", None)
+        self._on_retry = on_retry
+        self._rng = Random(seed)
+        self._batches: dict[Hashable, _Batch] = {}
         self.where = f"{self.model} at {redact_url(self.base_url)}"
-        self._client = AsyncOpenAI(
+        self.n_ignored = False
+        self._warned_usage = False
+        self.governor = self._governor_for(self.options, seed)
+
+    @property
+    def _state(self) -> _LoopState:
+        state = self._loop_state.get()
+        if state is None:
+            state = _LoopState(self._new_client(), self._new_limiter())
+            self._loop_state.set(state)
+        return state
+
+    @property
+    def _client(self) -> AsyncOpenAI:
+        return self._state.client
+
+    @property
+    def _limiter(self) -> anyio.CapacityLimiter | None:
+        return self._state.limiter
+
+    def _new_client(self) -> AsyncOpenAI:
+        return AsyncOpenAI(
             api_key=self._key,
             base_url=self.base_url,
             timeout=self.options.timeout,
@@ -306,16 +340,17 @@ class OpenAIBackend:
                 ),
             ),
         )
-        self.governor = self._governor_for(self.options, seed)
-        governed = self.governor is not None
-        self._limiter = (
-            anyio.CapacityLimiter(self.options.concurrency) if self.options.concurrency and not governed else None
-        )
-        self._on_retry = on_retry
-        self._rng = Random(seed)
-        self._batches: dict[Hashable, _Batch] = {}
-        self.n_ignored = False
-        self._warned_usage = False
+
+    def _new_limiter(self) -> anyio.CapacityLimiter | None:
+        governed = self.governor is not None  # the governor holds the in-flight ceiling itself
+        return anyio.CapacityLimiter(self.options.concurrency) if self.options.concurrency and not governed else None
+
+    async def release_loop(self) -> None:
+        """Close this event loop's connections; the backend stays usable (the blocking `maker.run` calls it)."""
+        state = self._loop_state.get()
+        if state is not None:
+            self._loop_state.set(None)
+            await state.client.close()
 
     def _governor_for(self, options: OpenAIOptions, seed: int) -> Governor | None:
         if not options.governor:
@@ -340,7 +375,8 @@ class OpenAIBackend:
             self.governor.watch(emit)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        """Close the connections of the current event loop. Safe in any loop, and twice."""
+        await self.release_loop()
 
     async def complete(self, request: Request) -> Completion:
         if self.options.batch_n and not self.n_ignored:

@@ -182,6 +182,9 @@ class SimModel:
             wrong_rng = Random(base + 1) if rng.random() < p.correlated else rng
             answer = oracle.wrong(answer, wrong_rng)
         body = oracle.render(answer)
+        if getattr(oracle, "bare", False):
+            # A task whose reply is the answer alone (count, letters): no thinking aloud, a token a character.
+            return body, "stop", len(body)
         if ramble:
             tokens = self._tokens(rng, int(p.tokens_out * 1.7))
             text = _FILLER + _RAMBLE * 3 + body

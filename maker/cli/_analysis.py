@@ -215,6 +215,13 @@ def _add_calibrate_task(tasks: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="T",
         help="whole-task success probability for k_min (default 0.95)",
     )
+    c.add_argument(
+        "--repeats",
+        type=positive,
+        default=1,
+        metavar="R",
+        help="ask each picked step R times: success per input, which finds systematic errors (default 1)",
+    )
     add_endpoint_options(p)
     o = p.add_argument_group("output")
     o.add_argument("--trace", type=Path, default=None, help="trace file (default runs/…)")
@@ -253,6 +260,7 @@ async def _calibrate_on_backend(task: Task, args: argparse.Namespace, progress: 
             max_output_tokens=args.max_output_tokens,
             max_samples_per_step=args.max_samples_per_step,
             target=args.target,
+            repeats=args.repeats,
             trace=trace_from(args, task.name),
             backend=backend,
             progress=progress,

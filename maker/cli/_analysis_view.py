@@ -158,9 +158,31 @@ def calibration_tables(c: Calibration) -> list[Any]:
     out: list[Any] = [_kv(f"calibration of {c.model}", rows), length_table(a)]
     if c.estimate is not None:
         out.extend(estimate_tables(c.estimate))
+    if c.repeats > 1:
+        out.append(input_table(c))
     colour = {True: "green", False: "red", None: "yellow"}[c.voting_helps]
     out.append(f"[bold {colour}]{c.verdict}[/]")
+    if c.systematic_verdict:
+        out.extend(f"[red]systematic: {r.describe()}[/]" for r in c.systematic)
+        out.append(f"[bold red]{c.systematic_verdict}[/]")
     return out
+
+
+def input_table(c: Calibration, rows: int = 20) -> Table | str:
+    """Per-input success where some sample was wrong, worst first (the rest were always right)."""
+    wrong = sorted((r for r in c.inputs if r.success.hits < r.success.n), key=lambda r: r.success.value)
+    if not wrong:
+        return f"every input answered right in all {c.repeats} repeats"
+    t = Table(title=f"inputs with wrong answers ({len(wrong)} of {len(c.inputs)}; {c.repeats} repeats each)")
+    for col in ("step", "inputs", "p̂ (95% CI)", "answers"):
+        t.add_column(col, justify="left")
+    for r in wrong[:rows]:
+        s = r.success
+        answers = ", ".join(f"{n}× {k}" for k, n in sorted(r.answers.items(), key=lambda kv: -kv[1])[:4])
+        style = "red" if r.systematic else ""
+        inputs = ", ".join(f"{k}={v}" for k, v in r.inputs.items())
+        t.add_row(str(r.step), inputs, f"{s.value:.2f} ({s.low:.2f}–{s.high:.2f})", answers, style=style)
+    return t
 
 
 def _k_min(c: Calibration) -> str:

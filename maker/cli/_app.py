@@ -39,7 +39,7 @@ def _extra_commands() -> list:  # type: ignore[type-arg]
     """Command modules beyond the flagship; each adds itself with `register`."""
     import importlib
 
-    names = ["_run", "_serve", "_traces", "_analysis", "_watch"]
+    names = ["_run", "_serve", "_traces", "_analysis", "_watch", "_models"]
     modules = []
     for name in names:
         try:

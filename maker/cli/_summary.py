@@ -21,6 +21,15 @@ def print_json(result: RunResult, figures: dict[str, Any] | None = None) -> None
     sys.stdout.write(json.dumps({**result.to_json(), **({"figures": figures} if figures else {})}) + "\n")
 
 
+def _chain_errors(result: RunResult) -> str:
+    first = result.totals.first_error
+    if first is None:
+        return "none: every decided step was right"
+    if result.derailed is None:
+        return f"first wrong step {first}; the steps that depend on it are wrong too"
+    return f"first wrong step {first}; the {result.derailed:,} decided steps after it are derailed"
+
+
 def print_table(result: RunResult, console: Console | None = None, figures: dict[str, Any] | None = None) -> None:
     console = console or stdout_console()
     t = result.totals
@@ -38,7 +47,8 @@ def print_table(result: RunResult, console: Console | None = None, figures: dict
     table.add_column(justify="right")
     rows = [
         ("steps", f"{t.steps:,} / {result.total_steps:,}"),
-        ("errors (vs ground truth)", f"{t.errors:,} of {t.scored:,} scored"),
+        ("step errors (vs ground truth)", f"{t.errors:,} of {t.scored:,} scored, each against its own input"),
+        *([("chain errors", _chain_errors(result))] if result.mode == "sequential" and t.scored else []),
         ("samples", f"{t.samples:,}"),
         ("red flags", f"{t.red_flags:,}"),
         ("mean votes per step", f"{result.mean_votes:.3f}"),
