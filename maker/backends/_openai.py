@@ -2,9 +2,10 @@
 
 OpenAI itself, llama.cpp, vLLM, Ollama and `maker serve-sim` all speak this
 API, each with quirks, so the backend relies on the common core only: one
-request per sample, `temperature` and `max_tokens`; never `seed` or
-`logprobs`, and `n` only when asked (`?batch_n=1`) and only while the server
-honours it.
+request per sample, `temperature` and `max_tokens`; never `logprobs`, `n`
+only when asked (`?batch_n=1`) and only while the server honours it, and
+sampling options (`top_p`, `top_k`, `min_p`, `stop`, `seed`,
+`response_format`, `grammar`) only when asked (`maker.backends._options`).
 
 Where it connects: `base_url` (model option or `--base-url`), else
 $MAKER_BASE_URL, else $OPENAI_BASE_URL, else OpenAI. The key comes from
@@ -51,6 +52,7 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from openai.types.chat import ChatCompletionMessageParam
 
 from maker._escape import visible
+from maker.backends import _options as request_options
 from maker.backends._governor import DEFAULT_MOST, DEFAULT_START, DEFAULT_WINDOW, Emit, Governor, Ticket, body_hint
 from maker.backends._protocol import Completion, Request
 from maker.backends._registry import ModelName, int_setting
@@ -160,6 +162,7 @@ class OpenAIOptions:
     rpm: float | None = None
     tpm: float | None = None
     rate_window: float = DEFAULT_WINDOW
+    request: dict[str, Any] = field(default_factory=dict)  # checked request options (see _options)
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -184,10 +187,15 @@ class OpenAIOptions:
             raise ConfigError(
                 "never put an API key in a model name (it would be written to traces); set OPENAI_API_KEY instead"
             )
-        unknown = options.keys() - _PLAIN.keys() - _RETRY.keys()
+        unknown = options.keys() - _PLAIN.keys() - _RETRY.keys() - set(request_options.KNOWN)
         if unknown:
-            known = ", ".join(sorted(_PLAIN.keys() | _RETRY.keys()))
+            known = ", ".join(sorted(_PLAIN.keys() | _RETRY.keys() | set(request_options.KNOWN)))
             raise ConfigError(f"unknown openai option {sorted(unknown)[0]!r} (known: {known})")
+        named = request_options.check(
+            {k: request_options.typed(v) for k, v in options.items() if k in request_options.KNOWN}
+        )
+        given = explicit.pop("request", None) or {}
+        request = request_options.merge(named, request_options.check(given))
         plain = {k: _convert(k, v, _PLAIN[k]) for k, v in options.items() if k in _PLAIN}
         for key, value in explicit.items():
             if value is None:
@@ -199,7 +207,7 @@ class OpenAIOptions:
             retry = RetryPolicy(**{k: _convert(k, v, _RETRY[k]) for k, v in options.items() if k in _RETRY})
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        return cls(retry=retry, **plain)
+        return cls(retry=retry, request=request, **plain)
 
 
 _PLAIN: dict[str, type] = {
@@ -284,6 +292,8 @@ class OpenAIBackend:
             ),
         )
         self.governor = self._governor_for(self.options, seed)
+        self.request_options = dict(self.options.request)  # recorded in the trace header
+        self._request_kwargs = request_options.request_kwargs(self.options.request)
         governed = self.governor is not None
         self._limiter = (
             anyio.CapacityLimiter(self.options.concurrency) if self.options.concurrency and not governed else None
@@ -371,6 +381,7 @@ class OpenAIBackend:
         extra: dict[str, Any] = {cap: request.max_tokens}
         if n > 1:
             extra["n"] = n
+        extra.update(self._request_kwargs)
         # Messages are plain {"role", "content"} dicts, which is what the API takes;
         # the client types each role as its own TypedDict, which a dict[str, str] is not.
         messages = cast("Iterable[ChatCompletionMessageParam]", request.messages)
@@ -602,6 +613,14 @@ def _split_output(texts: list[str], finishes: list[str | None], total: int | Non
     return shares
 
 
+def _mapping(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"request_options must be a mapping of option names to values, got {type(value).__name__}")
+    return dict(value)
+
+
 def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend:
     """The `openai` provider's factory for `open_backend`."""
     options = OpenAIOptions.parse(
@@ -611,6 +630,7 @@ def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend:
         concurrency=settings.get("concurrency"),
         rpm=settings.get("rpm"),
         tpm=settings.get("tpm"),
+        request=_mapping(settings.get("request_options")),
     )
     api_key, on_retry = settings.get("api_key"), settings.get("on_retry")
     if api_key is not None and not isinstance(api_key, str):

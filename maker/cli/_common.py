@@ -10,6 +10,7 @@ from maker._budget import Budget
 from maker._pricing import load_prices
 from maker._runner import DEFAULT_MODEL
 from maker._settings import RunSettings
+from maker.backends._options import parse_pairs
 from maker.backends._protocol import Backend
 from maker.backends._registry import ModelName, open_backend
 from maker.cli._types import non_negative, positive, positive_float
@@ -94,6 +95,14 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
         help="the endpoint's tokens-a-minute limit (prompt + max_tokens, as providers count)",
     )
     e.add_argument(
+        "--request-option",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="send KEY with every request (top_p, top_k, min_p, stop, seed, response_format, grammar); "
+        "VALUE is JSON where it parses as JSON, else text; repeatable; recorded in the trace (it changes p)",
+    )
+    e.add_argument(
         "--request-timeout",
         type=positive_float,
         default=None,
@@ -127,6 +136,9 @@ def endpoint_settings(args: argparse.Namespace) -> dict[str, object]:
         "rpm": getattr(args, "rpm", None),
         "tpm": getattr(args, "tpm", None),
     }
+    pairs = getattr(args, "request_option", None)
+    if pairs:
+        given["request_options"] = parse_pairs(pairs)
     return {k: v for k, v in given.items() if v is not None}
 
 
