@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -53,6 +53,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from maker._escape import visible
 from maker.backends import _options as request_options
+from maker.backends._fleet import DEFAULT_COOLDOWN, EndpointSpec, Fleet, load_endpoints
 from maker.backends._governor import DEFAULT_MOST, DEFAULT_START, DEFAULT_WINDOW, Emit, Governor, Ticket, body_hint
 from maker.backends._protocol import Completion, Request
 from maker.backends._registry import ModelName, int_setting
@@ -277,7 +278,8 @@ class OpenAIBackend:
         self.model = f"openai/{name}"
         self.base_url = resolve_base_url(self.options.base_url)
         self._key = resolve_key(self.base_url, api_key)
-        self.where = f"{self.model} at {redact_url(self.base_url)}"
+        self.base_label = redact_url(self.base_url)
+        self.where = f"{self.model} at {self.base_label}"
         self._client = AsyncOpenAI(
             api_key=self._key,
             base_url=self.base_url,
@@ -621,8 +623,10 @@ def _mapping(value: object) -> dict[str, Any] | None:
     return dict(value)
 
 
-def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend:
-    """The `openai` provider's factory for `open_backend`."""
+def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend | Fleet:
+    """The `openai` provider's factory for `open_backend`: one endpoint, or a fleet of several."""
+    if settings.get("base_urls") or settings.get("endpoints"):
+        return _open_fleet(name, settings)
     options = OpenAIOptions.parse(
         name.options,
         base_url=settings.get("base_url"),
@@ -632,9 +636,61 @@ def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend:
         tpm=settings.get("tpm"),
         request=_mapping(settings.get("request_options")),
     )
+    api_key, on_retry = _key_and_hook(settings)
+    return OpenAIBackend(name.name, options, api_key=api_key, on_retry=on_retry, seed=int_setting(settings, "seed"))
+
+
+def _key_and_hook(settings: dict[str, object]) -> tuple[str | None, Callable[[RetryEvent], object] | None]:
     api_key, on_retry = settings.get("api_key"), settings.get("on_retry")
     if api_key is not None and not isinstance(api_key, str):
         raise ConfigError(f"api_key must be a string, got {type(api_key).__name__}")
     if on_retry is not None and not callable(on_retry):
         raise ConfigError(f"on_retry must be callable, got {type(on_retry).__name__}")
-    return OpenAIBackend(name.name, options, api_key=api_key, on_retry=on_retry, seed=int_setting(settings, "seed"))
+    return api_key, on_retry
+
+
+FLEET_ATTEMPTS = 3  # tries on one endpoint of a fleet before another gets the request (and it cools down)
+
+
+def _fleet_specs(settings: dict[str, object]) -> list[EndpointSpec]:
+    endpoints, urls = settings.get("endpoints"), settings.get("base_urls")
+    if endpoints is not None and urls:
+        raise ConfigError("give several base URLs or an endpoints file, not both")
+    if isinstance(endpoints, str | os.PathLike):
+        return load_endpoints(endpoints)
+    if endpoints is not None:
+        if not isinstance(endpoints, list | tuple) or not all(isinstance(e, EndpointSpec) for e in endpoints):
+            raise ConfigError("endpoints must be a file path or a list of EndpointSpec")
+        return list(endpoints)
+    if not isinstance(urls, list | tuple) or not all(isinstance(u, str) for u in urls):
+        raise ConfigError("base_urls must be a list of URLs")
+    return [EndpointSpec(u) for u in urls]
+
+
+def _open_fleet(name: ModelName, settings: dict[str, object]) -> Fleet:
+    if settings.get("base_url"):
+        raise ConfigError("give base_url or base_urls (several endpoints), not both")
+    specs = _fleet_specs(settings)
+    api_key, on_retry = _key_and_hook(settings)
+    seed = int_setting(settings, "seed")
+    members = []
+    for n, spec in enumerate(specs):
+        options = OpenAIOptions.parse(
+            name.options,
+            base_url=spec.base_url,
+            timeout=settings.get("timeout"),
+            concurrency=spec.concurrency or settings.get("concurrency"),
+            rpm=spec.rpm or settings.get("rpm"),
+            tpm=spec.tpm or settings.get("tpm"),
+            request=_mapping(settings.get("request_options")),
+        )
+        quick = replace(options.retry, max_attempts=min(FLEET_ATTEMPTS, options.retry.max_attempts))
+        options = replace(options, retry=quick)
+        key = spec.key() or api_key
+        members.append(OpenAIBackend(name.name, options, api_key=key, on_retry=on_retry, seed=seed + n))
+    cooldown = settings.get("cooldown")
+    if cooldown is not None and not (isinstance(cooldown, int | float) and cooldown > 0):
+        raise ConfigError(f"cooldown must be a number of seconds > 0, got {cooldown!r}")
+    return Fleet(
+        members, sticky=bool(settings.get("sticky")), cooldown=float(cooldown) if cooldown else DEFAULT_COOLDOWN
+    )

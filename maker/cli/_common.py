@@ -76,9 +76,22 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     e.add_argument(
         "--base-url",
         metavar="URL",
+        action="append",
         default=None,
         help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default $MAKER_BASE_URL, "
-        "$OPENAI_BASE_URL, then OpenAI); the key comes from $OPENAI_API_KEY",
+        "$OPENAI_BASE_URL, then OpenAI); the key comes from $OPENAI_API_KEY. Repeat it for several "
+        "endpoints serving the same model: each request goes to the one with the fewest out",
+    )
+    e.add_argument(
+        "--endpoints",
+        metavar="FILE",
+        default=None,
+        help='several endpoints from a JSON file: [{"base_url": URL, "key_env": VAR, "rpm": N, "tpm": N}, ...]',
+    )
+    e.add_argument(
+        "--sticky-endpoints",
+        action="store_true",
+        help="keep each step's samples on one endpoint (for servers with prefix caches)",
     )
     e.add_argument(
         "--rpm",
@@ -130,8 +143,12 @@ UNGOVERNED = 16
 
 def endpoint_settings(args: argparse.Namespace) -> dict[str, object]:
     """The endpoint options given on the command line (only those given)."""
+    urls = args.base_url or []
     given = {
-        "base_url": args.base_url,
+        "base_url": urls[0] if len(urls) == 1 else None,
+        "base_urls": urls if len(urls) > 1 else None,
+        "endpoints": getattr(args, "endpoints", None),
+        "sticky": True if getattr(args, "sticky_endpoints", False) else None,
         "timeout": args.request_timeout,
         "rpm": getattr(args, "rpm", None),
         "tpm": getattr(args, "tpm", None),
