@@ -373,7 +373,7 @@ class OpenAIBackend:
             except (openai.APITimeoutError, TimeoutError):
                 governor.congested(ticket)
                 raise
-            governor.observe(headers)
+            governor.observe(headers, ticket)
             governor.succeeded(ticket)
         return reply
 

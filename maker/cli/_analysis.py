@@ -99,6 +99,27 @@ def _register_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="S",
         help="log-normal spread of call latencies (default 0.5; 0: every call takes exactly --latency)",
     )
+    p.add_argument(
+        "--rpm",
+        type=positive_float,
+        default=None,
+        metavar="N",
+        help="the provider's requests-a-minute limit: also estimate the wall time of the same work done wide",
+    )
+    p.add_argument(
+        "--tpm",
+        type=positive_float,
+        default=None,
+        metavar="N",
+        help="the provider's tokens-a-minute limit (counts --tokens-in + --max-output-tokens per request)",
+    )
+    p.add_argument(
+        "--max-output-tokens",
+        type=positive_float,
+        default=750,
+        metavar="T",
+        help="output cap sent with each request, which TPM reserves (default 750)",
+    )
     _add_price_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, no tables")
     p.set_defaults(func=_estimate)
@@ -143,6 +164,9 @@ def _estimate(args: argparse.Namespace) -> int:
         price_source=source,
         latency=args.latency,
         latency_sigma=args.latency_spread,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        max_tokens=args.max_output_tokens,
     )
     if args.json:
         _emit(est.to_json())

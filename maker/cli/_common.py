@@ -10,6 +10,7 @@ from maker._budget import Budget
 from maker._pricing import load_prices
 from maker._runner import DEFAULT_MODEL
 from maker._settings import RunSettings
+from maker.backends._governor import DEFAULT_MOST
 from maker.backends._options import parse_pairs
 from maker.backends._protocol import Backend
 from maker.backends._registry import ModelName, open_backend
@@ -137,7 +138,7 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-GOVERNED = 1024  # the run's roof when an openai/ endpoint's governor sets the pace
+GOVERNED = DEFAULT_MOST  # the run's roof when an openai/ endpoint's governor sets the pace
 UNGOVERNED = 16
 
 
