@@ -154,3 +154,24 @@ def test_the_cli_takes_repeated_request_options(tmp_path: Path) -> None:
     assert header["request_options"] == {"top_k": 20, "grammar": 'root ::= "move = " .*'}
     bad = run_maker("hanoi", "--disks", "3", "--request-option", "top_p=2", cwd=tmp_path)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.anyio
+async def test_resume_sends_the_recorded_options_again(tmp_path: Path) -> None:
+    hanoi = build_task("hanoi", disks=4)
+    path = tmp_path / "t.jsonl"
+    async with serve_sim(SimServerConfig()) as server:
+        http = open_backend(
+            f"openai/gpt-4.1-mini?{FAST_RETRIES}", base_url=server.base_url, request_options={"top_k": 7}
+        )
+        try:
+            first = await maker.arun(hanoi, backend=http, trace=path, budget=maker.Budget(max_samples=4), check=False)
+        finally:
+            await http.aclose()
+        assert first.outcome == "budget"
+        before = server.stats.chat_requests
+        resumed = await maker.aresume(path, endpoint={"base_url": server.base_url})
+        after = server.stats.chat_requests
+        seen = server.stats.options["top_k"]
+    assert resumed.error is None and after > before
+    assert seen == after  # every request, in both sessions, carried top_k

@@ -199,18 +199,17 @@ def voting_from(args: argparse.Namespace) -> Voting:
         raise ConfigError(str(exc)) from None
 
 
+def concurrency_from(args: argparse.Namespace) -> int:
+    """`--concurrency`, or its default: governed (the endpoint's rate limits decide) for openai/, else 16."""
+    if args.concurrency is not None:
+        return int(args.concurrency)
+    name = ModelName.parse(args.model)
+    off = name.options.get("governor", "yes").lower() in ("0", "no", "off", "false")
+    return GOVERNED if name.provider == "openai" and not off else UNGOVERNED
+
+
 def settings_from(args: argparse.Namespace) -> RunSettings:
-    concurrency = args.concurrency
-    if concurrency is None:
-        name = ModelName.parse(args.model)
-        governed = name.provider == "openai" and name.options.get("governor", "yes").lower() not in (
-            "0",
-            "no",
-            "off",
-            "false",
-        )
-        concurrency = GOVERNED if governed else UNGOVERNED
-    return RunSettings(concurrency=concurrency, seed=args.seed, speculate=args.speculate)
+    return RunSettings(concurrency=concurrency_from(args), seed=args.seed, speculate=args.speculate)
 
 
 def trace_from(args: argparse.Namespace) -> Path | Literal[False] | None:
