@@ -13,7 +13,8 @@ rate: no client can finish sooner. Targets: <= 5% 429s, wall <= 1.25x allowed.
 Scenarios: 1,200 RPM with rate headers and no Retry-After; the same as a TPM
 limit (1.44M tokens/min, about 1,200 Hanoi requests of 444 prompt tokens +
 750 max_tokens); a server with no headers and no Retry-After, with --rpm 1200
-given to the client.
+given to the client. Then the fleet: one endpoint and two, each enforcing half
+that RPM, governed: replies a second, two against one (target >= 1.8x).
 
     .venv/bin/python benchmarks/rate_limits.py              # the issue's figures (about 10 minutes)
     .venv/bin/python benchmarks/rate_limits.py --steps 200  # a quicker look
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -66,46 +68,72 @@ def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-def run_one(scenario: Scenario, governed: bool, args: argparse.Namespace) -> dict[str, Any]:
+def start_server(args: argparse.Namespace, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
     server_args = ["--profile", PROFILE, "--rate-window", str(args.window), "--burst", str(args.burst)]
     server = subprocess.Popen(
-        [*maker_command(), "serve-sim", *server_args, *scenario.server],
+        [*maker_command(), "serve-sim", *server_args, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=env(),
     )
+    assert server.stdout is not None
+    return server, server.stdout.readline().strip()
+
+
+def stats_of(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/stats") as reply:
+        result: dict[str, Any] = json.load(reply)
+    return result
+
+
+def run_hanoi(urls: list[str], governed: bool, extra: list[str], args: argparse.Namespace, steps: int) -> Any:
+    model = "openai/gpt-4.1-mini" + ("" if governed else "?governor=0")
+    if args.window != 60:
+        model += ("&" if "?" in model else "?") + f"rate_window={args.window}"
+    command = [
+        *maker_command(),
+        *("hanoi", "--disks", "10", "--independent", str(steps), "--concurrency", "64"),
+        *("--model", model, "--json", "--no-trace"),
+        *[flag for url in urls for flag in ("--base-url", url)],
+        *extra,
+    ]
+    child = subprocess.run(command, capture_output=True, text=True, env=env(), check=False)
+    return json.loads(child.stdout) if child.stdout.strip() else {"error": child.stderr.strip()[-200:]}
+
+
+def run_one(scenario: Scenario, governed: bool, args: argparse.Namespace) -> dict[str, Any]:
+    server, url = start_server(args, scenario.server)
     try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        model = "openai/gpt-4.1-mini" + ("" if governed else "?governor=0")
-        if args.window != 60:
-            model += ("&" if "?" in model else "?") + f"rate_window={args.window}"
-        command = [
-            *maker_command(),
-            "hanoi",
-            "--disks",
-            "10",
-            "--independent",
-            str(args.steps),
-            "--concurrency",
-            "64",
-            "--model",
-            model,
-            "--base-url",
-            url,
-            "--json",
-            "--no-trace",
-            *(scenario.client if governed else []),
-        ]
-        child = subprocess.run(command, capture_output=True, text=True, env=env(), check=False)
-        summary = json.loads(child.stdout) if child.stdout.strip() else {"error": child.stderr.strip()[-200:]}
-        with urllib.request.urlopen(url.removesuffix("/v1") + "/stats") as reply:
-            stats = json.load(reply)
+        summary = run_hanoi([url], governed, scenario.client if governed else [], args, args.steps)
+        stats = stats_of(url)
     finally:
         server.terminate()
         server.wait()
     return {"summary": summary, "stats": stats}
+
+
+def fleet(args: argparse.Namespace) -> None:
+    """One endpoint, then two, each enforcing the same RPM: throughput (replies a second) side by side."""
+    rpm = args.rpm / 2
+    print(f"\nfleet: {args.fleet_steps} steps, endpoints enforcing {rpm:g} RPM each, headers, no Retry-After")
+    base = None
+    for n in (1, 2):
+        servers = [start_server(args, ["--rpm", f"{rpm:g}", "--seed", str(i), *QUIET_SERVER]) for i in range(n)]
+        try:
+            summary = run_hanoi([url for _, url in servers], True, [], args, args.fleet_steps)
+            replies = sum(stats_of(url)["statuses"].get("200", 0) for _, url in servers)
+        finally:
+            for server, _ in servers:
+                server.terminate()
+                server.wait()
+        wall = summary.get("wall_s") or math.nan
+        throughput = replies / wall
+        base = base or throughput
+        print(
+            f"  {n} endpoint{'s' * (n > 1)}: {replies:,} replies in {wall:.1f} s = {throughput:.1f}/s "
+            f"({throughput / base:.2f}x one endpoint); errors: {summary.get('error') or 'none'}"
+        )
 
 
 def allowed(scenario: Scenario, stats: dict[str, Any], args: argparse.Namespace) -> float:
@@ -144,9 +172,13 @@ def main() -> None:
     parser.add_argument(
         "--window", type=float, default=60.0, help="seconds limits count over, server and client (default 60)"
     )
-    parser.add_argument("--only", type=int, default=None, help="run scenario N (1-3) alone")
+    parser.add_argument("--only", type=int, default=None, help="run scenario N (1-3; 4: the fleet) alone")
+    parser.add_argument("--fleet-steps", type=int, default=300, help="steps of the fleet runs (default 300)")
     args = parser.parse_args()
     chosen = scenarios(args.rpm)
+    if args.only == 4:
+        fleet(args)
+        return
     if args.only:
         chosen = [chosen[args.only - 1]]
     print(
@@ -163,6 +195,8 @@ def main() -> None:
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         for r in rows:
             print("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)))
+    if not args.only:
+        fleet(args)
 
 
 if __name__ == "__main__":

@@ -404,9 +404,10 @@ async def _backend(
     recorded = header["model"]
     own = backend is None
     if backend is None:
-        backend = open_backend(
-            model or header.get("model_spec") or recorded, seed=header.get("seed", 0), **dict(endpoint or {})
-        )
+        settings = dict(endpoint or {})
+        if header.get("request_options") and str(recorded).startswith("openai/"):
+            settings.setdefault("request_options", header["request_options"])  # they change p: keep them
+        backend = open_backend(model or header.get("model_spec") or recorded, seed=header.get("seed", 0), **settings)
     if backend.model != recorded:
         name = backend.model
         if own:

@@ -138,6 +138,14 @@ def header(
     }
 
 
+def with_request_options(head: dict[str, Any], backend: Backend) -> dict[str, Any]:
+    """The header, with the backend's request options (`top_p`, `stop`, …) where it sends any: they change p."""
+    options = getattr(backend, "request_options", None)
+    if isinstance(options, dict) and options:
+        head["request_options"] = dict(options)
+    return head
+
+
 def _spec(model: str, backend: Backend) -> str | None:
     """The model name as given, if it names this backend and carries no credentials."""
     same = model.split("?", 1)[0] == backend.model
@@ -202,19 +210,18 @@ async def arun(
     run_id = uuid.uuid4().hex
     if writer:
         described = {**shard.describe(), **dict(shard_selection or {})} if shard else None
-        writer.write(
-            header(
-                run_id,
-                task,
-                model=backend.model,
-                voting=voting,
-                settings=settings,
-                independent=independent,
-                chosen=chosen,
-                model_spec=_spec(model, backend),
-                shard=described,
-            )
+        head = header(
+            run_id,
+            task,
+            model=backend.model,
+            voting=voting,
+            settings=settings,
+            independent=independent,
+            chosen=chosen,
+            model_spec=_spec(model, backend),
+            shard=described,
         )
+        writer.write(with_request_options(head, backend))
         writer.commit(force=True)
     recorder = Recorder(writer, progress)
     try:

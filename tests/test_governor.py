@@ -429,3 +429,31 @@ async def test_analyze_says_where_the_time_went_and_the_cache_hit_rate(tmp_path:
     assert "answered 429" in rate_line(rates, report.wall_s)
     assert cache_line(rates).startswith("0.0% of prompt tokens")
     assert report.to_json()["rates"]["pauses"] == {"retry-after": rates.throttled()}
+
+
+# -- maker estimate: wide work at rate limits ----------------------------------------------------
+
+
+def test_wide_work_takes_the_longer_of_its_request_and_token_times() -> None:
+    from maker.analysis._rates import wide_time
+
+    tier2 = wide_time(3_200_000, 5_000, 2_000_000, 1_310, latency=7.9)
+    assert tier2.by_requests_s == pytest.approx(3_200_000 / 5_000 * 60)
+    assert tier2.by_tokens_s == pytest.approx(3_200_000 * 1_310 / 2_000_000 * 60)  # about 35 h
+    assert tier2.bound == "TPM" and tier2.seconds == tier2.by_tokens_s
+    assert tier2.in_flight == pytest.approx(3_200_000 / tier2.seconds * 7.9)
+    assert wide_time(1_200, 1_200, None, 1_000).seconds == pytest.approx(60.0)
+    with pytest.raises(ConfigError, match="--rpm or --tpm"):
+        wide_time(10, None, None, 1)
+
+
+def test_estimate_puts_the_wide_figure_next_to_the_chain_figure() -> None:
+    from maker.analysis import estimate
+
+    est = estimate(0.0022, 1_048_575, tokens_in=444, latency=7.9, rpm=30_000, tpm=150_000_000)
+    assert est.wall is not None and est.wide is not None
+    assert est.wide.tokens_per_request == 444 + 750
+    assert est.wide.requests == est.at_k_min.total_samples  # type: ignore[union-attr]
+    assert est.wide.seconds < est.wall.plain_s
+    assert est.to_json()["wide_time"]["bound"] in ("RPM", "TPM")
+    assert estimate(0.0022, 100).wide is None

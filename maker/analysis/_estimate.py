@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maker._pricing import Price
+from maker.analysis._rates import WideTime, wide_time
 from maker.analysis._stats import binom_sf
 from maker.errors import ConfigError
 from maker.voting._theory import expected_samples, expected_votes, k_min, p_step
@@ -61,6 +62,7 @@ class Estimate:
     majority_n: int | None = None
     notes: tuple[str, ...] = field(default=())
     wall: WallTime | None = None  # with a per-call latency: how long a dependent chain takes
+    wide: WideTime | None = None  # with rate limits: how long the same requests take as wide work
 
     @property
     def p(self) -> float:
@@ -100,6 +102,7 @@ class Estimate:
             "majority_savings": self.majority_savings,
             "rows": [r.to_json() for r in self.rows],
             "wall_time": None if self.wall is None else self.wall.to_json(),
+            "wide_time": None if self.wide is None else self.wide.to_json(),
             "notes": list(self.notes),
         }
 
@@ -238,6 +241,9 @@ def estimate(
     latency_sigma: float = 0.0,
     draft: int = 16,
     draft_accuracy: float = 0.99,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    max_tokens: float = 750.0,
 ) -> Estimate:
     """Estimate k_min and, for k_min ± `spread` (or the given `ks`), reliability, samples, tokens and cost.
 
@@ -249,6 +255,9 @@ def estimate(
         latency the estimate says how long the steps take as one dependent chain
         (`WallTime`), without and with speculation, and with drafts of `draft`
         steps each right with probability `draft_accuracy`.
+    rpm / tpm: the provider's limits; with either, the estimate also says how
+        long the same requests take as wide work (`WideTime`: independent steps,
+        calibration), where TPM counts `tokens_in` + `max_tokens` per request.
     """
     _validate(error_rate, steps, target, valid_rate, tokens_in, tokens_out)
     p = 1.0 - error_rate
@@ -274,7 +283,17 @@ def estimate(
         None
         if latency is None
         else wall_time(steps, kmin or 1, latency, latency_sigma, draft=draft, draft_accuracy=draft_accuracy),
+        _wide(rows, kmin, rpm, tpm, (tokens_in or 0.0) + max_tokens, latency),
     )
+
+
+def _wide(
+    rows: tuple[KRow, ...], kmin: int | None, rpm: float | None, tpm: float | None, weight: float, latency: float | None
+) -> WideTime | None:
+    if rpm is None and tpm is None:
+        return None
+    row = next((r for r in rows if r.k == kmin), rows[0] if rows else None)
+    return None if row is None else wide_time(row.total_samples, rpm, tpm, weight, latency)
 
 
 def _validate(

@@ -136,4 +136,74 @@ def cache_line(r: RateStats) -> str:
     return f"{rate:.1%} of prompt tokens ({r.cached:,} of {r.reported_in:,}{partial})"
 
 
-__all__ = ["RateStats", "cache_line", "rate_line"]
+@dataclass(frozen=True, slots=True)
+class WideTime:
+    """Wall time of wide work (independent steps, calibration, many problems) at a provider's rate limits.
+
+    Wide work is rate-bound, not latency-bound: with enough requests in flight
+    it runs at the limit, requests / RPM or (requests × tokens each) / TPM,
+    whichever is longer. TPM counts each request's prompt plus its whole
+    `max_tokens` reservation, not the tokens it ends up using. The in-flight
+    requests this needs are rate × latency (Little's law); the governor finds
+    them itself.
+    """
+
+    requests: float
+    rpm: float | None
+    tpm: float | None
+    tokens_per_request: float  # prompt + max_tokens: what TPM counts
+    latency: float | None = None
+
+    @property
+    def by_requests_s(self) -> float | None:
+        return None if self.rpm is None else self.requests / self.rpm * 60.0
+
+    @property
+    def by_tokens_s(self) -> float | None:
+        return None if self.tpm is None else self.requests * self.tokens_per_request / self.tpm * 60.0
+
+    @property
+    def seconds(self) -> float:
+        return max(t for t in (self.by_requests_s, self.by_tokens_s, 0.0) if t is not None)
+
+    @property
+    def bound(self) -> str:
+        r, t = self.by_requests_s or 0.0, self.by_tokens_s or 0.0
+        return "RPM" if r >= t else "TPM"
+
+    @property
+    def in_flight(self) -> float | None:
+        """Requests out at once to run at the limit: the request rate times the latency."""
+        if self.latency is None or not self.seconds:
+            return None
+        return self.requests / self.seconds * self.latency
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "tokens_per_request": self.tokens_per_request,
+            "by_requests_s": self.by_requests_s,
+            "by_tokens_s": self.by_tokens_s,
+            "wall_s": self.seconds,
+            "bound": self.bound,
+            "in_flight_needed": self.in_flight,
+            "shape": "wide",
+        }
+
+
+def wide_time(
+    requests: float, rpm: float | None, tpm: float | None, tokens_per_request: float, latency: float | None = None
+) -> WideTime:
+    from maker.errors import ConfigError
+
+    for name, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and not value > 0:
+            raise ConfigError(f"{name} must be > 0, got {value}")
+    if rpm is None and tpm is None:
+        raise ConfigError("wide-work wall time needs --rpm or --tpm")
+    return WideTime(requests, rpm, tpm, tokens_per_request, latency)
+
+
+__all__ = ["RateStats", "WideTime", "cache_line", "rate_line", "wide_time"]

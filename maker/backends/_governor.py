@@ -48,7 +48,7 @@ Emit = Callable[[dict[str, Any]], None]
 
 DEFAULT_WINDOW = 60.0  # seconds a provider's limits are counted over
 DEFAULT_START = 16  # in-flight ceiling before anything is known (maker's old fixed default)
-DEFAULT_MOST = 1024  # the ceiling's roof, and the connection pool's size
+DEFAULT_MOST = 4096  # the ceiling's roof, and the connection pool's size (Tier 5 at 7.9 s a call needs about 4,000)
 _SUMMARY_EVERY = 5.0  # seconds between running-total events while nothing else happens
 
 # -- parsing what servers say ----------------------------------------------------------------
@@ -201,6 +201,8 @@ class Ticket:
     waited: float
     generation: int
     tokens: int
+    sent_at: float = 0.0
+    sent_before: tuple[int, int] = (0, 0)  # requests and tokens let through before it (for stale headers)
 
 
 @dataclass(slots=True)
@@ -269,6 +271,7 @@ class Governor:
         self._emit: Emit | None = None
         self._last_event = self._t0
         self._learned: dict[str, float] = {}
+        self._tokens_sent = 0
 
     # -- events -----------------------------------------------------------------------------
 
@@ -311,12 +314,14 @@ class Governor:
         async with self._line:
             await self._wait_turn(tokens)
             now = self._clock()
+            before = (self.stats.requests, self._tokens_sent)
+            self._tokens_sent += tokens
             self.in_flight += 1
             self.stats.requests += 1
             for kind, amount in (("requests", 1), ("tokens", tokens)):
                 if kind in self.buckets:
                     self.buckets[kind].take(amount, now)
-        ticket = Ticket(now - start, self._generation, tokens)
+        ticket = Ticket(now - start, self._generation, tokens, now, before)
         try:
             yield ticket
         finally:
@@ -347,8 +352,15 @@ class Governor:
 
     # -- what came back ---------------------------------------------------------------------
 
-    def observe(self, headers: Mapping[str, str] | None) -> RateHeaders:
-        """Take the rate-limit headers of any reply (200 or not) into the buckets."""
+    def observe(self, headers: Mapping[str, str] | None, ticket: Ticket | None = None) -> RateHeaders:
+        """Take the rate-limit headers of any reply (200 or not) into the buckets.
+
+        With the reply's `ticket`, `remaining` is read as of when its request was
+        sent, not now: the server counted it somewhere in between, it has refilled
+        since, and it may not yet count what we sent after. Read as of now, every
+        reply would shave a little off the bucket, and a paced run would fall
+        behind its limit. Without a ticket (a 429) it is taken as it stands.
+        """
         seen = parse_rate_headers(headers)
         if not seen.any:
             return seen
@@ -359,8 +371,15 @@ class Governor:
         ):
             if limit is not None and limit > 0:
                 self._learn(kind, limit, now)
-            if remaining is not None and kind in self.buckets:
-                self.buckets[kind].observe(remaining, now)
+            bucket = self.buckets.get(kind)
+            if remaining is None or bucket is None:
+                continue
+            if ticket is not None:
+                sent = (self.stats.requests, self._tokens_sent)
+                since = sent[0] - ticket.sent_before[0] - 1 if kind == "requests" else sent[1] - ticket.sent_before[1]
+                since -= ticket.tokens if kind == "tokens" else 0
+                remaining += 1 + bucket.rate * max(0.0, now - ticket.sent_at) - max(0, since)
+            bucket.observe(remaining, now)
         return seen
 
     def _learn(self, kind: str, limit: float, now: float) -> None:

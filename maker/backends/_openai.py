@@ -2,9 +2,10 @@
 
 OpenAI itself, llama.cpp, vLLM, Ollama and `maker serve-sim` all speak this
 API, each with quirks, so the backend relies on the common core only: one
-request per sample, `temperature` and `max_tokens`; never `seed` or
-`logprobs`, and `n` only when asked (`?batch_n=1`) and only while the server
-honours it.
+request per sample, `temperature` and `max_tokens`; never `logprobs`, `n`
+only when asked (`?batch_n=1`) and only while the server honours it, and
+sampling options (`top_p`, `top_k`, `min_p`, `stop`, `seed`,
+`response_format`, `grammar`) only when asked (`maker.backends._options`).
 
 Where it connects: `base_url` (model option or `--base-url`), else
 $MAKER_BASE_URL, else $OPENAI_BASE_URL, else OpenAI. The key comes from
@@ -39,7 +40,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -52,6 +53,8 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from openai.types.chat import ChatCompletionMessageParam
 
 from maker._escape import visible
+from maker.backends import _options as request_options
+from maker.backends._fleet import DEFAULT_COOLDOWN, EndpointSpec, Fleet, load_endpoints
 from maker.backends._governor import DEFAULT_MOST, DEFAULT_START, DEFAULT_WINDOW, Emit, Governor, Ticket, body_hint
 from maker.backends._protocol import Completion, Request
 from maker.backends._registry import ModelName, int_setting
@@ -187,6 +190,7 @@ class OpenAIOptions:
     rpm: float | None = None
     tpm: float | None = None
     rate_window: float = DEFAULT_WINDOW
+    request: dict[str, Any] = field(default_factory=dict)  # checked request options (see _options)
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -211,10 +215,15 @@ class OpenAIOptions:
             raise ConfigError(
                 "never put an API key in a model name (it would be written to traces); set OPENAI_API_KEY instead"
             )
-        unknown = options.keys() - _PLAIN.keys() - _RETRY.keys()
+        unknown = options.keys() - _PLAIN.keys() - _RETRY.keys() - set(request_options.KNOWN)
         if unknown:
-            known = ", ".join(sorted(_PLAIN.keys() | _RETRY.keys()))
+            known = ", ".join(sorted(_PLAIN.keys() | _RETRY.keys() | set(request_options.KNOWN)))
             raise ConfigError(f"unknown openai option {sorted(unknown)[0]!r} (known: {known})")
+        named = request_options.check(
+            {k: request_options.typed(v) for k, v in options.items() if k in request_options.KNOWN}
+        )
+        given = explicit.pop("request", None) or {}
+        request = request_options.merge(named, request_options.check(given))
         plain = {k: _convert(k, v, _PLAIN[k]) for k, v in options.items() if k in _PLAIN}
         for key, value in explicit.items():
             if value is None:
@@ -223,7 +232,7 @@ class OpenAIOptions:
                 raise ConfigError(f"{key} is given twice with different values ({plain[key]!r} and {value!r})")
             plain[key] = value
         retry = RetryPolicy(**{k: _convert(k, v, _RETRY[k]) for k, v in options.items() if k in _RETRY})
-        return cls(retry=retry, **plain)
+        return cls(retry=retry, request=request, **plain)
 
 
 _PLAIN: dict[str, type] = {
@@ -305,10 +314,13 @@ class OpenAIBackend:
         self._on_retry = on_retry
         self._rng = Random(seed)
         self._batches: dict[Hashable, _Batch] = {}
-        self.where = f"{self.model} at {redact_url(self.base_url)}"
+        self.base_label = redact_url(self.base_url)
+        self.where = f"{self.model} at {self.base_label}"
         self.n_ignored = False
         self._warned_usage = False
         self.governor = self._governor_for(self.options, seed)
+        self.request_options = dict(self.options.request)  # recorded in the trace header
+        self._request_kwargs = request_options.request_kwargs(self.options.request)
 
     @property
     def _state(self) -> _LoopState:
@@ -420,7 +432,7 @@ class OpenAIBackend:
             except (openai.APITimeoutError, TimeoutError):
                 governor.congested(ticket)
                 raise
-            governor.observe(headers)
+            governor.observe(headers, ticket)
             governor.succeeded(ticket)
         return reply
 
@@ -430,6 +442,7 @@ class OpenAIBackend:
         extra: dict[str, Any] = {cap: request.max_tokens}
         if n > 1:
             extra["n"] = n
+        extra.update(self._request_kwargs)
         # Messages are plain {"role", "content"} dicts, which is what the API takes;
         # the client types each role as its own TypedDict, which a dict[str, str] is not.
         messages = cast("Iterable[ChatCompletionMessageParam]", request.messages)
@@ -661,8 +674,18 @@ def _split_output(texts: list[str], finishes: list[str | None], total: int | Non
     return shares
 
 
-def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend:
-    """The `openai` provider's factory for `open_backend`."""
+def _mapping(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"request_options must be a mapping of option names to values, got {type(value).__name__}")
+    return dict(value)
+
+
+def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend | Fleet:
+    """The `openai` provider's factory for `open_backend`: one endpoint, or a fleet of several."""
+    if settings.get("base_urls") or settings.get("endpoints"):
+        return _open_fleet(name, settings)
     options = OpenAIOptions.parse(
         name.options,
         base_url=settings.get("base_url"),
@@ -670,10 +693,63 @@ def open_openai(name: ModelName, settings: dict[str, object]) -> OpenAIBackend:
         concurrency=settings.get("concurrency"),
         rpm=settings.get("rpm"),
         tpm=settings.get("tpm"),
+        request=_mapping(settings.get("request_options")),
     )
+    api_key, on_retry = _key_and_hook(settings)
+    return OpenAIBackend(name.name, options, api_key=api_key, on_retry=on_retry, seed=int_setting(settings, "seed"))
+
+
+def _key_and_hook(settings: dict[str, object]) -> tuple[str | None, Callable[[RetryEvent], object] | None]:
     api_key, on_retry = settings.get("api_key"), settings.get("on_retry")
     if api_key is not None and not isinstance(api_key, str):
         raise ConfigError(f"api_key must be a string, got {type(api_key).__name__}")
     if on_retry is not None and not callable(on_retry):
         raise ConfigError(f"on_retry must be callable, got {type(on_retry).__name__}")
-    return OpenAIBackend(name.name, options, api_key=api_key, on_retry=on_retry, seed=int_setting(settings, "seed"))
+    return api_key, on_retry
+
+
+FLEET_ATTEMPTS = 3  # tries on one endpoint of a fleet before another gets the request (and it cools down)
+
+
+def _fleet_specs(settings: dict[str, object]) -> list[EndpointSpec]:
+    endpoints, urls = settings.get("endpoints"), settings.get("base_urls")
+    if endpoints is not None and urls:
+        raise ConfigError("give several base URLs or an endpoints file, not both")
+    if isinstance(endpoints, str | os.PathLike):
+        return load_endpoints(endpoints)
+    if endpoints is not None:
+        if not isinstance(endpoints, list | tuple) or not all(isinstance(e, EndpointSpec) for e in endpoints):
+            raise ConfigError("endpoints must be a file path or a list of EndpointSpec")
+        return list(endpoints)
+    if not isinstance(urls, list | tuple) or not all(isinstance(u, str) for u in urls):
+        raise ConfigError("base_urls must be a list of URLs")
+    return [EndpointSpec(u) for u in urls]
+
+
+def _open_fleet(name: ModelName, settings: dict[str, object]) -> Fleet:
+    if settings.get("base_url"):
+        raise ConfigError("give base_url or base_urls (several endpoints), not both")
+    specs = _fleet_specs(settings)
+    api_key, on_retry = _key_and_hook(settings)
+    seed = int_setting(settings, "seed")
+    members = []
+    for n, spec in enumerate(specs):
+        options = OpenAIOptions.parse(
+            name.options,
+            base_url=spec.base_url,
+            timeout=settings.get("timeout"),
+            concurrency=spec.concurrency or settings.get("concurrency"),
+            rpm=spec.rpm or settings.get("rpm"),
+            tpm=spec.tpm or settings.get("tpm"),
+            request=_mapping(settings.get("request_options")),
+        )
+        quick = replace(options.retry, max_attempts=min(FLEET_ATTEMPTS, options.retry.max_attempts))
+        options = replace(options, retry=quick)
+        key = spec.key() or api_key
+        members.append(OpenAIBackend(name.name, options, api_key=key, on_retry=on_retry, seed=seed + n))
+    cooldown = settings.get("cooldown")
+    if cooldown is not None and not (isinstance(cooldown, int | float) and cooldown > 0):
+        raise ConfigError(f"cooldown must be a number of seconds > 0, got {cooldown!r}")
+    return Fleet(
+        members, sticky=bool(settings.get("sticky")), cooldown=float(cooldown) if cooldown else DEFAULT_COOLDOWN
+    )

@@ -65,6 +65,7 @@ _REASONS = {
 }
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
+_OPTION_NAMES = ("top_p", "top_k", "min_p", "stop", "seed", "response_format", "grammar")
 _SEEN_MAX = 1 << 16  # prompts remembered for sample numbering (a million-step dry run stays small)
 
 
@@ -278,12 +279,14 @@ class ServerStats:
     n_requested: Counter[int] = field(default_factory=Counter)
     rate_limited: int = 0  # 429s for the enforced limits (not the scripted rate_limit fault)
     admitted_tokens: int = 0  # what requests let through weighed against the token limit
+    options: Counter[str] = field(default_factory=Counter)  # request options seen (top_p, grammar, …), by name
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["faults"] = dict(self.faults)
         data["statuses"] = {str(k): v for k, v in self.statuses.items()}
         data["n_requested"] = {str(k): v for k, v in self.n_requested.items()}
+        data["options"] = dict(self.options)
         return data
 
 
@@ -445,6 +448,7 @@ class SimServer:
             )
         n = int(payload.get("n") or 1)
         self.stats.n_requested[n] += 1
+        self.stats.options.update(k for k in _OPTION_NAMES if k in payload)
         cap = payload.get("max_completion_tokens", payload.get("max_tokens"))
         max_tokens = 4096 if cap is None else int(cap)
         if not isinstance(messages, list) or not messages or max_tokens < 1 or n < 1:

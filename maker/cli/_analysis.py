@@ -16,7 +16,7 @@ from maker._runner import DEFAULT_MODEL
 from maker.analysis import analyze, estimate, write_plots
 from maker.analysis._calibrate import DEFAULT_MAX_SAMPLES, DEFAULT_SAMPLES, Calibration, acalibrate
 from maker.cli._analysis_view import analysis_tables, calibration_tables, estimate_tables, show
-from maker.cli._common import add_endpoint_options, backend_from, budget_from, trace_from
+from maker.cli._common import add_endpoint_options, backend_from, budget_from, concurrency_from, trace_from
 from maker.cli._report import write_report
 from maker.cli._run import add_task_parser
 from maker.cli._sharding import readable_trace
@@ -109,6 +109,27 @@ def _register_estimate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="P",
         help="chance that a drafted step is right, for the --draft wall time (0.99)",
     )
+    p.add_argument(
+        "--rpm",
+        type=positive_float,
+        default=None,
+        metavar="N",
+        help="the provider's requests-a-minute limit: also estimate the wall time of the same work done wide",
+    )
+    p.add_argument(
+        "--tpm",
+        type=positive_float,
+        default=None,
+        metavar="N",
+        help="the provider's tokens-a-minute limit (counts --tokens-in + --max-output-tokens per request)",
+    )
+    p.add_argument(
+        "--max-output-tokens",
+        type=positive_float,
+        default=750,
+        metavar="T",
+        help="output cap sent with each request, which TPM reserves (default 750)",
+    )
     _add_price_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, no tables")
     p.set_defaults(func=_estimate)
@@ -155,6 +176,9 @@ def _estimate(args: argparse.Namespace) -> int:
         latency_sigma=args.latency_spread,
         draft=args.draft,
         draft_accuracy=args.draft_accuracy,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        max_tokens=args.max_output_tokens,
     )
     if args.json:
         _emit(est.to_json())
@@ -191,7 +215,13 @@ def _add_calibrate_task(tasks: argparse._SubParsersAction[argparse.ArgumentParse
         help=f"random steps to ask the model once each (default {DEFAULT_SAMPLES})",
     )
     c.add_argument("--seed", type=int, default=0, help="picks the steps and seeds the simulated model (default 0)")
-    c.add_argument("--concurrency", type=positive, default=16, metavar="C", help="requests in flight (default 16)")
+    c.add_argument(
+        "--concurrency",
+        type=positive,
+        default=None,
+        metavar="C",
+        help="most requests in flight (default: for openai/ models the endpoint's rate limits decide; else 16)",
+    )
     c.add_argument("--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)")
     c.add_argument(
         "--max-output-tokens",
@@ -255,7 +285,7 @@ async def _calibrate_on_backend(task: Task, args: argparse.Namespace, progress: 
             model=args.model,
             samples=args.samples,
             seed=args.seed,
-            concurrency=args.concurrency,
+            concurrency=concurrency_from(args),
             temperature=args.temperature,
             max_output_tokens=args.max_output_tokens,
             max_samples_per_step=args.max_samples_per_step,

@@ -17,7 +17,7 @@ from maker.analysis import Analysis, Estimate, Proportion
 from maker.analysis._analyze import speculation_line
 from maker.analysis._calibrate import Calibration
 from maker.analysis._estimate import WallTime
-from maker.analysis._rates import cache_line, rate_line
+from maker.analysis._rates import WideTime, cache_line, rate_line
 from maker.cli._escape import shown
 
 
@@ -93,6 +93,8 @@ def estimate_tables(e: Estimate) -> list[Any]:
         )
     if e.wall is not None:
         out.append(_wall_line(e.wall))
+    if e.wide is not None:
+        out.append(_wide_line(e.wide))
     out.extend(f"[yellow]note:[/] {n}" for n in e.notes)
     return out
 
@@ -105,6 +107,25 @@ def _wall_line(w: WallTime) -> str:
         f"usually right), {duration(w.drafted_s)} with --draft {w.draft} (× {w.per_step_drafted:.2f}, drafts right "
         f"{100 * w.draft_accuracy:g}% of steps). A chain is latency-bound, not rate-bound: more concurrency, rate "
         "limit or batch APIs cannot shorten it; only speculation can"
+    )
+
+
+def _wide_line(w: WideTime) -> str:
+    limits = " and ".join(
+        f"{value:,.0f} {name}" for name, value in (("RPM", w.rpm), ("TPM", w.tpm)) if value is not None
+    )
+    parts = []
+    if w.by_requests_s is not None:
+        parts.append(f"{w.requests:,.0f} requests / {w.rpm:,.0f} RPM = {duration(w.by_requests_s)}")
+    if w.by_tokens_s is not None:
+        parts.append(
+            f"{w.requests:,.0f} × {w.tokens_per_request:,.0f} tokens reserved / {w.tpm:,.0f} TPM = "
+            f"{duration(w.by_tokens_s)}"
+        )
+    flight = "" if w.in_flight is None else f"; it needs about {w.in_flight:,.0f} requests in flight (rate × latency)"
+    return (
+        f"wall time of the same requests done wide (independent steps, calibration) at {limits}: about "
+        f"{duration(w.seconds)}, {w.bound}-bound ({'; '.join(parts)}){flight}"
     )
 
 

@@ -11,6 +11,8 @@ from maker._budget import Budget
 from maker._pricing import load_prices
 from maker._runner import DEFAULT_MODEL, default_trace_path
 from maker._settings import RunSettings
+from maker.backends._governor import DEFAULT_MOST
+from maker.backends._options import parse_pairs
 from maker.backends._protocol import Backend
 from maker.backends._registry import ModelName, open_backend
 from maker.cli._types import non_negative, positive, positive_float
@@ -97,9 +99,22 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     e.add_argument(
         "--base-url",
         metavar="URL",
+        action="append",
         default=None,
         help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default $MAKER_BASE_URL, "
-        "$OPENAI_BASE_URL, then OpenAI); the key comes from $OPENAI_API_KEY",
+        "$OPENAI_BASE_URL, then OpenAI); the key comes from $OPENAI_API_KEY. Repeat it for several "
+        "endpoints serving the same model: each request goes to the one with the fewest out",
+    )
+    e.add_argument(
+        "--endpoints",
+        metavar="FILE",
+        default=None,
+        help='several endpoints from a JSON file: [{"base_url": URL, "key_env": VAR, "rpm": N, "tpm": N}, ...]',
+    )
+    e.add_argument(
+        "--sticky-endpoints",
+        action="store_true",
+        help="keep each step's samples on one endpoint (for servers with prefix caches)",
     )
     e.add_argument(
         "--rpm",
@@ -114,6 +129,14 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="the endpoint's tokens-a-minute limit (prompt + max_tokens, as providers count)",
+    )
+    e.add_argument(
+        "--request-option",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="send KEY with every request (top_p, top_k, min_p, stop, seed, response_format, grammar); "
+        "VALUE is JSON where it parses as JSON, else text; repeatable; recorded in the trace (it changes p)",
     )
     e.add_argument(
         "--request-timeout",
@@ -137,18 +160,25 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-GOVERNED = 1024  # the run's roof when an openai/ endpoint's governor sets the pace
+GOVERNED = DEFAULT_MOST  # the run's roof when an openai/ endpoint's governor sets the pace
 UNGOVERNED = 16
 
 
 def endpoint_settings(args: argparse.Namespace) -> dict[str, object]:
     """The endpoint options given on the command line (only those given)."""
+    urls = args.base_url or []
     given = {
-        "base_url": args.base_url,
+        "base_url": urls[0] if len(urls) == 1 else None,
+        "base_urls": urls if len(urls) > 1 else None,
+        "endpoints": getattr(args, "endpoints", None),
+        "sticky": True if getattr(args, "sticky_endpoints", False) else None,
         "timeout": args.request_timeout,
         "rpm": getattr(args, "rpm", None),
         "tpm": getattr(args, "tpm", None),
     }
+    pairs = getattr(args, "request_option", None)
+    if pairs:
+        given["request_options"] = parse_pairs(pairs)
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -226,19 +256,18 @@ def fewest_samples(rule: DecisionRule, cap: int) -> int | None:
     return None
 
 
+def concurrency_from(args: argparse.Namespace) -> int:
+    """`--concurrency`, or its default: governed (the endpoint's rate limits decide) for openai/, else 16."""
+    if args.concurrency is not None:
+        return int(args.concurrency)
+    name = ModelName.parse(args.model)
+    off = name.options.get("governor", "yes").lower() in ("0", "no", "off", "false")
+    return GOVERNED if name.provider == "openai" and not off else UNGOVERNED
+
+
 def settings_from(args: argparse.Namespace) -> RunSettings:
-    concurrency = args.concurrency
-    if concurrency is None:
-        name = ModelName.parse(args.model)
-        governed = name.provider == "openai" and name.options.get("governor", "yes").lower() not in (
-            "0",
-            "no",
-            "off",
-            "false",
-        )
-        concurrency = GOVERNED if governed else UNGOVERNED
     return RunSettings(
-        concurrency=concurrency,
+        concurrency=concurrency_from(args),
         max_parallel_steps=args.max_parallel_steps,
         seed=args.seed,
         speculate=args.speculate,
