@@ -35,7 +35,7 @@ from maker._microagent import Microagent
 from maker._planner import Plan
 from maker._recorder import Decision, Recorder
 from maker._steps import Prompt, _messages
-from maker.errors import ConfigError, DecompositionError, PlanError
+from maker.errors import ConfigError, DecompositionError, MakerError, PlanError, StepFailed
 from maker.tasks._protocol import Inputs, Messages, StepGraph
 from maker.voting import Candidates, Collect, Judged, ParseError, Voting, choice_parser, judge_prompt
 
@@ -424,7 +424,16 @@ class _Decider:
         self.judged = plan.limits.judged
 
     async def decide(self, node: Hashable, data: dict[str, Any], inputs: dict[str, Any]) -> Any:
-        step: RoleStep = data["step"]
+        try:
+            return await self._decide(node, data["step"], inputs)
+        except MakerError:
+            raise
+        except Exception as exc:  # a bug in the user's prompt builder, parser, key or ground truth
+            error = StepFailed(f"step {node!r} raised {type(exc).__name__}: {exc}", step=node)
+            self.recorder.step_error(node, error)
+            raise error from exc
+
+    async def _decide(self, node: Hashable, step: RoleStep, inputs: dict[str, Any]) -> Any:
         if step.role.judged:
             decision, truth = await self._judged(node, step, inputs)
         else:

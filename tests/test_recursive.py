@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,14 @@ def test_runaway_or_cyclic_decomposition_is_a_clear_error(
     assert [e["error"] for e in errors] == ["DecompositionError"]
     report = maker.replay(tmp_path / "t.jsonl", task=_dag({"r": numbers}, limits=limits), voting=VOTING)
     assert report.outcome == "error" and report.stopped_at == errors[0]["step"]
+
+
+def test_a_bug_in_a_users_role_is_a_step_failure(tmp_path: Path) -> None:
+    problem = toy_problem()
+    broken = replace(problem, solve=replace(problem.solve, prompt=lambda problem: 1 / 0))
+    result = _run(tmp_path, recursive_plan(broken, {"r": [1]}))
+    assert result.outcome == "error" and isinstance(result.error, maker.errors.StepFailed)
+    assert "r:solve" in str(result.error) and "ZeroDivisionError" in str(result.error)
 
 
 def test_keyed_roles_need_no_judges(tmp_path: Path) -> None:
