@@ -237,3 +237,12 @@ def test_trace_show_prints_a_problems_tree(tmp_path: Path) -> None:
     assert any(line.startswith("├── p1.0  ") for line in lines)
     missing = run_maker("trace", "show", str(trace), "--tree", "p9", cwd=tmp_path)
     assert missing.returncode == 2 and "no decisions of problem 'p9'" in missing.stderr
+
+
+def test_what_a_growing_dag_cannot_do_is_refused_clearly(tmp_path: Path) -> None:
+    from maker._shards import Shard, shard_graph
+
+    with pytest.raises(maker.errors.ConfigError, match="a recursive plan cannot speculate"):
+        _run(tmp_path, _dag({"r": [1, 2, 3]}), settings=maker.RunSettings(speculate=2))
+    with pytest.raises(maker.errors.PlanError, match="cannot be split into shards"):
+        shard_graph(_dag({"a": [1], "b": [2]}), Shard(0, 2, "run"))
