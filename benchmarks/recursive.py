@@ -4,6 +4,7 @@ For each size (5×5, 6×6, 10×10 digits; 200 problems each, drawn from a seed)
 it runs, side by side on the same problems:
 
 - single call: `--planner single --rule single`, one sample per product;
+- single, k = 3: one voted call per product (voting without decomposition);
 - recursive, k = 1: the model decomposes, but no decision is voted (one candidate, no judges);
 - recursive, k = 2: the paper's setting (3 candidates per judged decision, first-to-2 judges);
 - recursive, k = 3: 5 candidates, first-to-3 judges, ahead-by-3 atomic products.
@@ -30,6 +31,7 @@ from maker.voting import AheadByK, Single, Voting
 
 CONFIGS: dict[str, tuple[str, Any]] = {
     "single call": ("single", Single()),
+    "single, k=3": ("single", AheadByK(3)),
     "recursive k=1": ("recursive", AheadByK(1)),
     "recursive k=2": ("recursive", AheadByK(2)),
     "recursive k=3": ("recursive", AheadByK(3)),
@@ -52,9 +54,12 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--digits", type=int, nargs="+", default=[5, 6, 10])
     parser.add_argument("--profiles", nargs="+", default=["gpt-4.1-mini", "hostile"])
+    parser.add_argument("--configs", nargs="+", default=None, help="only these rows (default: all)")
     args = parser.parse_args()
     for profile in args.profiles:
         configs = HOSTILE if profile == "hostile" else CONFIGS
+        if args.configs:
+            configs = {name: c for name, c in configs.items() if name in args.configs}
         print(f"\nsim/{profile}: {args.problems} problems per size (same problems in every row of a size)")
         print(
             f"{'size':>6}  {'planner':<14} {'solved':>9} {'RATIO vs single':>16} {'samples/problem':>16}"
