@@ -10,7 +10,7 @@ The whole public API, in one screen::
                        voting=Voting(rule=AheadByK(3)))
 
 `run`/`arun` execute a task or a networkx DAG of steps (`DAG`, `llm_step`,
-`python_step`); `RunSettings` says how (concurrency, seed), `Budget` how much
+`python_step`), or a problem the model decomposes itself (`recursive_plan`); `RunSettings` says how (concurrency, seed), `Budget` how much
 it may spend, `voting.Voting` how each step is decided. Every run writes a
 trace, which `resume`, `replay` and `maker.analysis` read back.
 """
@@ -29,6 +29,16 @@ if TYPE_CHECKING:
     from maker._oracles import SimOracle, sim_backend, sim_oracle
     from maker._pricing import PRICES, Price, load_prices, price_of
     from maker._recorder import Decision, Progress, Totals
+    from maker._recursive import (
+        RecursiveDAG,
+        RecursiveLimits,
+        RecursiveProblem,
+        RecursiveRole,
+        atomic,
+        decomposition_tree,
+        recursive_plan,
+        split,
+    )
     from maker._replay import ReplayReport, areplay, replay
     from maker._result import RunResult
     from maker._resume import aresume, resume
@@ -56,6 +66,14 @@ _LAZY: dict[str, str] = {
     "Decision": "maker._recorder",
     "Progress": "maker._recorder",
     "Totals": "maker._recorder",
+    "RecursiveDAG": "maker._recursive",
+    "RecursiveLimits": "maker._recursive",
+    "RecursiveProblem": "maker._recursive",
+    "RecursiveRole": "maker._recursive",
+    "atomic": "maker._recursive",
+    "decomposition_tree": "maker._recursive",
+    "recursive_plan": "maker._recursive",
+    "split": "maker._recursive",
     "ReplayReport": "maker._replay",
     "areplay": "maker._replay",
     "replay": "maker._replay",
@@ -110,6 +128,10 @@ __all__ = [
     "Price",
     "Progress",
     "PythonFunctionStep",
+    "RecursiveDAG",
+    "RecursiveLimits",
+    "RecursiveProblem",
+    "RecursiveRole",
     "ReplayReport",
     "Request",
     "RunResult",
@@ -123,6 +145,8 @@ __all__ = [
     "aresume_sharded",
     "arun",
     "arun_sharded",
+    "atomic",
+    "decomposition_tree",
     "errors",
     "independent_steps",
     "llm_step",
@@ -131,6 +155,7 @@ __all__ = [
     "parse_last",
     "price_of",
     "python_step",
+    "recursive_plan",
     "replay",
     "resume",
     "resume_sharded",
@@ -138,4 +163,5 @@ __all__ = [
     "run_sharded",
     "sim_backend",
     "sim_oracle",
+    "split",
 ]

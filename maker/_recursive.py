@@ -35,7 +35,7 @@ from maker._microagent import Microagent
 from maker._planner import Plan
 from maker._recorder import Decision, Recorder
 from maker._steps import Prompt, _messages
-from maker.errors import ConfigError, DecompositionError, PlanError
+from maker.errors import ConfigError, DecompositionError, MakerError, PlanError, StepFailed
 from maker.tasks._protocol import Inputs, Messages, StepGraph
 from maker.voting import Candidates, Collect, Judged, ParseError, Voting, choice_parser, judge_prompt
 
@@ -65,7 +65,7 @@ def canonical(value: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Role:
+class RecursiveRole:
     """One role of a recursive problem: its prompt, strict parser and vote key.
 
     prompt: the role's inputs → the user message (a string) or the whole chat.
@@ -107,21 +107,21 @@ class RecursiveProblem:
     system: a system message sent before every prompt (roles and judges).
     """
 
-    decompose: Role
-    solve: Role
-    compose: Role
+    decompose: RecursiveRole
+    solve: RecursiveRole
+    compose: RecursiveRole
     problem_key: Callable[[Any], str] = canonical
     describe: Callable[[Any], str] = str
     judge: Callable[[str, Sequence[str]], Prompt] = judge_prompt
     system: str | None = None
 
-    def role(self, name: str) -> Role:
-        role: Role = getattr(self, name)
+    def role(self, name: str) -> RecursiveRole:
+        role: RecursiveRole = getattr(self, name)
         return role
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class RecursiveLimits:
     """Caps on decomposition, and how judged roles vote.
 
     max_depth: deepest sub-problem (the root is depth 0); a split below it is an error.
@@ -239,12 +239,14 @@ class RecursiveDAG(nx.DiGraph):  # type: ignore[type-arg]
     """The plan a recursive task hands the runtime: a networkx DiGraph holding the root problems,
     which `maker.run` turns into a `RecursivePlan` that grows it while the run executes."""
 
-    def __init__(self, problem: RecursiveProblem, roots: Mapping[str, Any], limits: Limits | None = None) -> None:
+    def __init__(
+        self, problem: RecursiveProblem, roots: Mapping[str, Any], limits: RecursiveLimits | None = None
+    ) -> None:
         super().__init__()
         if not roots:
             raise PlanError("a recursive plan needs at least one problem")
         self.problem = problem
-        self.limits = limits or Limits()
+        self.limits = limits or RecursiveLimits()
         self.roots = dict(roots)
         self.plan: RecursivePlan | None = None  # the plan of the latest run, for its tree
         # The graph itself holds only the roots' first steps, so it looks the same before every
@@ -422,7 +424,16 @@ class _Decider:
         self.judged = plan.limits.judged
 
     async def decide(self, node: Hashable, data: dict[str, Any], inputs: dict[str, Any]) -> Any:
-        step: RoleStep = data["step"]
+        try:
+            return await self._decide(node, data["step"], inputs)
+        except MakerError:
+            raise
+        except Exception as exc:  # a bug in the user's prompt builder, parser, key or ground truth
+            error = StepFailed(f"step {node!r} raised {type(exc).__name__}: {exc}", step=node)
+            self.recorder.step_error(node, error)
+            raise error from exc
+
+    async def _decide(self, node: Hashable, step: RoleStep, inputs: dict[str, Any]) -> Any:
         if step.role.judged:
             decision, truth = await self._judged(node, step, inputs)
         else:
@@ -469,7 +480,7 @@ class _Decider:
 
 
 def recursive_plan(
-    problem: RecursiveProblem, problems: Mapping[str, Any] | Sequence[Any], *, limits: Limits | None = None
+    problem: RecursiveProblem, problems: Mapping[str, Any] | Sequence[Any], *, limits: RecursiveLimits | None = None
 ) -> RecursiveDAG:
     """A plan that decomposes each of `problems` recursively; pass it to `maker.run` (or return it
     from a task's `plan()`). A sequence is named "0", "1", …; a mapping by its keys."""

@@ -284,6 +284,8 @@ async def execute_plan(
             agent = Microagent(backend, recorder, anyio.CapacityLimiter(settings.concurrency), samples, guard)
             # A plan that votes its own steps (maker._recursive: judged votes, a growing DAG).
             own = getattr(plan, "executor", None)
+            if own is not None and settings.speculate:
+                raise ConfigError("--speculate works on chains of steps; a recursive plan cannot speculate")
             # Independent steps are measurements: an undecided one is a data point, not a reason to stop.
             if (settings.speculate or settings.draft) and not isinstance(plan, IndependentPlan) and own is None:
                 outputs = await run_speculative(

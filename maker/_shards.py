@@ -83,6 +83,8 @@ def components(graph: StepGraph) -> list[set[Hashable]]:
 
 def shard_graph(graph: StepGraph, shard: Shard) -> StepGraph:
     """The components of `graph` that belong to `shard` (possibly none)."""
+    if hasattr(graph, "as_plan"):  # maker._recursive: its components are not known before it runs
+        raise PlanError("a recursive plan grows while it runs, so it cannot be split into shards")
     parts = components(graph)
     if len(parts) < 2:
         raise PlanError(

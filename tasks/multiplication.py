@@ -156,10 +156,10 @@ def compose_prompt(problem: Sequence[str], parts: Sequence[Any], rule: Sequence[
 @lru_cache(maxsize=1)
 def multiplication_problem() -> RecursiveProblem:
     """The task as a recursive problem: prompts, strict parsers, canonical keys, ground truth."""
-    from maker._recursive import RecursiveProblem, Role, canonical
+    from maker._recursive import RecursiveProblem, RecursiveRole, canonical
 
     return RecursiveProblem(
-        decompose=Role(
+        decompose=RecursiveRole(
             prompt=decompose_prompt,
             parse=parse_decomposition,
             key=canonical,
@@ -167,14 +167,14 @@ def multiplication_problem() -> RecursiveProblem:
             expected=lambda problem: expected_decomposition(*problem),
             judged=True,
         ),
-        solve=Role(
+        solve=RecursiveRole(
             prompt=solve_prompt,
             parse=parse_product,
             key=str,
             show=render_product,
             expected=lambda problem: str(int(problem[0]) * int(problem[1])),
         ),
-        compose=Role(
+        compose=RecursiveRole(
             prompt=compose_prompt,
             parse=parse_product,
             key=str,
@@ -235,9 +235,9 @@ class Multiplication:
     def plan(self) -> StepGraph:
         if self.planner == "single":
             return self._single()
-        from maker._recursive import Limits, recursive_plan
+        from maker._recursive import RecursiveLimits, recursive_plan
 
-        limits = Limits(max_depth=self.max_depth, max_nodes=self.max_nodes)
+        limits = RecursiveLimits(max_depth=self.max_depth, max_nodes=self.max_nodes)
         dag = recursive_plan(multiplication_problem(), {k: list(v) for k, v in self.pairs().items()}, limits=limits)
         self._latest["dag"] = dag
         return dag

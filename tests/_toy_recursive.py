@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from maker import Completion, Request
-from maker._recursive import RecursiveProblem, Role, atomic, split
+from maker._recursive import RecursiveProblem, RecursiveRole, atomic, split
 from maker.voting import ParseError
 
 _LIST = re.compile(r"Numbers: \[([0-9, ]*)\]")
@@ -55,14 +55,14 @@ def expected_split(problem: list[int]) -> dict[str, Any]:
 
 def toy_problem(*, judged: Sequence[str] = ()) -> RecursiveProblem:
     return RecursiveProblem(
-        decompose=Role(
+        decompose=RecursiveRole(
             prompt=lambda problem: f"Decompose. Numbers: {problem}",
             parse=parse_split,
             show=show_split,
             expected=expected_split,
             judged="decompose" in judged,
         ),
-        solve=Role(
+        solve=RecursiveRole(
             prompt=lambda problem: f"Solve. Numbers: {problem}",
             parse=parse_total,
             key=str,
@@ -70,7 +70,7 @@ def toy_problem(*, judged: Sequence[str] = ()) -> RecursiveProblem:
             expected=lambda problem: sum(problem),
             judged="solve" in judged,
         ),
-        compose=Role(
+        compose=RecursiveRole(
             prompt=lambda problem, parts, rule, answers: f"Compose. Numbers: {answers}",
             parse=parse_total,
             key=str,

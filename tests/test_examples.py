@@ -29,8 +29,17 @@ def example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str
 
 
 def test_every_example_is_tested():
-    tested = {"custom_step.py", "dag.py", "openai_server.py", "replay_analyse.py"}
+    tested = {"custom_step.py", "dag.py", "openai_server.py", "recursive_sum.py", "replay_analyse.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+
+
+def test_recursive_sum_decomposes_solves_composes_and_replays(tmp_path):
+    result = example("recursive_sum.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "5/5 right" in lines[5] and "list0 was split into 2 parts at the top" in lines
+    assert lines[-1] == "replay from the trace alone: every decision reproduced"
+    assert (tmp_path / "recursive_sum.jsonl").exists()
 
 
 def test_custom_step_counts_letters_right_under_voting(tmp_path):

@@ -7,23 +7,31 @@ decided where.
 
 from __future__ import annotations
 
+import json
+import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _http import FAST_RETRIES, clean_env, maker_command, run_maker, server_stats, sim_server_process
 from _scripted import ScriptedBackend
 from _toy_recursive import scripted, toy_problem
+from test_resume import Kill, kill_all
 
 import maker
-from maker._recursive import Limits, recursive_plan
+from maker._recursive import RecursiveLimits, recursive_plan
 from maker.errors import DecompositionError
+from maker.tasks import build_task
 from maker.traces import read_events, revote
 from maker.voting import AheadByK, Voting
 
 VOTING = Voting(rule=AheadByK(2))
 
 
-def _dag(problems: Any, *, judged: tuple[str, ...] = ("decompose", "compose"), limits: Limits | None = None) -> Any:
+def _dag(
+    problems: Any, *, judged: tuple[str, ...] = ("decompose", "compose"), limits: RecursiveLimits | None = None
+) -> Any:
     return recursive_plan(toy_problem(judged=judged), problems, limits=limits)
 
 
@@ -76,9 +84,9 @@ def _always_split(request: Any) -> str:
 @pytest.mark.parametrize(
     ("numbers", "overrides", "limits", "message"),
     [
-        ([1, 2, 3, 4, 5], {}, Limits(max_depth=1), r"problem r\.0 \(sum of \[1, 2, 3\]\).*depth cap \(1\)"),
-        ([1, 2, 3], {}, Limits(max_depth=0), r"problem r \(sum of \[1, 2, 3\]\).*depth cap \(0\)"),
-        (list(range(1, 9)), {}, Limits(max_nodes=8), r"node cap \(8 nodes per problem tree\)"),
+        ([1, 2, 3, 4, 5], {}, RecursiveLimits(max_depth=1), r"problem r\.0 \(sum of \[1, 2, 3\]\).*depth cap \(1\)"),
+        ([1, 2, 3], {}, RecursiveLimits(max_depth=0), r"problem r \(sum of \[1, 2, 3\]\).*depth cap \(0\)"),
+        (list(range(1, 9)), {}, RecursiveLimits(max_nodes=8), r"node cap \(8 nodes per problem tree\)"),
         ([1, 2, 3], {"r:decompose:candidates": lambda r: "split = 1,2,3"}, None, "self-reference"),
         (
             [1, 2, 3],
@@ -89,7 +97,7 @@ def _always_split(request: Any) -> str:
     ],
 )
 def test_runaway_or_cyclic_decomposition_is_a_clear_error(
-    tmp_path: Path, numbers: list[int], overrides: dict[str, Any], limits: Limits | None, message: str
+    tmp_path: Path, numbers: list[int], overrides: dict[str, Any], limits: RecursiveLimits | None, message: str
 ) -> None:
     dag = _dag({"r": numbers}, limits=limits)
     result = _run(tmp_path, dag, overrides)
@@ -104,6 +112,14 @@ def test_runaway_or_cyclic_decomposition_is_a_clear_error(
     assert [e["error"] for e in errors] == ["DecompositionError"]
     report = maker.replay(tmp_path / "t.jsonl", task=_dag({"r": numbers}, limits=limits), voting=VOTING)
     assert report.outcome == "error" and report.stopped_at == errors[0]["step"]
+
+
+def test_a_bug_in_a_users_role_is_a_step_failure(tmp_path: Path) -> None:
+    problem = toy_problem()
+    broken = replace(problem, solve=replace(problem.solve, prompt=lambda problem: 1 / 0))
+    result = _run(tmp_path, recursive_plan(broken, {"r": [1]}))
+    assert result.outcome == "error" and isinstance(result.error, maker.errors.StepFailed)
+    assert "r:solve" in str(result.error) and "ZeroDivisionError" in str(result.error)
 
 
 def test_keyed_roles_need_no_judges(tmp_path: Path) -> None:
@@ -149,3 +165,84 @@ def test_resume_walks_the_committed_tree_again_without_sampling(tmp_path: Path) 
     fresh = _run(tmp_path / "fresh", _dag({"r": numbers}))
     assert done.totals.samples == fresh.totals.samples  # nothing sampled twice
     assert maker.replay(tmp_path / "t.jsonl", task=_dag({"r": numbers}), voting=VOTING).reproduced
+
+
+# -- the multiplication task: over HTTP, killed and resumed, replayed ---------------------------
+
+
+def _cli_json(done: Any) -> dict[str, Any]:
+    assert done.stdout.strip(), done.stderr
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+def test_a_6x6_batch_over_http_with_faults_has_zero_errors(tmp_path: Path) -> None:
+    faults = ("--faults", "0.2", "--retry-after", "0.01", "--slow-seconds", "2")
+    with sim_server_process(*faults) as url:
+        done = run_maker(
+            *("run", "multiplication", "--digits", "6", "--problems", "3"),
+            *("--model", f"openai/gpt-4.1-mini?{FAST_RETRIES}", "--base-url", url, "--request-timeout", "0.5"),
+            *("--trace", str(tmp_path / "t.jsonl"), "--json"),
+            cwd=tmp_path,
+            timeout=300,
+        )
+        stats = server_stats(url)
+    result = _cli_json(done)
+    assert done.returncode == 0, done.stderr
+    assert result["solved"] and result["errors"] == 0
+    assert result["figures"]["solve_rate"] == 1.0 and result["figures"]["problems"] == 3
+    assert sum(stats["faults"].values()) > 0  # the faults happened, and were absorbed
+    roles = {str(e["step"]).split(":")[1] for e in read_events(tmp_path / "t.jsonl") if e["type"] == "sample"}
+    assert roles == {"decompose", "solve", "compose"}
+
+
+def test_resume_after_sigkill_and_exact_replay_of_a_growing_dag(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    args = ("run", "multiplication", "--digits", "5", "--problems", "6", "--model", "sim/gpt-4.1-mini?latency=0.002")
+    proc = subprocess.Popen(
+        [*maker_command(), *args, "--trace", str(trace), "--quiet", "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(),
+    )
+    kill_all([Kill(trace, proc, decisions=60)])
+    events = list(read_events(trace))
+    assert not any(e["type"] == "end" for e in events), "the run finished before it was killed"
+    committed = {e["step"] for e in events if e["type"] == "decision"}
+    done = run_maker("resume", str(trace), "--json", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _cli_json(done)["solved"]
+    after = list(read_events(trace))
+    decided = [e["step"] for e in after if e["type"] == "decision"]
+    assert len(decided) == len(set(decided)), "a step was decided twice"
+    # Committed steps were not sampled again by the resumed session.
+    resumed_at = next(i for i, e in enumerate(after) if e["type"] == "resume")
+    again = {e["step"] for e in after[resumed_at:] if e["type"] == "sample" and not e["late"]}
+    assert not again & committed
+    report = maker.replay(trace)
+    assert report.reproduced and report.outcome == "solved" and report.totals_match
+    task = build_task("multiplication", digits=5, problems=6)
+    assert task.solve_rate({e["step"]: e["answer"] for e in after if e["type"] == "decision"}) == (6, 6)
+
+
+def test_trace_show_prints_a_problems_tree(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    maker.run(build_task("multiplication", digits=5, problems=2), trace=trace)
+    shown = run_maker("trace", "show", str(trace), "--tree", "p1", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("p1  ") and "[split into 4]" in lines[0]
+    assert sum("[atomic]" in line for line in lines) >= 4
+    assert any(line.startswith("├── p1.0  ") for line in lines)
+    missing = run_maker("trace", "show", str(trace), "--tree", "p9", cwd=tmp_path)
+    assert missing.returncode == 2 and "no decisions of problem 'p9'" in missing.stderr
+
+
+def test_what_a_growing_dag_cannot_do_is_refused_clearly(tmp_path: Path) -> None:
+    from maker._shards import Shard, shard_graph
+
+    with pytest.raises(maker.errors.ConfigError, match="a recursive plan cannot speculate"):
+        _run(tmp_path, _dag({"r": [1, 2, 3]}), settings=maker.RunSettings(speculate=2))
+    with pytest.raises(maker.errors.PlanError, match="cannot be split into shards"):
+        shard_graph(_dag({"a": [1], "b": [2]}), Shard(0, 2, "run"))

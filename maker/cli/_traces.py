@@ -19,7 +19,7 @@ from maker.cli._stops import Stopped, stoppable
 from maker.cli._summary import report
 from maker.cli._traces_view import print_replay, print_revotes, print_summary, rule_name
 from maker.cli._types import positive
-from maker.errors import BackendError, ConfigError
+from maker.errors import BackendError, ConfigError, MakerError
 from maker.traces._inspect import summarize
 from maker.traces._manifest import is_manifest, shard_traces
 from maker.traces._reader import read_events
@@ -260,6 +260,24 @@ def _show_tree(args: argparse.Namespace) -> int:
 
     with readable_trace(args.trace) as trace:
         tree = decomposition_tree(read_events(trace), args.tree)
-    for line in render_tree(tree):
+        header = next(read_events(trace))
+    describe = _recorded_problem(header, tree)
+    for line in render_tree(tree, describe) if describe else render_tree(tree):
         print(line)
     return 0
+
+
+def _recorded_problem(header: dict[str, Any], tree: Any) -> Any:
+    """The root's problem and how to describe problems, where the trace's task can be rebuilt (a built-in task)."""
+    from maker._history import task_of
+
+    try:
+        plan = task_of(header).plan()
+    except MakerError:
+        return None  # a user's own plan: the tree shows sub-problems only
+    problem = getattr(plan, "problem", None)
+    roots = getattr(plan, "roots", {})
+    if problem is None:
+        return None
+    tree.problem = roots.get(tree.path)
+    return problem.describe
