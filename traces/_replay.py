@@ -27,7 +27,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from maker.traces._reader import read_events
+from maker.traces._reader_lean import read_lean
 from maker.voting import DecisionRule, Tally
 
 SAME, DIFFERENT, NEEDS_MORE = "same", "different", "needs more"
@@ -151,7 +151,7 @@ def revote(trace: str | os.PathLike[str], rules: DecisionRule | Iterable[Decisio
         for rule, result in zip(rules, results, strict=False):
             result.add(revote_step(rule, keys, decision["winner"], decision.get("truth"), step))
 
-    for event in read_events(trace):
+    for event in read_lean(trace):
         kind = event["type"]
         if kind == "sample":
             # (a late sample of a step already re-voted just sits here unused)
