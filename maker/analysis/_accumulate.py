@@ -80,7 +80,7 @@ def accumulate(path: str | os.PathLike[str]) -> Table:
     return table
 
 
-def _feed(table: Table, events: Iterable[dict[str, Any]]) -> None:
+def _feed(table: Table, events: Iterable[Any]) -> None:  # dicts, and lean events (see read_lean)
     # Samples wait here for their step's decision. They stay across a step
     # error and a resume: a resumed run reuses the samples already recorded for
     # an unfinished step (it never writes them again) and counts them as votes.
