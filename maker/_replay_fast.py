@@ -29,7 +29,7 @@ from maker._steps import step_voting
 from maker.backends._replay import Tape, completion_of
 from maker.errors import MakerError
 from maker.tasks._protocol import Chain, Inputs, LLMStep, Messages, Task
-from maker.traces._reader import read_events
+from maker.traces._reader_lean import read_lean
 from maker.traces._schema import prompt_digest
 from maker.voting import ParseError, Voting
 
@@ -119,7 +119,7 @@ def replay_chain(
     path: Path, task: Task, chain: Chain, voting: Voting, model: str, progress: Progress | None
 ) -> ReplayReport:
     """Replay a chain trace step by step; raises `Fallback` unless every check passes."""
-    events = read_events(path)
+    events = read_lean(path)  # lean samples and decisions read like dicts, and have every field replay reads
     next(events)
     tape = Tape(events, name=str(path))
     verifier = _Verifier(tape, progress)

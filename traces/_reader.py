@@ -11,6 +11,7 @@ corrupt line before the end, or corrupt gzip data.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import zlib
@@ -29,6 +30,7 @@ from maker.traces._schema import EVENT_FIELDS, SCHEMA_VERSION, shape_problem
 UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 16  # decompressed bytes asked of gzip at a time
 
 
 class _Lines:
@@ -51,14 +53,35 @@ class _Lines:
                 return
             stream = gzip.GzipFile(fileobj=f, mode="rb")
             try:
-                for self.number, raw in enumerate(stream, start=1):
-                    self.consumed += len(raw)
-                    yield raw
+                yield from self._split(stream)
             except EOFError:
                 # A prefix of a valid gzip stream (a crash mid-write): all before the cut is good.
                 self.torn = True
             except (zlib.error, gzip.BadGzipFile) as exc:
                 raise TraceError(f"{self.path}: corrupt gzip data after line {self.number} ({exc})") from None
+
+    def _split(self, stream: gzip.GzipFile) -> Iterator[bytes]:
+        """The lines of `stream`, as iterating it gives them, from large reads.
+
+        Iterating a GzipFile costs a Python-level call per line; `read1` hands
+        over whatever one decompression step produced, so every byte before a
+        cut or a corrupt block still arrives as before, and is split here in C.
+        """
+        rest = b""
+        while chunk := stream.read1(CHUNK):
+            for raw in io.BytesIO(rest + chunk if rest else chunk):
+                if not raw.endswith(b"\n"):
+                    rest = raw  # the start of a line the next chunk ends
+                    break
+                self.number += 1
+                self.consumed += len(raw)
+                yield raw
+            else:
+                rest = b""
+        if rest:  # a last line without its newline: the reader decides what it is
+            self.number += 1
+            self.consumed += len(rest)
+            yield rest
 
 
 def check_trace_file(path: str | os.PathLike[str]) -> Path:
