@@ -29,7 +29,7 @@ from maker._steps import step_voting
 from maker.backends._replay import Tape, completion_of
 from maker.errors import MakerError
 from maker.tasks._protocol import Chain, Inputs, LLMStep, Messages, Task
-from maker.traces._reader import read_events
+from maker.traces._reader_lean import read_lean
 from maker.traces._schema import prompt_digest
 from maker.voting import ParseError, Voting
 
@@ -80,6 +80,40 @@ class _Memo:
         return key
 
 
+class _Window(dict[Hashable, Any]):
+    """`Tape._steps` for a chain: the steps it is done with, 0 up to `done`, held as one number.
+
+    A tape remembers every step it has dropped (so that a late sample of one is
+    ignored and a second decision of one is refused), which for a million-step
+    chain is a million entries. A chain's steps are dropped in order, so here
+    they are `done`: memory stays flat, and every lookup answers as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = 0  # every step 0 <= s < done is dropped
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        if type(key) is int and 0 <= key < self.done:
+            return None
+        return dict.get(self, key, default)
+
+    def __setitem__(self, key: Hashable, value: Any) -> None:
+        if value is None and key == self.done and type(key) is int:
+            dict.pop(self, key, None)
+            self.done += 1
+        else:
+            dict.__setitem__(self, key, value)
+
+    def __getitem__(self, key: Hashable) -> Any:
+        if type(key) is int and 0 <= key < self.done:
+            return None
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return (type(key) is int and 0 <= key < self.done) or dict.__contains__(self, key)
+
+
 class OnceProgress:
     """Progress shown once across a fast attempt and a full replay after it: one bar, not two."""
 
@@ -119,9 +153,10 @@ def replay_chain(
     path: Path, task: Task, chain: Chain, voting: Voting, model: str, progress: Progress | None
 ) -> ReplayReport:
     """Replay a chain trace step by step; raises `Fallback` unless every check passes."""
-    events = read_events(path)
+    events = read_lean(path)  # lean samples and decisions read like dicts, and have every field replay reads
     next(events)
     tape = Tape(events, name=str(path))
+    tape._steps = _Window()  # a chain's steps are dropped in order: remember how far, not each one
     verifier = _Verifier(tape, progress)
     report = ReplayReport(path, task.name, model, 0, 0, chain.length, None, "")
     step = chain.step
@@ -172,6 +207,9 @@ def _step(
         _late(ballot, st.samples, pending, out)
     truth = step.expected(inputs)
     verifier.decision(decision, None if truth is None else step.vote_key(truth))
+    # The tape keeps a decided step a while, to refuse a sample recorded twice: the indices
+    # are enough for that, and the events (their reply texts) need not wait with them.
+    st.samples = dict.fromkeys(st.samples)  # type: ignore[assignment]
     return decision.answer
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +24,8 @@ from maker._replay_fast import Fallback, fast_chain, replay_chain
 from maker.errors import TraceError
 from maker.tasks import build_task
 from maker.traces import read_events
-from maker.traces._reader import _missing, _parse
+from maker.traces._reader import _missing, _parse, _Refused
+from maker.traces._reader_lean import decode_lean, read_lean
 from maker.traces._reader_shapes import decision_ok, sample_ok
 from maker.traces._schema import shape_problem
 from maker.voting import AheadByK, Majority, Voting
@@ -93,6 +95,20 @@ def test_the_fast_shape_checks_accept_exactly_what_the_general_ones_accept(
             event.pop(name, None)
     fast = sample_ok if event["type"] == "sample" else decision_ok
     assert fast(event) == general(event)
+    raw = json.dumps(event).encode()
+    try:
+        lean: Any = decode_lean(raw)
+    except (msgspec.DecodeError, _Refused):
+        lean = None
+    read = json.loads(raw)
+    if lean is None and general(read):  # refused only what msgspec cannot decode at all (then json reads it)
+        with pytest.raises(msgspec.DecodeError):
+            msgspec.json.decode(raw)
+    else:
+        assert (lean is not None) == general(read)
+    if lean is not None:  # every field it has reads as the dict's; unknown fields are left out
+        known = {k: v for k, v in read.items() if k == "type" or k in type(lean).__struct_fields__}
+        assert lean.as_dict() == known and all(lean[k] == v and k in lean for k, v in known.items())
 
 
 @pytest.mark.parametrize(
@@ -197,6 +213,13 @@ def test_the_tight_loop_hands_anything_unusual_to_the_full_replay(
     assert got == full
 
 
+def test_a_lean_read_yields_the_events_a_full_read_does(hostile_trace: Path) -> None:
+    full = list(read_events(hostile_trace))
+    lean = [e.as_dict() if hasattr(e, "as_dict") else e for e in read_lean(hostile_trace)]
+    assert lean == full
+    assert sum(1 for e in read_lean(hostile_trace) if isinstance(e, dict)) <= 2  # the header and the end
+
+
 def test_a_corrupt_line_is_the_same_error_whichever_path_meets_it(hostile_trace: Path, tmp_path: Path) -> None:
     lines = [json.dumps(e) for e in read_events(hostile_trace)]
     lines[len(lines) // 2] = '{"type":"sample","step":'
@@ -204,3 +227,5 @@ def test_a_corrupt_line_is_the_same_error_whichever_path_meets_it(hostile_trace:
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(TraceError, match=rf":{len(lines) // 2 + 1}: corrupt trace line"):
         maker.replay(path)
+    with pytest.raises(TraceError, match=rf":{len(lines) // 2 + 1}: corrupt trace line"):
+        list(read_lean(path))

@@ -17,6 +17,7 @@ from typing import Any
 from maker.errors import MakerError, TraceError
 from maker.traces._follow import writer_alive
 from maker.traces._reader import read_events
+from maker.traces._reader_lean import read_lean
 from maker.traces._speculation import SpeculationStats
 
 HARDEST = 5
@@ -89,7 +90,8 @@ class TraceSummary:
 
 def summarize(trace: str | os.PathLike[str], *, step: Hashable | None = None, hardest: int = HARDEST) -> TraceSummary:
     """Read `trace` once and summarise it; with `step`, keep that step's every event too."""
-    events = read_events(trace)
+    # Samples and decisions as lean events, which only count; a step's detail shows every field.
+    events = read_lean(trace) if step is None else read_events(trace)
     summary = TraceSummary(Path(trace), next(events), events=1)
     detail = StepDetail(step) if step is not None else None
     heap: list[tuple[int, int, int, dict[str, Any]]] = []

@@ -11,6 +11,7 @@ corrupt line before the end, or corrupt gzip data.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import zlib
@@ -29,6 +30,7 @@ from maker.traces._schema import EVENT_FIELDS, SCHEMA_VERSION, shape_problem
 UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 16  # decompressed bytes asked of gzip at a time
 
 
 class _Lines:
@@ -51,14 +53,35 @@ class _Lines:
                 return
             stream = gzip.GzipFile(fileobj=f, mode="rb")
             try:
-                for self.number, raw in enumerate(stream, start=1):
-                    self.consumed += len(raw)
-                    yield raw
+                yield from self._split(stream)
             except EOFError:
                 # A prefix of a valid gzip stream (a crash mid-write): all before the cut is good.
                 self.torn = True
             except (zlib.error, gzip.BadGzipFile) as exc:
                 raise TraceError(f"{self.path}: corrupt gzip data after line {self.number} ({exc})") from None
+
+    def _split(self, stream: gzip.GzipFile) -> Iterator[bytes]:
+        """The lines of `stream`, as iterating it gives them, from large reads.
+
+        Iterating a GzipFile costs a Python-level call per line; `read1` hands
+        over whatever one decompression step produced, so every byte before a
+        cut or a corrupt block still arrives as before, and is split here in C.
+        """
+        rest = b""
+        while chunk := stream.read1(CHUNK):
+            for raw in io.BytesIO(rest + chunk if rest else chunk):
+                if not raw.endswith(b"\n"):
+                    rest = raw  # the start of a line the next chunk ends
+                    break
+                self.number += 1
+                self.consumed += len(raw)
+                yield raw
+            else:
+                rest = b""
+        if rest:  # a last line without its newline: the reader decides what it is
+            self.number += 1
+            self.consumed += len(rest)
+            yield rest
 
 
 def check_trace_file(path: str | os.PathLike[str]) -> Path:
@@ -88,10 +111,18 @@ def read_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     return _events(path, _Lines(path))
 
 
-def _events(path: Path, lines: _Lines) -> Iterator[dict[str, Any]]:
+def _events(path: Path, lines: _Lines, lean: Callable[[bytes], Any] | None = None) -> Iterator[dict[str, Any]]:
+    """The checked events of `lines`; with `lean`, it decodes what it can of the lines after the header
+    (see `_reader_lean.py`), and every line it refuses goes through the checks below as usual."""
     version: int | None = None
     try:
         for raw in lines:
+            if lean is not None and version == SCHEMA_VERSION:
+                try:
+                    yield lean(raw)
+                    continue
+                except (msgspec.DecodeError, RecursionError, _Refused):
+                    pass
             number = lines.number
             event = _parse(raw)
             if event is None:
@@ -124,6 +155,10 @@ def _events(path: Path, lines: _Lines) -> Iterator[dict[str, Any]]:
         if lines.torn:
             raise TraceError(f"{path}: truncated trace (the gzip stream ends before the header line does)")
         raise TraceError(f"{path}: empty trace (no header line)")
+
+
+class _Refused(Exception):
+    """A lean decoder's: this line is for the general checks."""
 
 
 # msgspec decodes a line about four times faster than json. Whatever it refuses

@@ -27,7 +27,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from maker.traces._reader import read_events
+from maker.traces._reader_lean import read_lean
 from maker.voting import DecisionRule, Tally
 
 SAME, DIFFERENT, NEEDS_MORE = "same", "different", "needs more"
@@ -71,7 +71,8 @@ class Revote:
     recorded_errors: int = 0  # recorded winners that were wrong (the trace's own errors)
     samples_used: int = 0
     samples_recorded: int = 0
-    changed: list[StepRevote] = field(default_factory=list)  # every step that was not "same"
+    changed: list[StepRevote] = field(default_factory=list)  # every step that was not "same" (if kept)
+    keep_steps: bool = field(default=True, repr=False)  # False: counts only, memory flat on any trace
 
     def add(self, r: StepRevote) -> None:
         self.steps += 1
@@ -80,7 +81,8 @@ class Revote:
         if r.outcome == SAME:
             self.same += 1
         else:
-            self.changed.append(r)
+            if self.keep_steps:
+                self.changed.append(r)
             if r.outcome == DIFFERENT:
                 self.different += 1
             else:
@@ -139,10 +141,16 @@ def revote_step(
     return StepRevote(step, NEEDS_MORE, None, recorded, truth, len(keys), len(keys))
 
 
-def revote(trace: str | os.PathLike[str], rules: DecisionRule | Iterable[DecisionRule]) -> list[Revote]:
-    """Re-vote every decided LLM step of `trace` with each rule, in one streaming pass."""
+def revote(
+    trace: str | os.PathLike[str], rules: DecisionRule | Iterable[DecisionRule], *, keep_steps: bool = True
+) -> list[Revote]:
+    """Re-vote every decided LLM step of `trace` with each rule, in one streaming pass.
+
+    keep_steps=False keeps the counts only, not every changed step (`Revote.changed`):
+    a rule that changes most steps of a million-step trace would otherwise hold them all.
+    """
     rules = [rules] if isinstance(rules, DecisionRule) else list(rules)
-    results = [Revote(rule.describe()) for rule in rules]
+    results = [Revote(rule.describe(), keep_steps=keep_steps) for rule in rules]
     samples: dict[Hashable, list[str | None]] = {}
     decided: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
 
@@ -153,7 +161,7 @@ def revote(trace: str | os.PathLike[str], rules: DecisionRule | Iterable[Decisio
         for rule, result in zip(rules, results, strict=False):
             result.add(revote_step(rule, keys, decision["winner"], decision.get("truth"), step))
 
-    for event in read_events(trace):
+    for event in read_lean(trace):
         kind = event["type"]
         if kind == "sample":
             # (a late sample of a step already re-voted just sits here unused)

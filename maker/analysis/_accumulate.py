@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 from array import array
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from msgspec import UNSET
+
 from maker.analysis._rates import RateStats
 from maker.errors import TraceError
-from maker.traces._reader import read_events
+from maker.traces._reader_lean import LeanSample, read_lean
 from maker.traces._speculation import SpeculationStats
 
 NO_TRUTH = -1
@@ -75,25 +77,14 @@ class Table:
 
 def accumulate(path: str | os.PathLike[str]) -> Table:
     """Read a trace once and return its per-step table (raises TraceError on a bad file)."""
-    events = read_events(path)
+    events = read_lean(path)  # samples and decisions as lean events: the analysis only counts
     table = Table(next(events))
-    _feed(table, _once_each(path, events))
+    _feed(table, events, path)
     return table
 
 
-def _once_each(path: str | os.PathLike[str], events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Refuse a step decided twice: counted twice, it would skew every rate (an edited or merged-twice trace)."""
-    decided: set[Hashable] = set()
-    for number, event in enumerate(events, start=2):
-        if event["type"] == "decision":
-            step = _hashable(event["step"])
-            if step in decided:
-                raise TraceError(f"{path}: step {event['step']!r} is decided twice (event {number})")
-            decided.add(step)
-        yield event
-
-
-def _feed(table: Table, events: Iterable[dict[str, Any]]) -> None:
+def _feed(table: Table, events: Iterable[Any], path: str | os.PathLike[str] = "trace") -> None:
+    """Count every event into `table`: dicts, and lean events (see read_lean)."""
     # Samples wait here for their step's decision. They stay across a step
     # error and a resume: a resumed run reuses the samples already recorded for
     # an unfinished step (it never writes them again) and counts them as votes.
@@ -101,8 +92,12 @@ def _feed(table: Table, events: Iterable[dict[str, Any]]) -> None:
     # A speculative run's samples, by the prompt they answered: only the decided prompt's were voted.
     bases: dict[Hashable, dict[str, list[tuple[int, str | None, bool]]]] = {}
     stuck: dict[Hashable, dict[str, Any]] = {}
+    decided: set[Hashable] = set()
     spec = table.speculation
     for event in events:
+        if type(event) is LeanSample and event.basis is UNSET:
+            _lean_sample(table, pending, event)  # nearly every line: no speculation to feed
+            continue
         kind = event["type"]
         spec.feed(event)
         table.rates.feed(event)
@@ -115,6 +110,9 @@ def _feed(table: Table, events: Iterable[dict[str, Any]]) -> None:
                 _sample(table, bases.setdefault(_hashable(event["step"]), {}), event, event["basis"])
         elif kind == "decision":
             step = _hashable(event["step"])
+            if step in decided:  # counted twice it would skew every rate (an edited or merged-twice trace)
+                raise TraceError(f"{path}: step {event['step']!r} is decided twice")
+            decided.add(step)
             samples = pending.pop(step, [])
             samples += bases.pop(step, {}).get(event.get("prompt") or "", [])
             stuck.pop(step, None)
@@ -158,6 +156,20 @@ def _sample(
     if flag:
         table.flags[str(flag).split(":", 1)[0]] += 1
     pending.setdefault(_hashable(e["step"]) if key is None else key, []).append((out, e.get("key"), late))
+
+
+def _lean_sample(table: Table, pending: dict[Any, list[tuple[int, str | None, bool]]], e: LeanSample) -> None:
+    """`_sample` for a lean sample (fields checked by the reader): the same counts, by attribute."""
+    table.sample_count += 1
+    table.tokens_in += e.tokens_in
+    out = e.tokens_out
+    table.tokens_out += out
+    table.retries += e.retries
+    late = e.late
+    table.late += late
+    if e.flag:
+        table.flags[e.flag.split(":", 1)[0]] += 1
+    pending.setdefault(e.step, []).append((out, e.key, late))  # an int or a string: hashable as it is
 
 
 def _decision(table: Table, e: dict[str, Any], samples: list[tuple[int, str | None, bool]]) -> None:

@@ -16,6 +16,7 @@ from maker._pricing import Price
 from maker.analysis._rates import WideTime, wide_time
 from maker.analysis._stats import binom_sf
 from maker.errors import ConfigError
+from maker.traces._size import TraceSize, trace_size
 from maker.voting._theory import expected_samples, expected_votes, k_min, p_step
 
 MAX_MAJORITY = 999  # fixed-majority sizes beyond this are reported as "more than"
@@ -65,6 +66,12 @@ class Estimate:
     wide: WideTime | None = None  # with rate limits: how long the same requests take as wide work
 
     @property
+    def trace(self) -> TraceSize | None:
+        """How big the run's trace will be, at k_min (see `maker.traces._size`)."""
+        row = self.at_k_min
+        return None if row is None else trace_size(row.total_samples, self.steps, self.tokens_out)
+
+    @property
     def p(self) -> float:
         return 1.0 - self.error_rate
 
@@ -103,6 +110,7 @@ class Estimate:
             "rows": [r.to_json() for r in self.rows],
             "wall_time": None if self.wall is None else self.wall.to_json(),
             "wide_time": None if self.wide is None else self.wide.to_json(),
+            "trace": None if self.trace is None else self.trace.to_json(),
             "notes": list(self.notes),
         }
 

@@ -19,6 +19,7 @@ from maker.analysis._calibrate import Calibration
 from maker.analysis._estimate import WallTime
 from maker.analysis._rates import WideTime, cache_line, rate_line
 from maker.cli._escape import shown
+from maker.traces._size import TraceSize, size_text
 
 
 def pct(x: float | None, digits: int = 3) -> str:
@@ -95,8 +96,18 @@ def estimate_tables(e: Estimate) -> list[Any]:
         out.append(_wall_line(e.wall))
     if e.wide is not None:
         out.append(_wide_line(e.wide))
+    if e.trace is not None:
+        out.append(_trace_line(e.trace))
     out.extend(f"[yellow]note:[/] {n}" for n in e.notes)
     return out
+
+
+def _trace_line(t: TraceSize) -> str:
+    tokens = f"{t.tokens_out:g} output tokens a reply" + (" (assumed; give --tokens-out)" if t.assumed else "")
+    return (
+        f"trace at k_min: about {size_text(t.gzip_bytes)} as .jsonl.gz, {size_text(t.plain_bytes)} as plain "
+        f".jsonl ({tokens}; a rough guide, within about 2x)"
+    )
 
 
 def _wall_line(w: WallTime) -> str:

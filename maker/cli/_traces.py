@@ -153,7 +153,7 @@ def _replay(args: argparse.Namespace) -> int:
         return _replay_shards(args, rules)
     if rules:
         header = next(read_events(args.trace))
-        results = revote(args.trace, rules)
+        results = revote(args.trace, rules, keep_steps=args.steps)
         recorded = _recorded_rule(header)
         if args.json:
             sys.stdout.write(
