@@ -138,6 +138,8 @@ def test_a_task_without_a_draft_prompt_refuses_drafts_in_one_line(tmp_path: Path
     assert bad.returncode == 2 and "no draft prompt" in bad.stderr and "Traceback" not in bad.stderr
     with pytest.raises(ConfigError):
         RunSettings(draft=-1)
+    with pytest.raises(ConfigError, match="credentials"):
+        RunSettings(draft=4, draft_model="openai/x?base_url=http://user:key@127.0.0.1:9/v1")
 
 
 @pytest.mark.parametrize("limit", [{"max_samples": 40}, {"max_tokens": 30_000}])
