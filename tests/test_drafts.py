@@ -172,9 +172,13 @@ def test_a_trace_with_drafts_cut_anywhere_resumes_to_the_same_decisions_without_
     want = decided(ref)
     raw = ref.read_bytes()
     rng = random.Random(7)
+    served = 0
     for n in range(6):
         trace = tmp_path / f"cut{n}.jsonl"
         trace.write_bytes(raw[: rng.randrange(300, len(raw))])
+        cut = events(trace)
+        committed = {e["step"] for e in cut if e["type"] == "decision"}
+        before = {(d["step"], d["basis"]) for d in drafts(trace) if d["step"] not in committed}
         result = virtual(maker.aresume, trace)
         assert result.solved and result.totals.errors == 0
         assert decided(trace) == want
@@ -182,8 +186,12 @@ def test_a_trace_with_drafts_cut_anywhere_resumes_to_the_same_decisions_without_
         assert len(asked) == len(set(asked)), "a recorded draft was asked for again"
         drawn = [(e["step"], e.get("basis"), e["i"]) for e in events(trace) if e["type"] == "sample"]
         assert len(drawn) == len(set(drawn)), "a recorded sample of a prompt was drawn again"
+        later = events(trace)[len(cut) :]
+        decided_later = {(e["step"], e.get("prompt")) for e in later if e["type"] == "decision"}
+        served += sum(1 for pair in before if pair in decided_later)  # its anchor decided on that prompt
         report = maker.replay(trace)
         assert report.reproduced and report.totals_match
+    assert served > 0, "some drafts recorded before a cut were used again after the resume"
 
 
 @pytest.mark.anyio
