@@ -42,6 +42,11 @@ class RunSettings:
             raise ConfigError(f"speculate must be >= 0, got {self.speculate}")
         if self.draft < 0:
             raise ConfigError(f"draft must be >= 0, got {self.draft}")
+        if self.draft_model is not None and "@" in self.draft_model:
+            raise ConfigError(
+                "draft_model must not carry credentials (it is written to the trace for resume): "
+                "give the key and endpoint through $OPENAI_API_KEY and $MAKER_BASE_URL"
+            )
         if self.draft_model is not None and not self.draft:
             raise ConfigError("draft_model is set but draft is 0: say how many steps a draft covers")
         if self.window < 2:

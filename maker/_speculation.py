@@ -153,6 +153,17 @@ class _Run:
             n, run = n + 1, run.parent
         return n
 
+    def open_depth(self) -> int:
+        """Undecided steps between this run and the decided ones whose ballots are still open.
+
+        A run already decided on its predicted prompt waits only for its inputs: it
+        draws nothing more, so it does not use up the speculation depth.
+        """
+        n, run = 0, self
+        while not run.real and run.parent is not None:
+            n, run = n + (run.decision is None), run.parent
+        return n
+
     def alive(self) -> bool:
         """Worth speculating from: nothing it was built on is discarded, and each prediction still leads."""
         run = self
@@ -387,7 +398,7 @@ class Speculator:
     def _speculate(self, run: _Run) -> None:
         """Start `run`'s successors from its leading answer, as far as the depth allows."""
         key = run.leader
-        if key is None or self.depth <= 0 or not run.alive() or run.depth() >= self.depth:
+        if key is None or self.depth <= 0 or not run.alive() or run.open_depth() >= self.depth:
             return
         answer = run.ballot.answers[key]
         graph = self.graph
@@ -630,6 +641,8 @@ class Speculator:
                     ballot.late(index, completion)
         if run.real:
             self._commit(run)
+        elif self.depth:
+            self._spread(run)  # decided on its predicted prompt: no longer counts against the depth
 
     async def _decide(self, run: _Run) -> str:
         """Draw and count until the ballot names a winner (or the run is discarded: `_DEAD`)."""

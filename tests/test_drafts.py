@@ -138,6 +138,8 @@ def test_a_task_without_a_draft_prompt_refuses_drafts_in_one_line(tmp_path: Path
     assert bad.returncode == 2 and "no draft prompt" in bad.stderr and "Traceback" not in bad.stderr
     with pytest.raises(ConfigError):
         RunSettings(draft=-1)
+    with pytest.raises(ConfigError, match="credentials"):
+        RunSettings(draft=4, draft_model="openai/x?base_url=http://user:key@127.0.0.1:9/v1")
 
 
 @pytest.mark.parametrize("limit", [{"max_samples": 40}, {"max_tokens": 30_000}])
@@ -170,9 +172,13 @@ def test_a_trace_with_drafts_cut_anywhere_resumes_to_the_same_decisions_without_
     want = decided(ref)
     raw = ref.read_bytes()
     rng = random.Random(7)
+    served = 0
     for n in range(6):
         trace = tmp_path / f"cut{n}.jsonl"
         trace.write_bytes(raw[: rng.randrange(300, len(raw))])
+        cut = events(trace)
+        committed = {e["step"] for e in cut if e["type"] == "decision"}
+        before = {(d["step"], d["basis"]) for d in drafts(trace) if d["step"] not in committed}
         result = virtual(maker.aresume, trace)
         assert result.solved and result.totals.errors == 0
         assert decided(trace) == want
@@ -180,8 +186,12 @@ def test_a_trace_with_drafts_cut_anywhere_resumes_to_the_same_decisions_without_
         assert len(asked) == len(set(asked)), "a recorded draft was asked for again"
         drawn = [(e["step"], e.get("basis"), e["i"]) for e in events(trace) if e["type"] == "sample"]
         assert len(drawn) == len(set(drawn)), "a recorded sample of a prompt was drawn again"
+        later = events(trace)[len(cut) :]
+        decided_later = {(e["step"], e.get("prompt")) for e in later if e["type"] == "decision"}
+        served += sum(1 for pair in before if pair in decided_later)  # its anchor decided on that prompt
         report = maker.replay(trace)
         assert report.reproduced and report.totals_match
+    assert served > 0, "some drafts recorded before a cut were used again after the resume"
 
 
 @pytest.mark.anyio
@@ -238,3 +248,56 @@ def test_sigkill_mid_draft_run_then_resume_decides_as_an_uninterrupted_run(tmp_p
         assert len(asked) == len(set(asked)), "a recorded draft was asked for again"
         report = maker.replay(kill.trace)
         assert report.reproduced and report.totals_match
+
+
+def test_the_simulated_drafter_is_right_as_often_as_told_and_slower_for_longer_drafts() -> None:
+    from random import Random
+
+    from maker.backends._sim import PROFILES, SimModel
+    from maker.tasks.hanoi import HanoiOracle
+
+    step = HanoiStep(10)
+    inputs = {"prev": {"move": None, "state": initial_state(10)}}
+    right = HanoiOracle().solve_draft(step.draft_prompt(inputs, 64))
+    assert right is not None and len(right) == 64
+    model = SimModel(PROFILES["gpt-4.1-mini"].with_options({"draft_accuracy": "0.9", "latency": "1"}))
+    hits = total = 0
+    for draw in range(20):
+        text, finish, tokens = model.reply(step.draft_prompt(inputs, 64), 0.0, 10**5, draw)
+        assert finish == "stop" and tokens == 64 * 40
+        got = step.parse_draft(text, 64)
+        hits += sum(g == r for g, r in zip(got, right, strict=True))
+        total += 64
+    assert 0.85 < hits / total < 0.95
+    short = model.latency(Random(1), step.draft_prompt(inputs, 4))
+    long = model.latency(Random(1), step.draft_prompt(inputs, 64))
+    assert short < model.latency(Random(1)) < long  # the same draw: only the length differs
+
+
+def test_analyze_and_trace_show_report_the_draft_hit_rate_and_what_drafts_cost(tmp_path: Path) -> None:
+    from maker.analysis import analyze
+
+    trace = tmp_path / "run.jsonl"
+    result = virtual(maker.arun, build_task("hanoi", disks=5), model=MODEL, trace=trace, settings=RunSettings(draft=8))
+    a = analyze(trace)
+    s = a.speculation
+    assert s is not None and s.drafts == result.totals.drafts
+    assert s.draft_tokens_out == result.totals.draft_tokens_out
+    assert s.draft_hit_rate is not None and 0.5 < s.draft_hit_rate < 1
+    assert a.draft_cost is not None and a.draft_cost > 0 and a.extra_cost is not None
+    shown = run_maker("trace", "show", str(trace), cwd=tmp_path)
+    assert shown.returncode == 0 and "draft hit rate" in shown.stdout + shown.stderr
+    analysed = run_maker("analyze", str(trace), "--json", cwd=tmp_path)
+    assert json.loads(analysed.stdout)["speculation"]["drafts"] == result.totals.drafts
+
+
+def test_estimate_gives_the_wall_time_with_drafts(tmp_path: Path) -> None:
+    from maker.analysis._estimate import wall_time
+
+    w = wall_time(1_048_575, 3, 7.9, 0.5, draft=16, draft_accuracy=0.99)
+    assert w.drafted_s < w.speculative_s < w.plain_s
+    assert wall_time(1000, 3, 1.0, 0.5, draft=16, draft_accuracy=0.5).drafted_s > w.per_step_drafted * 1000
+    done = run_maker(
+        "estimate", "--error-rate", "0.0022", "--steps", "1048575", "--latency", "7.9", "--draft", "32", cwd=tmp_path
+    )
+    assert done.returncode == 0 and "--draft 32" in " ".join(done.stdout.split())

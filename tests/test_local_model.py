@@ -26,7 +26,7 @@ from maker.backends._protocol import Request
 from maker.backends._registry import open_backend
 from maker.errors import BackendUnavailable, ConfigError, VoteUndecided
 from maker.tasks import build_task
-from maker.traces._reader import load_trace
+from maker.traces._reader import load_trace, read_events
 from maker.voting import AheadByK, Voting
 
 pytestmark = [pytest.mark.local_model, pytest.mark.timeout(300)]
@@ -195,3 +195,43 @@ def test_serve_local_with_a_missing_model_is_one_line_and_exit_2(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_speculative_requests_in_flight_when_a_run_stops_are_cancelled_recorded_and_paid(local_url, tmp_path):
+    # Drafts from the simulator (always right) start ballots on steps 1..7 at once, on the real
+    # model, while step 0 is still voting. This model's replies are cut off at 24 tokens and
+    # red-flagged, so step 0 hits its sample cap and the run stops with speculative requests out.
+    http = open_backend("openai/local", base_url=local_url)
+    counter = Counter()
+    trace = tmp_path / "spec.jsonl"
+    settings = maker.RunSettings(concurrency=6, draft=8, draft_model="sim/perfect?draft_accuracy=1")
+    try:
+        result = await maker.arun(
+            HANOI,
+            backend=http,
+            voting=Voting(rule=AheadByK(2), max_output_tokens=24, max_samples=3),
+            settings=settings,
+            trace=trace,
+            guard=counter,
+            check=False,
+        )
+        assert isinstance(result.error, VoteUndecided) and result.error.step == 0
+        events = list(read_events(trace))
+        samples = [e for e in events if e["type"] == "sample"]
+        drafts = [e for e in events if e["type"] == "draft"]
+        assert drafts and all(d["flag"] is None for d in drafts)
+        # Every request sent was answered and recorded, or cancelled in flight and counted as lost.
+        assert counter.sent == len(samples) + len(drafts) + result.totals.lost
+        assert any(e.get("spec") and e["step"] > 0 for e in samples) or result.totals.lost > 0
+        assert all(e["flag"] for e in samples)  # nothing this model wrote was voted
+        end = events[-1]
+        assert end["type"] == "end" and end["outcome"] == "undecided" and end["totals"]["lost"] == result.totals.lost
+        report = await maker.areplay(trace)
+        assert report.reproduced
+        # The server is still serving after its requests were cut off mid-generation.
+        reply = await http.complete(Request(HANOI.plan().step.prompt(HANOI.step_inputs(1)), 0.0, 8))  # type: ignore[attr-defined]
+        assert reply.output_tokens > 0
+    finally:
+        await http.aclose()
