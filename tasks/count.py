@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
+from maker.errors import ConfigError
 from maker.tasks._protocol import Chain, Inputs, Messages
 from maker.voting import ParseError
 
@@ -90,7 +91,7 @@ class Count:
 
     def __post_init__(self) -> None:
         if self.start < 0 or self.length < 1 or self.start + self.length > MAX_VALUE:
-            raise ValueError(f"need start >= 0, length >= 1 and start + length <= {MAX_VALUE:,}")
+            raise ConfigError(f"need start >= 0, length >= 1 and start + length <= {MAX_VALUE:,}")
 
     @property
     def steps(self) -> int:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
+from maker.errors import ConfigError
 from maker.tasks._protocol import Chain, Inputs, Messages
 from maker.voting import ParseError
 
@@ -80,7 +81,7 @@ class Letters:
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < len(ALPHABET) or self.length < 1:
-            raise ValueError("need start in 0..25 (a..z) and length >= 1")
+            raise ConfigError("need start in 0..25 (a..z) and length >= 1")
 
     @property
     def steps(self) -> int:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from maker.errors import ConfigError
 from maker.tasks._protocol import StepGraph
 from maker.voting import ParseError
 
@@ -213,11 +214,11 @@ class Multiplication:
 
     def __post_init__(self) -> None:
         if not 1 <= self.digits <= MAX_DIGITS:
-            raise ValueError(f"digits must be between 1 and {MAX_DIGITS}, got {self.digits}")
+            raise ConfigError(f"digits must be between 1 and {MAX_DIGITS}, got {self.digits}")
         if self.problems < 1:
-            raise ValueError(f"problems must be >= 1, got {self.problems}")
+            raise ConfigError(f"problems must be >= 1, got {self.problems}")
         if self.planner not in PLANNERS:
-            raise ValueError(f"planner must be one of {', '.join(PLANNERS)}, got {self.planner!r}")
+            raise ConfigError(f"planner must be one of {', '.join(PLANNERS)}, got {self.planner!r}")
 
     def params(self) -> dict[str, Any]:
         return {

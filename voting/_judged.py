@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from maker.errors import ConfigError
 from maker.voting._redflags import ParseError
 from maker.voting._rules import AheadByK, DecisionRule, Majority
 from maker.voting._tally import Tally
@@ -47,7 +48,7 @@ class Collect:
 
     def __post_init__(self) -> None:
         if self.n < 1:
-            raise ValueError(f"a judged vote needs at least 1 candidate, got {self.n}")
+            raise ConfigError(f"a judged vote needs at least 1 candidate, got {self.n}")
 
     def winner(self, tally: Tally) -> str | None:
         if tally.votes < self.n:
@@ -75,7 +76,7 @@ class Judged:
 
     def __post_init__(self) -> None:
         if self.candidates is not None and self.candidates < 1:
-            raise ValueError(f"a judged vote needs at least 1 candidate, got {self.candidates}")
+            raise ConfigError(f"a judged vote needs at least 1 candidate, got {self.candidates}")
 
     def count_for(self, run_rule: DecisionRule) -> int:
         """How many candidates to collect under `run_rule`."""
