@@ -81,7 +81,6 @@ async def chain(url: str, start: int, length: int, k: int, trace: Path) -> dict[
             voting=voting(k),
             settings=maker.RunSettings(concurrency=4),
             trace=trace,
-            check=False,
         )
     finally:
         await backend.aclose()
@@ -118,7 +117,6 @@ async def throughput(url: str, requests: int, rounds: int, tmp: Path) -> tuple[l
                 settings=maker.RunSettings(concurrency=4),
                 independent=list(range(requests)),
                 trace=tmp / f"throughput-{r}.jsonl",
-                check=False,
             )
         finally:
             await backend.aclose()

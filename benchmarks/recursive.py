@@ -43,7 +43,7 @@ PRICE = price_of("gpt-4.1-mini")
 def measure(profile: str, digits: int, problems: int, planner: str, rule: Any) -> dict[str, Any]:
     task = build_task("multiplication", digits=digits, problems=problems, planner=planner)
     start = time.perf_counter()
-    result = maker.run(task, model=f"sim/{profile}", voting=Voting(rule=rule), trace=False, check=False)
+    result = maker.run(task, model=f"sim/{profile}", voting=Voting(rule=rule), trace=False)
     t = result.totals
     figures = task.figures(result.outputs, t.samples, PRICE.cost(t.tokens_in, t.tokens_out) if PRICE else None)
     return {**figures, "outcome": result.outcome, "error": result.error, "wall_s": time.perf_counter() - start}

@@ -149,7 +149,7 @@ def main() -> None:
     plan = maker.recursive_plan(PROBLEM, lists, limits=maker.RecursiveLimits(max_depth=5))
     backend = maker.sim_backend(args.model, oracles=[ORACLE]) if args.model.startswith("sim/") else None
     voting = Voting(rule=AheadByK(args.k))
-    result = maker.run(plan, model=args.model, backend=backend, voting=voting, trace=args.trace, check=False)
+    result = maker.run(plan, model=args.model, backend=backend, voting=voting, trace=args.trace)
 
     if result.error is not None:
         print(f"stopped: {result.error}")

@@ -152,7 +152,6 @@ def test_budgets_count_drafts(tmp_path: Path, limit: dict[str, int]) -> None:
         trace=trace,
         settings=RunSettings(concurrency=64, draft=16),
         budget=maker.Budget(**limit),
-        check=False,
     )
     assert isinstance(result.error, BudgetExceeded)
     evs = events(trace)

@@ -414,9 +414,7 @@ async def test_analyze_says_where_the_time_went_and_the_cache_hit_rate(tmp_path:
     async with serve_sim(SimServerConfig(faults=faults, seed=1, limits=Limits(rpm=60_000))) as server:
         http = governed(server)
         try:
-            await maker.arun(
-                HANOI_8, backend=http, trace=tmp_path / "t.jsonl", independent=list(range(10)), check=False
-            )
+            await maker.arun(HANOI_8, backend=http, trace=tmp_path / "t.jsonl", independent=list(range(10)))
         finally:
             await http.aclose()
     report = analyze(tmp_path / "t.jsonl")

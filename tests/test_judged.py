@@ -122,7 +122,7 @@ def _run(tmp_path: Path, candidates: list[str], judges: list[str], voting: Votin
     dag = recursive_plan(toy_problem(judged=("solve",)), {"r": LIST})
     backend = ScriptedBackend(scripted({candidates_id(SOLVE): candidates, SOLVE: judges}))
     trace = tmp_path / "t.jsonl"
-    result = maker.run(dag, backend=backend, voting=voting, trace=trace, check=False)
+    result = maker.run(dag, backend=backend, voting=voting, trace=trace)
     return result, list(read_events(trace))
 
 

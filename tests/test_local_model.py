@@ -211,11 +211,10 @@ async def test_speculative_requests_in_flight_when_a_run_stops_are_cancelled_rec
         result = await maker.arun(
             HANOI,
             backend=http,
-            voting=Voting(rule=AheadByK(2), max_output_tokens=24, max_samples=3),
+            voting=Voting(rule=AheadByK(2), max_output_tokens=24, max_samples_per_step=3),
             settings=settings,
             trace=trace,
             guard=counter,
-            check=False,
         )
         assert isinstance(result.error, VoteUndecided) and result.error.step == 0
         events = list(read_events(trace))

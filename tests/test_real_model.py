@@ -161,7 +161,6 @@ def test_the_server_module_runs_as_a_script_without_a_runpy_warning():
         [sys.executable, "-W", "error::RuntimeWarning", "-m", "maker._local_server", "--help"],
         capture_output=True,
         text=True,
-        check=False,
     )
     assert done.returncode == 0 and "sys.modules" not in done.stderr
 
@@ -245,7 +244,6 @@ def test_the_real_model_answers_count_steps_in_the_task_format(tmp_path):
             backend=backend,
             voting=voting,
             trace=tmp_path / "t.jsonl",
-            check=False,
         )
         anyio.run(backend.aclose)
     assert result.outcome in ("solved", "failed")

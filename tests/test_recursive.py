@@ -37,7 +37,7 @@ def _dag(
 
 def _run(tmp_path: Path, dag: Any, overrides: dict[str, Any] | None = None, **options: Any) -> Any:
     backend = ScriptedBackend(scripted(overrides or {}))
-    return maker.run(dag, backend=backend, voting=VOTING, trace=tmp_path / "t.jsonl", check=False, **options)
+    return maker.run(dag, backend=backend, voting=VOTING, trace=tmp_path / "t.jsonl", **options)
 
 
 @pytest.mark.parametrize(

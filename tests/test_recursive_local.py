@@ -105,10 +105,10 @@ async def test_every_role_reaches_the_real_model_and_garbage_is_red_flagged(
 ) -> None:
     router = Router(open_backend("openai/local", base_url=local_url), open_backend(sim, seed=2), roles)
     trace = tmp_path / "t.jsonl"
-    voting = Voting(rule=AheadByK(2), max_output_tokens=48, max_samples=3)
+    voting = Voting(rule=AheadByK(2), max_output_tokens=48, max_samples_per_step=3)
     task = build_task("multiplication", digits=3, problems=1)
     try:
-        result = await maker.arun(task, backend=router, voting=voting, trace=trace, check=False)
+        result = await maker.arun(task, backend=router, voting=voting, trace=trace)
     finally:
         await router.aclose()
     # The run ends with an outcome, never a crash: here, a step at its sample cap.

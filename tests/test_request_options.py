@@ -165,7 +165,7 @@ async def test_resume_sends_the_recorded_options_again(tmp_path: Path) -> None:
             f"openai/gpt-4.1-mini?{FAST_RETRIES}", base_url=server.base_url, request_options={"top_k": 7}
         )
         try:
-            first = await maker.arun(hanoi, backend=http, trace=path, budget=maker.Budget(max_samples=4), check=False)
+            first = await maker.arun(hanoi, backend=http, trace=path, budget=maker.Budget(max_samples=4))
         finally:
             await http.aclose()
         assert first.outcome == "budget"
