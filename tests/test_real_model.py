@@ -213,7 +213,7 @@ def test_the_recorded_calibration_names_the_inputs_voting_locks_in():
 
 
 def test_calibrate_reports_per_input_success_and_the_lock_in_verdict(tmp_path):
-    # The simulator, fed by the recorded answers, is the same path `maker calibrate --repeats` takes.
+    # The simulated model never errs at error_rate=0: every input is right in every repeat, nothing is named.
     calibration = maker.analysis.calibrate(
         build_task("count", start=0, length=12),
         model="sim/gpt-4.1-mini?error_rate=0",
@@ -351,3 +351,11 @@ def test_the_recorded_bad_chain_fails_where_calibration_said_voting_locks_in():
     # Random slips (2 → "2", 4 → "4") are fixed from k = 2 on; the systematic one at input 7 never is.
     assert sorted(c.step for c in by_k[1].changed) == [2, 4] and by_k[1].errors == 3
     assert by_k[2].errors == by_k[3].errors == 1
+
+
+def test_the_calibrate_command_prints_per_input_success_as_json(capsys):
+    args = ["calibrate", "count", "--start", "0", "--length", "6", "--samples", "6", "--repeats", "2"]
+    assert main([*args, "--model", "sim/gpt-4.1-mini", "--max-output-tokens", "4", "--no-trace", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["repeats"] == 2 and [r["inputs"] for r in data["inputs"]] == [{"prev": n} for n in range(6)]
+    assert all(r["success"]["n"] == 2 for r in data["inputs"])

@@ -30,7 +30,7 @@ from maker._budget import Budget
 from maker._independent import IndependentSteps, independent_steps
 from maker._pricing import Price, load_prices, price_of
 from maker._recorder import Progress
-from maker._runner import DEFAULT_MODEL, arun
+from maker._runner import DEFAULT_MODEL, arun, release_loop
 from maker._settings import RunSettings
 from maker.analysis._analyze import Analysis, analyze
 from maker.analysis._estimate import Estimate, estimate
@@ -305,8 +305,15 @@ async def _calibrate(
 
 
 def calibrate(task: Task, **options: Any) -> Calibration:
-    """Blocking `acalibrate` for scripts and notebooks."""
-    return anyio.run(lambda: acalibrate(task, **options))
+    """Blocking `acalibrate` for scripts and notebooks; a `backend=` stays yours, as with `maker.run`."""
+
+    async def calibrate_then_release() -> Calibration:
+        try:
+            return await acalibrate(task, **options)
+        finally:
+            await release_loop(options.get("backend"))
+
+    return anyio.run(calibrate_then_release)
 
 
 def _project(
