@@ -10,9 +10,12 @@ The whole public API, in one screen::
                        voting=Voting(rule=AheadByK(3)))
 
 `run`/`arun` execute a task or a networkx DAG of steps (`DAG`, `llm_step`,
-`python_step`), or a problem the model decomposes itself (`recursive_plan`); `RunSettings` says how (concurrency, seed), `Budget` how much
-it may spend, `voting.Voting` how each step is decided. Every run writes a
-trace, which `resume`, `replay` and `maker.analysis` read back.
+`python_step`), or a problem the model decomposes itself (`recursive_plan`);
+`RunSettings` says how (concurrency, steps at once, seed), `Budget` how much
+the whole run may spend, `voting.Voting` how each step is decided. Given
+`trace=PATH`, a run writes a trace, which `resume`, `replay` and
+`maker.analysis` read back; a run that stops on a run error returns it in
+`result.error`, and `result.raise_for_outcome()` raises it.
 """
 
 from __future__ import annotations

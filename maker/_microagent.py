@@ -176,27 +176,48 @@ class Microagent:
                     for index in ballot.launch():
                         self.group.start_soon(self._draw, ballot, messages, index, send)
                     index, completion = await receive.receive()
-                    self._judged()  # judged and recorded right now, with no await in between
+                    self.judged()  # judged and recorded right now, with no await in between
                     winner = ballot.count(index, completion)
             except BaseException:
                 ballot.open = False  # the step failed: samples still out are recorded as late
                 with suppress(Exception):  # the step's own error is the one to report
-                    self._drain(ballot, receive)
+                    self.drain(ballot, receive)
                 raise
             decision = ballot.close(winner)
-            self._drain(ballot, receive)  # replies that arrived while the deciding one was judged
+            self.drain(ballot, receive)  # replies that arrived while the deciding one was judged
         return decision
 
-    def _drain(self, ballot: _Ballot, receive: MemoryObjectReceiveStream[tuple[int, Completion]]) -> None:
+    def deliver(self, ballot: _Ballot, send: MemoryObjectSendStream[Any], index: int, c: Completion) -> None:
+        """Hand an arrived reply to its step's vote loop, or record it as late once the loop is done with it.
+
+        A reply in an inbox counts as not yet judged until the loop takes it,
+        so that a budget stop waits for it to reach the trace (it is paid for).
+        Shared by this vote loop and the speculative one.
+        """
+        if not ballot.open:
+            ballot.late(index, c)
+            return
+        try:
+            send.send_nowait((index, c))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            ballot.late(index, c)  # the step failed just now; the sample is paid for: keep it
+        else:
+            self._unjudged += 1
+
+    def drain(self, ballot: _Ballot, receive: MemoryObjectReceiveStream[Any]) -> None:
+        """Record every reply still in a vote loop's inbox as late (a loop's wake-ups, `(i, None)`, aside)."""
         while True:
             try:
                 index, completion = receive.receive_nowait()
             except anyio.WouldBlock:
                 return
-            self._judged()
+            if completion is None:
+                continue
+            self.judged()
             ballot.late(index, completion)
 
-    def _judged(self) -> None:
+    def judged(self) -> None:
+        """A vote loop took one delivered reply from its inbox."""
         self._unjudged -= 1
         self._wake()
 
@@ -210,15 +231,7 @@ class Microagent:
     ) -> None:
         async with self.limiter:
             completion = await self._call(ballot, messages, index)
-        if ballot.open:
-            try:
-                send.send_nowait((index, completion))
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                ballot.late(index, completion)  # the step failed just now; the sample is paid for: keep it
-            else:
-                self._unjudged += 1
-        else:
-            ballot.late(index, completion)
+        self.deliver(ballot, send, index, completion)
 
     async def _call(self, ballot: _Ballot, messages: Messages, index: int) -> Completion:
         v = ballot.voting

@@ -38,6 +38,7 @@ import inspect
 import math
 from collections import ChainMap, OrderedDict, deque
 from collections.abc import Hashable, Mapping
+from contextlib import suppress
 from typing import Any, cast
 
 import anyio
@@ -629,16 +630,12 @@ class Speculator:
             finally:
                 if winner is None or winner is _DEAD:
                     ballot.open = False  # what lands from now on is recorded, never sent here
+                    with suppress(Exception):  # replies already here are paid for: recorded, as late
+                        self.agent.drain(ballot, run.receive)
             if winner is _DEAD:
                 return
             run.decision = ballot.close(winner)
-            while True:  # replies that arrived while the deciding one was judged
-                try:
-                    index, completion = run.receive.receive_nowait()
-                except anyio.WouldBlock:
-                    break
-                if completion is not None:
-                    ballot.late(index, completion)
+            self.agent.drain(ballot, run.receive)  # replies that arrived while the deciding one was judged
         if run.real:
             self._commit(run)
         elif self.depth:
@@ -655,6 +652,7 @@ class Speculator:
             index, completion = await run.receive.receive()
             if index == _WAKE or completion is None:
                 continue
+            self.agent.judged()
             winner = ballot.count(index, completion)
             leader = winner or ballot.tally.leader()[0]
             if leader != run.leader:
@@ -668,7 +666,7 @@ class Speculator:
         if self.reuse is not None:
             for index, completion in self.reuse.take(run.node, run.digest, indices):
                 run.reused.add(index)
-                run.send.send_nowait((index, completion))
+                self.agent.deliver(run.ballot, run.send, index, completion)
         for index in indices:
             if index not in run.reused:
                 self.agent.group.start_soon(self._draw, run, index)
@@ -676,10 +674,10 @@ class Speculator:
     async def _draw(self, run: _Run, index: int) -> None:
         async with self.agent.limiter:
             completion = await self.agent._call(run.ballot, run.messages, index)
-        if run.ballot.open and not run.dead:
-            run.send.send_nowait((index, completion))
+        if run.dead:
+            run.ballot.late(index, completion)  # recorded as discarded
         else:
-            run.ballot.late(index, completion)
+            self.agent.deliver(run.ballot, run.send, index, completion)
 
     # -- the trace -----------------------------------------------------------------------
 

@@ -126,13 +126,14 @@ class SampleableTask(Task, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Param:
-    """One task option, as the CLI and `maker tasks` show it."""
+    """One task option, as the CLI and `maker tasks` show it; minimum and maximum are checked before the task is built."""
 
     name: str
     type: type
     default: Any
     help: str
     minimum: int | None = None
+    maximum: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,18 @@
-"""The task registry: what `maker tasks` lists and `maker run TASK` builds."""
+"""The task registry: what `maker tasks` lists and `maker run TASK` builds.
+
+Three sources: the built-in tasks, tasks registered from Python (`register`),
+and installed packages' tasks, found through the entry-point group
+`maker.tasks` the first time the registry is read::
+
+    # a package's pyproject.toml
+    [project.entry-points."maker.tasks"]
+    mytask = "mypackage.tasks:MYTASK"     # a TaskInfo, a list of them, or a function returning them
+"""
 
 from __future__ import annotations
 
+import warnings
+from importlib.metadata import entry_points
 from typing import Any
 
 from maker.errors import ConfigError
@@ -19,11 +30,14 @@ def register(info: TaskInfo) -> TaskInfo:
 
 
 def task_names() -> list[str]:
+    """Every registered task's name (aliases aside), sorted."""
+    _load_plugins()
     return sorted({info.name for info in _REGISTRY.values()})
 
 
 def task_info(name: str) -> TaskInfo:
     """The registered task `name` (or alias); an unknown name is a ConfigError listing the known ones."""
+    _load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -62,7 +76,54 @@ def _checked(param: Param, value: Any) -> Any:
         raise ConfigError(f"{flag} must be {param.type.__name__}, got {value!r}")
     if param.minimum is not None and value < param.minimum:
         raise ConfigError(f"{flag} must be >= {param.minimum}, got {value}")
+    if param.maximum is not None and value > param.maximum:
+        raise ConfigError(f"{flag} must be <= {param.maximum}, got {value}")
     return value
+
+
+ENTRY_POINTS = "maker.tasks"  # the entry-point group a package's tasks are found by
+_plugins = {"loaded": False}
+
+
+def _load_plugins() -> None:
+    """Register the tasks of installed packages (entry-point group `maker.tasks`), once.
+
+    An entry point names a `TaskInfo`, a list of them, or a function returning
+    either (or registering them itself and returning None). One that fails to
+    load, or takes a name already registered, is skipped with a warning: a
+    broken third-party package must not stop the built-in tasks.
+    """
+    if _plugins["loaded"]:
+        return
+    _plugins["loaded"] = True
+    for ep in entry_points(group=ENTRY_POINTS):
+        try:
+            infos = _infos(ep.load())
+        except Exception as exc:  # a third party's import error, whatever it is
+            _warn(f"task plugin {ep.name!r} ({ep.value}) could not be loaded: {type(exc).__name__}: {exc}")
+            continue
+        for info in infos:
+            taken = [n for n in (info.name, *info.aliases) if n in _REGISTRY and _REGISTRY[n] is not info]
+            if taken:
+                _warn(f"task plugin {ep.name!r} ({ep.value}): the task name {taken[0]!r} is taken; skipped")
+                continue
+            register(info)
+
+
+def _infos(value: object) -> list[TaskInfo]:
+    if callable(value) and not isinstance(value, TaskInfo):
+        value = value()
+    if value is None:
+        return []
+    if isinstance(value, TaskInfo):
+        return [value]
+    if isinstance(value, list | tuple) and all(isinstance(v, TaskInfo) for v in value):
+        return list(value)
+    raise TypeError(f"expected a TaskInfo, a list of them or a function returning them, got {type(value).__name__}")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"maker: {message}", RuntimeWarning, stacklevel=3)
 
 
 def _batch(name: str, count: int, options: dict[str, Any]) -> Task:
@@ -80,6 +141,7 @@ def _batch(name: str, count: int, options: dict[str, Any]) -> Task:
 
 def oracles() -> list[Oracle]:
     """Every registered task's simulator oracle, for the simulated model."""
+    _load_plugins()
     seen: list[Oracle] = []
     for info in _REGISTRY.values():
         if info.oracle is not None and info.oracle not in seen:
@@ -94,7 +156,7 @@ def _register_builtin() -> None:
         TaskInfo(
             name="hanoi",
             summary="Towers of Hanoi: 2^n − 1 chained moves (the paper's million-step task)",
-            params=(Param("disks", int, 10, "number of disks, at most 30", minimum=1),),
+            params=(Param("disks", int, 10, "number of disks, at most 30", minimum=1, maximum=30),),
             factory=Hanoi,
             oracle=HanoiOracle(),
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,8 +24,9 @@ from maker.voting import AheadByK, Majority, Voting, k_min, p_step, rule_from_di
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def maker_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "maker", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+def maker_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "maker", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.parametrize(
@@ -94,9 +97,9 @@ def test_maker_error_itself_is_never_raised() -> None:
 
 def test_the_cli_prints_a_task_the_library_refuses_as_one_line(tmp_path: Path) -> None:
     for command in ("run", "calibrate"):
-        done = maker_cli(command, "hanoi", "--disks", "31", "--no-trace", "--quiet", cwd=tmp_path)
+        done = maker_cli(command, "sorting", "--length", "5000", "--no-trace", "--quiet", cwd=tmp_path)
         assert done.returncode == 2
-        assert done.stderr == "maker: error: disks must be between 1 and 30, got 31\n"
+        assert done.stderr == "maker: error: length must be between 2 and 2,048, got 5000\n"
 
 
 # --- limits named by their scope ---------------------------------------------------------------------------------
@@ -251,3 +254,121 @@ def test_a_trace_from_before_the_header_field_still_resumes_and_replays(tmp_path
     resumed = maker.resume(trace)
     assert resumed.outcome == "measured" and resumed.totals.steps == 12
     assert maker.replay(trace).reproduced
+
+
+# --- third-party tasks -------------------------------------------------------------------------------------------
+
+PLUGIN = """
+from maker.tasks import Param, TaskInfo
+from maker.tasks.hanoi import Hanoi, HanoiOracle
+
+
+def tiny(disks=2):
+    return Hanoi(disks=disks, name="tiny")
+
+
+TINY = TaskInfo(
+    name="tiny",
+    summary="a plugin's task: a small Hanoi under another name",
+    params=(Param("disks", int, 2, "number of disks", minimum=1, maximum=4),),
+    factory=tiny,
+    oracle=HanoiOracle(),
+)
+
+
+FAKE_HANOI = TaskInfo(name="hanoi", summary="not the real one", params=(), factory=tiny)
+
+
+def broken():
+    raise RuntimeError("this plugin is broken")
+"""
+
+
+def _install_plugin(site: Path, entry_points: str) -> dict[str, str]:
+    """A package as pip installs one: its module and a dist-info with entry points, on PYTHONPATH."""
+    site.mkdir()
+    (site / "tinyplugin.py").write_text(PLUGIN)
+    info = site / "tinyplugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
+def test_an_installed_package_s_tasks_are_listed_run_and_resumed(tmp_path: Path) -> None:
+    env = _install_plugin(tmp_path / "site", "[maker.tasks]\ntiny = tinyplugin:TINY\n")
+    listing = maker_cli("tasks", "--json", cwd=tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    tiny = next(t for t in json.loads(listing.stdout)["tasks"] if t["name"] == "tiny")
+    assert tiny["options"][0]["flag"] == "--disks" and tiny["options"][0]["maximum"] == 4
+
+    trace = tmp_path / "tiny.jsonl"
+    done = maker_cli("run", "tiny", "--disks", "3", "--json", "--trace", str(trace), cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["solved"] is True and json.loads(done.stdout)["steps"] == 7
+    assert maker_cli("replay", str(trace), "--quiet", cwd=tmp_path, env=env).returncode == 0
+    refused = maker_cli("run", "tiny", "--disks", "5", cwd=tmp_path, env=env)
+    assert refused.returncode == 2 and "must be <= 4" in refused.stderr
+
+    script = "from maker.tasks import build_task, task_names; print(task_names()); print(build_task('tiny').steps)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.splitlines() == ["['arithmetic', 'hanoi', 'sorting', 'tiny']", "3"], done.stderr
+
+
+def test_a_broken_plugin_is_skipped_with_a_warning_and_the_rest_still_work(tmp_path: Path) -> None:
+    env = _install_plugin(
+        tmp_path / "site",
+        "[maker.tasks]\nbad = tinyplugin:broken\nmissing = nosuchmodule:X\ntiny = tinyplugin:TINY\n"
+        "again = tinyplugin:TINY\nclash = tinyplugin:FAKE_HANOI\n",
+    )
+    done = maker_cli("tasks", "--json", cwd=tmp_path, env=env)
+    assert done.returncode == 0
+    assert {t["name"] for t in json.loads(done.stdout)["tasks"]} == {"arithmetic", "hanoi", "sorting", "tiny"}
+    assert (
+        "task plugin 'bad' (tinyplugin:broken) could not be loaded: RuntimeError: this plugin is broken" in done.stderr
+    )
+    assert "task plugin 'missing'" in done.stderr and "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 3 and all(line.startswith("maker: warning: task plugin ") for line in lines)
+    assert "task plugin 'clash' (tinyplugin:FAKE_HANOI): the task name 'hanoi' is taken; skipped" in done.stderr
+    solved = maker_cli("hanoi", "--disks", "2", "--json", "--no-trace", cwd=tmp_path, env=env)
+    assert json.loads(solved.stdout)["task"] == "hanoi" and json.loads(solved.stdout)["steps"] == 3  # the real one
+
+
+def test_tasks_registered_in_python_are_seen_by_the_cli_in_that_process(tmp_path: Path) -> None:
+    script = f"""
+import sys
+sys.path.insert(0, {str(tmp_path)!r})
+from maker.tasks import register
+import tinyplugin
+register(tinyplugin.TINY)
+from maker.cli._app import main
+sys.exit(main(sys.argv[1:]))
+"""
+    (tmp_path / "tinyplugin.py").write_text(PLUGIN)
+    for args in (["tasks"], ["run", "tiny", "--no-trace", "--quiet"]):
+        done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert "tiny" in subprocess.run([sys.executable, "-c", script, "tasks"], capture_output=True, text=True).stdout
+
+
+# --- one hanoi command -------------------------------------------------------------------------------------------
+
+
+def _options(help_text: str) -> list[str]:
+    return sorted(set(re.findall(r"(--[a-z][a-z-]+)", help_text)))
+
+
+def test_maker_hanoi_is_maker_run_hanoi(tmp_path: Path) -> None:
+    short = maker_cli("hanoi", "--help", cwd=tmp_path)
+    long = maker_cli("run", "hanoi", "--help", cwd=tmp_path)
+    assert short.returncode == long.returncode == 0
+    assert _options(short.stdout) == _options(long.stdout)
+    assert "--independent" in _options(long.stdout) and "--disks" in _options(long.stdout)
+    summaries = []
+    for command in (["hanoi"], ["run", "hanoi"]):
+        done = maker_cli(*command, "--disks", "6", "--independent", "9", "--seed", "2", "--json", "--no-trace",
+                         cwd=tmp_path)  # fmt: skip
+        summary = json.loads(done.stdout)
+        summaries.append({k: v for k, v in summary.items() if k not in ("wall_s", "run_id")})
+    assert summaries[0] == summaries[1] and summaries[0]["outcome"] == "measured"

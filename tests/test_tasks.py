@@ -87,7 +87,7 @@ def test_maker_tasks_lists_every_task_with_its_options():
         (["run", "arithmetic", "--digits", "0"], "argument --digits: must be >= 1, got 0"),
         (["run", "arithmetic", "--digits", "lots"], "argument --digits: expected int, got 'lots'"),
         (["run", "arithmetic", "--digits", "50000"], "digits must be between 1 and 20,000, got 50000"),
-        (["run", "hanoi", "--disks", "31"], "disks must be between 1 and 30, got 31"),
+        (["run", "hanoi", "--disks", "31"], "argument --disks: must be <= 30, got 31"),
         (["run", "sorting", "--lenght", "8"], "unrecognized arguments: --lenght 8"),
         (["run", "sorting", "--disks", "8"], "unrecognized arguments: --disks 8"),
         (["run", "juggling"], "invalid choice: 'juggling'"),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from maker.errors import MakerError, RunError, UsageError
 
@@ -59,6 +60,20 @@ def fail(message: str, code: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with warnings.catch_warnings():  # restored on return: main may run inside someone's program
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """A warning (a task plugin that failed to load, say) as one line, like the errors."""
+    from maker._escape import visible
+
+    text = str(message).removeprefix("maker: ")
+    print(f"maker: warning: {visible(text)}", file=sys.stderr)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

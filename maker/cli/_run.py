@@ -2,7 +2,9 @@
 
 Each task gets its own sub-command under `run`, with its options built from the
 task's `Param`s, so `maker run sorting --help` shows exactly what sorting takes
-and a misspelt option is a one-line usage error (exit 2).
+and a misspelt option is a one-line usage error (exit 2). The registry holds the
+built-in tasks and installed packages' (entry-point group `maker.tasks`).
+`maker hanoi` is `maker run hanoi`, built by the same `add_task_command`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from maker.cli._common import add_run_options
 from maker.cli._execute import execute_task
 from maker.cli._sharding import add_shard_options
-from maker.cli._types import positive
+from maker.cli._types import integer, positive
 from maker.tasks._protocol import Param, TaskInfo
 from maker.tasks._registry import task_info, task_names
 
@@ -30,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tasks = run.add_subparsers(dest="task", metavar="TASK", parser_class=type(run))
     tasks.required = True
     for name in task_names():
-        _add_task(tasks, task_info(name))
+        add_task_command(tasks, task_info(name))
     listing = sub.add_parser(
         "tasks",
         help="list the tasks `maker run` can solve, with their options",
@@ -41,10 +43,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def add_task_parser(
-    tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo
+    tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo, *, help: str | None = None
 ) -> argparse.ArgumentParser:
     """A sub-command for one task, with the task's own options (`maker run` and `maker calibrate`)."""
-    p = tasks.add_parser(info.name, aliases=list(info.aliases), help=info.summary, description=info.summary)
+    p = tasks.add_parser(info.name, aliases=list(info.aliases), help=help or info.summary, description=info.summary)
     g = p.add_argument_group(f"{info.name} options")
     for param in info.params:
         g.add_argument(
@@ -58,8 +60,11 @@ def add_task_parser(
     return p
 
 
-def _add_task(tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo) -> None:
-    p = add_task_parser(tasks, info)
+def add_task_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], info: TaskInfo, *, help: str | None = None
+) -> argparse.ArgumentParser:
+    """The command that solves one task: its own options, then every run option (`maker run TASK`, `maker hanoi`)."""
+    p = add_task_parser(sub, info, help=help)
     if any(param.name == "instance" for param in info.params):
         p.add_argument(
             "--instances",
@@ -68,9 +73,30 @@ def _add_task(tasks: argparse._SubParsersAction[argparse.ArgumentParser], info: 
             metavar="N",
             help="solve N instances (from --instance on) in one run: one DAG of N disjoint parts, which --shards can split",
         )
+    if _sampleable(info):
+        p.add_argument(
+            "--independent",
+            metavar="N|all",
+            type=_independent_count,
+            default=None,
+            help="do not solve: evaluate N random steps (or all) each from its ground-truth state, in "
+            "parallel, with voting as usual; measures voted per-step reliability at full scale",
+        )
     add_run_options(p)
     add_shard_options(p)
     p.set_defaults(func=_handle, task_name=info.name, task_params=[p.name for p in info.params])
+    return p
+
+
+def _sampleable(info: TaskInfo) -> bool:
+    """Whether the task's steps can run from ground truth: its class has `step_inputs` (see SampleableTask)."""
+    return callable(getattr(info.factory, "step_inputs", None))
+
+
+def _independent_count(text: str) -> int | str:
+    if text == "all":
+        return text
+    return integer(1, 2**30)(text)
 
 
 def _flag(param: Param) -> str:
@@ -78,7 +104,7 @@ def _flag(param: Param) -> str:
 
 
 def _typed(param: Param) -> Callable[[str], Any]:
-    """An argparse type for one task option: its type, and its minimum if it has one."""
+    """An argparse type for one task option: its type, and its minimum and maximum if it has them."""
 
     def parse(text: str) -> Any:
         try:
@@ -87,6 +113,8 @@ def _typed(param: Param) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"expected {param.type.__name__}, got {text!r}") from None
         if param.minimum is not None and value < param.minimum:
             raise argparse.ArgumentTypeError(f"must be >= {param.minimum}, got {value}")
+        if param.maximum is not None and value > param.maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {param.maximum}, got {value}")
         return value
 
     parse.__name__ = param.type.__name__  # argparse names the type in its messages
@@ -126,6 +154,7 @@ def _describe(info: TaskInfo) -> dict[str, Any]:
                 "type": p.type.__name__,
                 "default": p.default,
                 "minimum": p.minimum,
+                "maximum": p.maximum,
                 "help": p.help,
             }
             for p in info.params
