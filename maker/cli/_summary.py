@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from maker._escape import visible
+from maker._recorder import Totals
 from maker._result import RunResult
+from maker._words import counted
 from maker.cli._escape import console as stdout_console
 from maker.cli._escape import err_console, shown
 from maker.cli._stops import RESUMABLE, resume_hint
@@ -42,7 +44,7 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
         ("red flags", f"{t.red_flags:,}"),
         ("mean votes per step", f"{result.mean_votes:.3f}"),
         ("mean samples per step", f"{result.mean_samples:.3f}"),
-        ("hardest step", f"{t.hardest_step} ({t.max_rounds} rounds, {t.hardest_samples} samples)"),
+        ("hardest step", _hardest(t)),
         ("late samples", f"{t.late:,}"),
         ("tokens in / out", f"{t.tokens_in:,} / {t.tokens_out:,}"),
         ("transport retries", f"{t.retries:,}"),
@@ -59,6 +61,12 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
     console.print(table)
     if result.error is not None:
         err_console().print(f"[red]stopped: {shown(result.error)}[/]")  # may quote a server's words
+
+
+def _hardest(t: Totals) -> str:
+    if t.hardest_step is None:  # no step was voted (none decided yet, or python steps only)
+        return "— (no voted step)"
+    return f"{t.hardest_step} ({counted(t.max_rounds, 'round')}, {counted(t.hardest_samples, 'sample')})"
 
 
 def report(result: RunResult, as_json: bool) -> int:
