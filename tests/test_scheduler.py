@@ -22,6 +22,12 @@ from maker.traces._reader import load_trace
 from maker.voting import AheadByK, Voting
 
 
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Scripted, in-process tests: cheap enough to run on both of anyio's backends."""
+    return str(request.param)
+
+
 class Logged:
     """A plain Python step that logs when it starts and ends.
 
