@@ -17,12 +17,12 @@ import pytest
 
 import maker
 import maker.analysis
-from maker._settings import RunSettings
+from maker import RunSettings
 from maker.analysis import ALPHA, analyze, undecided, wilson
 from maker.analysis._stats import binom_cdf, binom_sf, chi2_sf, fisher_greater
 from maker.cli._app import main
 from maker.tasks import build_task
-from maker.traces._reader import read_events
+from maker.traces import read_events
 from maker.voting import expected_votes
 
 pytestmark = pytest.mark.timeout(180)

@@ -16,14 +16,12 @@ import pytest
 from _http import FAST_RETRIES, clean_env, closed_port, run_maker, sim_server_process
 
 import maker
-from maker.backends import Faults, RetryEvent, RetryPolicy, SimServerConfig, serve_sim
-from maker.backends._protocol import Request
-from maker.backends._registry import open_backend
+from maker.backends import Faults, Request, RetryEvent, RetryPolicy, SimServerConfig, open_backend, serve_sim
 from maker.backends._retry import parse_retry_after
 from maker.cli._app import main as cli_main
 from maker.errors import BackendRejected, BackendUnavailable, ConfigError
 from maker.tasks import build_task
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 from maker.voting import Voting
 
 pytestmark = pytest.mark.timeout(120)

@@ -20,7 +20,7 @@ from _scripted import GARBAGE, ScriptedBackend, one_step_graph, settle, vote
 import maker
 from maker.errors import ConfigError, VoteUndecided
 from maker.tasks import build_task
-from maker.traces._reader import load_trace, read_events
+from maker.traces import load_trace, read_events
 from maker.voting import AheadByK, DecisionRule, Majority, Single, Tally, Voting
 
 

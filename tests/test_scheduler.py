@@ -18,7 +18,7 @@ from _scripted import Meeting, ScriptedBackend, WordStep, vote
 import maker
 from maker.errors import StepFailed, VoteUndecided
 from maker.tasks import build_task
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 from maker.voting import AheadByK, Voting
 
 

@@ -7,8 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from maker._recorder import Totals
-from maker._result import RunResult
+from maker import RunResult, Totals
 from maker._words import counted
 from maker.cli._summary import print_table
 
