@@ -60,7 +60,16 @@ def print_table(result: RunResult, console: Console | None = None) -> None:
         table.add_row(name, shown(value))
     console.print(table)
     if result.error is not None:
-        err_console().print(f"[red]stopped: {shown(result.error)}[/]")  # may quote a server's words
+        err_console().print(f"[red]stopped: {shown(_reason(result))}[/]")  # may quote a server's words
+
+
+RESUMABLE_CLAUSE = "; the run stopped cleanly and can be resumed"
+
+
+def _reason(result: RunResult) -> str:
+    """The error; without a trace, minus the budget's promise of a resume (the hint line says why not)."""
+    text = str(result.error)
+    return text.replace(RESUMABLE_CLAUSE, "") if result.trace is None else text
 
 
 def _hardest(t: Totals) -> str:
