@@ -209,7 +209,8 @@ async def test_peak_in_flight_requests_never_exceed_the_endpoint_limit():
     settings = maker.RunSettings(concurrency=16)
     peaks = {}
     for limit in (3, None):
-        async with serve_sim(SimServerConfig(profile="gpt-4.1-mini?latency=0.01")) as server:
+        # Replies slow enough (50 ms) that requests sent together are in flight together on any load.
+        async with serve_sim(SimServerConfig(profile="gpt-4.1-mini?latency=0.05&latency_sigma=0")) as server:
             options = FAST_RETRIES + (f"&concurrency={limit}" if limit else "")
             http = backend(server, options)
             result = await maker.arun(HANOI_8, backend=http, settings=settings, trace=False, independent=steps)
