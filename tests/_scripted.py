@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from maker.backends._protocol import Completion, Request
+from maker.backends import Completion, Request
 from maker.tasks import Inputs, Messages
 from maker.voting import ParseError
 

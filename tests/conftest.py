@@ -1,5 +1,6 @@
-"""Shared fixtures: every test runs on anyio's asyncio backend, and no test may
-talk to anything but loopback (a real model endpoint on the internet would be a
+"""Shared fixtures: tests run on anyio's asyncio backend (the scripted, in-process
+modules, test_scheduler and test_microagent, on trio too), and no test may talk
+to anything but loopback (a real model endpoint on the internet would be a
 silent dependency, and a cost)."""
 
 from __future__ import annotations

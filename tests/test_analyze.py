@@ -17,12 +17,12 @@ import pytest
 
 import maker
 import maker.analysis
-from maker._settings import RunSettings
+from maker import RunSettings
 from maker.analysis import ALPHA, analyze, undecided, wilson
 from maker.analysis._stats import binom_cdf, binom_sf, chi2_sf, fisher_greater
 from maker.cli._app import main
 from maker.tasks import build_task
-from maker.traces._reader import read_events
+from maker.traces import read_events
 from maker.voting import expected_votes
 
 pytestmark = pytest.mark.timeout(180)
@@ -366,3 +366,29 @@ def test_the_python_examples_in_docs_analysis_run(tmp_path):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[0].startswith("False voting cannot help this model")
+
+
+def test_the_figures_say_what_they_show(hard):
+    """No empty panel, a labelled run size, a legend off the error bars, the outlier threshold always drawn."""
+    from dataclasses import replace
+
+    from maker.analysis import _plots
+
+    assert hard.price is not None
+    priced, unpriced = _plots._kmin_cost(hard), _plots._kmin_cost(replace(hard, price=None))
+    assert len(priced.axes) == 2 and len(unpriced.axes) == 1  # no cost panel without a price
+    assert "no price" in unpriced._suptitle.get_text()
+    assert any(label.startswith("this run (") for label in unpriced.axes[0].get_legend_handles_labels()[1])
+
+    by_length = _plots._error_vs_length(hard)
+    assert by_length.legends and all(ax.get_legend() is None for ax in by_length.axes)  # outside the axes
+
+    rounds = _plots._rounds(hard)
+    threshold = hard.heterogeneity.threshold
+    assert threshold is not None and rounds.axes[1].get_xlim()[1] >= threshold
+    assert any("outlier at" in label for label in rounds.axes[1].get_legend_handles_labels()[1])
+
+    convergence = _plots._convergence(hard)
+    # Where the band reaches zero it runs to the bottom of the axis (and the legend says so), not to a floor above it.
+    assert convergence.axes[0].get_ylim()[0] == 0.005
+    assert any("down to 0" in label for label in convergence.axes[0].get_legend_handles_labels()[1])

@@ -15,12 +15,10 @@ from _http import FAST_RETRIES, clean_env, run_maker, server_stats, sim_server_p
 
 import maker
 from maker import Budget, Price
-from maker.backends import SimServerConfig, serve_sim
-from maker.backends._protocol import Completion, Request
-from maker.backends._registry import open_backend
+from maker.backends import Completion, Request, SimServerConfig, open_backend, serve_sim
 from maker.errors import BudgetExceeded, ConfigError
 from maker.tasks import build_task
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 
 pytestmark = pytest.mark.timeout(120)
 

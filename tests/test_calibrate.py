@@ -15,7 +15,7 @@ from maker.backends import SimServerConfig, open_backend, serve_sim
 from maker.cli._app import main
 from maker.errors import ConfigError
 from maker.tasks import build_task
-from maker.traces._reader import read_events
+from maker.traces import read_events
 from maker.voting import k_min
 
 pytestmark = pytest.mark.timeout(120)

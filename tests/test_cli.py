@@ -10,7 +10,7 @@ import pytest
 from _cli import run_json as cli_json
 from _cli import run_maker
 
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 
 
 def maker_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

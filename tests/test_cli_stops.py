@@ -37,16 +37,29 @@ def _until(condition: object, what: str, limit: float = 60) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
-def test_sigterm_stops_a_run_like_ctrl_c_and_the_message_names_the_trace(tmp_path: Path, as_json: bool) -> None:
+def _ctrl_c_works() -> None:
+    """In the child: Ctrl-C as in a terminal (a background job, as under CI, inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize(
+    ("stop", "as_json"),
+    [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGINT, False)],
+    ids=["sigterm-table", "sigterm-json", "ctrl-c"],
+)
+def test_sigterm_stops_a_run_like_ctrl_c_and_the_message_names_the_trace(
+    tmp_path: Path, stop: signal.Signals, as_json: bool
+) -> None:
     trace = tmp_path / "t.jsonl"
     args = ["hanoi", "--disks", "8", "--model", SLOW, "--trace", str(trace), "--quiet", *(["--json"] * as_json)]
-    proc = start_maker(*args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_maker(
+        *args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_works
+    )
     try:
         _until(lambda: _decisions(trace) >= 3, "the run's first decisions")
         alive, _ = run_json("trace", "show", str(trace), cwd=tmp_path)
         assert alive["outcome"] == "running"  # still being written, not "crashed"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -92,7 +105,7 @@ def test_without_a_trace_no_message_speaks_of_one(tmp_path: Path) -> None:
     done = run_maker("hanoi", "--disks", "5", "--max-samples", "20", "--no-trace", "--quiet", cwd=tmp_path)
     assert done.returncode == 1
     assert "no trace was written (--no-trace), so it cannot be resumed" in done.stderr
-    assert "maker resume" not in done.stderr and "resume it" not in done.stderr
+    assert "maker resume" not in done.stderr and "resume it" not in done.stderr and "can be resumed" not in done.stderr
 
 
 def test_a_successful_measurement_exits_0_like_calibrate(tmp_path: Path) -> None:

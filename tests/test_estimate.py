@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from maker._pricing import Price
+from maker import Price
 from maker.analysis import estimate, majority_equivalent
 from maker.cli._app import main
 from maker.errors import ConfigError

@@ -16,8 +16,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from maker.backends._sim_server import SimServerConfig, serve_sim
-from maker.traces._reader import load_trace
+from maker.backends import SimServerConfig, serve_sim
+from maker.traces import load_trace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

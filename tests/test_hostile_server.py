@@ -36,10 +36,8 @@ from _hostile import (
 )
 
 import maker
-from maker._budget import Budget
-from maker.backends import RetryEvent
-from maker.backends._protocol import Request
-from maker.backends._registry import open_backend
+from maker import Budget
+from maker.backends import Request, RetryEvent, open_backend
 from maker.backends._wire import DEFAULT_MAX_REPLY_BYTES
 from maker.cli._app import main as cli_main
 from maker.errors import BackendUnavailable, BudgetExceeded

@@ -16,14 +16,12 @@ import pytest
 from _http import FAST_RETRIES, clean_env, closed_port, run_maker, sim_server_process
 
 import maker
-from maker.backends import Faults, RetryEvent, RetryPolicy, SimServerConfig, serve_sim
-from maker.backends._protocol import Request
-from maker.backends._registry import open_backend
+from maker.backends import Faults, Request, RetryEvent, RetryPolicy, SimServerConfig, open_backend, serve_sim
 from maker.backends._retry import parse_retry_after
 from maker.cli._app import main as cli_main
 from maker.errors import BackendRejected, BackendUnavailable, ConfigError
 from maker.tasks import build_task
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 from maker.voting import Voting
 
 pytestmark = pytest.mark.timeout(120)
@@ -211,7 +209,8 @@ async def test_peak_in_flight_requests_never_exceed_the_endpoint_limit():
     settings = maker.RunSettings(concurrency=16)
     peaks = {}
     for limit in (3, None):
-        async with serve_sim(SimServerConfig(profile="gpt-4.1-mini?latency=0.01")) as server:
+        # Replies slow enough (50 ms) that requests sent together are in flight together on any load.
+        async with serve_sim(SimServerConfig(profile="gpt-4.1-mini?latency=0.05&latency_sigma=0")) as server:
             options = FAST_RETRIES + (f"&concurrency={limit}" if limit else "")
             http = backend(server, options)
             result = await maker.arun(HANOI_8, backend=http, settings=settings, trace=False, independent=steps)

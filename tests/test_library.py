@@ -16,10 +16,9 @@ import pytest
 from _scripted import Meeting
 
 import maker
-from maker.backends._protocol import Backend, Completion, Request
-from maker.backends._registry import open_backend
+from maker.backends import Backend, Completion, Request, open_backend
 from maker.errors import ConfigError, PlanError, StepFailed
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 from maker.voting import AheadByK, ParseError, Reply, Voting
 
 # -- the steps these tests wrap --------------------------------------------------------------

@@ -22,11 +22,10 @@ import pytest
 import maker
 from maker._local_server import LocalServer, LocalServerConfig, smollm2_path
 from maker.analysis import acalibrate
-from maker.backends._protocol import Request
-from maker.backends._registry import open_backend
+from maker.backends import Request, open_backend
 from maker.errors import BackendUnavailable, ConfigError, VoteUndecided
 from maker.tasks import build_task
-from maker.traces._reader import load_trace, read_events
+from maker.traces import load_trace, read_events
 from maker.voting import AheadByK, Voting
 
 pytestmark = [pytest.mark.local_model, pytest.mark.timeout(300)]

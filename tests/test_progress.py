@@ -6,9 +6,8 @@ import io
 
 from rich.console import Console
 
-from maker._recorder import Totals
-from maker.backends import RetryEvent, SimServerConfig
-from maker.backends._sim_server import Faults
+from maker import Totals
+from maker.backends import Faults, RetryEvent, SimServerConfig
 from maker.cli._progress import RichProgress
 from maker.cli._serve import _try_command
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import maker
 from maker.tasks.hanoi import Hanoi, HanoiOracle, HanoiStep, parse_reply
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 from maker.voting import AheadByK, DecisionRule, Majority, ParseError, Single, Tally, Voting
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -14,7 +14,7 @@ from _scripted import GARBAGE, ScriptedBackend, WordStep, cut_off, long_reply, o
 
 import maker
 from maker.tasks.hanoi import parse_reply
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 from maker.voting import AheadByK, ParseError, Reply, Voting, judge, length_flag
 
 STEP = WordStep()

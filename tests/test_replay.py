@@ -18,8 +18,7 @@ import maker
 import maker.tasks.hanoi as hanoi
 from maker._microagent import _Ballot
 from maker._recorder import Recorder
-from maker.backends import _registry
-from maker.backends._protocol import Completion
+from maker.backends import Completion, _registry
 from maker.errors import TraceMismatch, VoteUndecided
 from maker.tasks import build_task
 from maker.traces import read_events, revote

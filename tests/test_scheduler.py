@@ -18,8 +18,14 @@ from _scripted import Meeting, ScriptedBackend, WordStep, vote
 import maker
 from maker.errors import StepFailed, VoteUndecided
 from maker.tasks import build_task
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 from maker.voting import AheadByK, Voting
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Scripted, in-process tests: cheap enough to run on both of anyio's backends."""
+    return str(request.param)
 
 
 class Logged:

@@ -15,8 +15,7 @@ import pytest
 from _http import clean_env, run_maker, sim_server_process
 
 import maker
-from maker.backends import SimServerConfig, serve_sim
-from maker.backends._registry import open_backend
+from maker.backends import SimServerConfig, open_backend, serve_sim
 from maker.errors import BackendRejected, ConfigError
 from maker.tasks import build_task
 

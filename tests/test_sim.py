@@ -23,7 +23,7 @@ from maker.backends import PROFILES, Request, SimBackend, SimModel, SimProfile, 
 from maker.errors import ConfigError
 from maker.tasks import build_task
 from maker.tasks.hanoi import Hanoi, HanoiStep
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 from maker.voting import AheadByK, ParseError, Voting
 
 TASK, STEP = Hanoi(8), HanoiStep(8)

@@ -20,12 +20,10 @@ from _scripted import ScriptedBackend, WordStep, one_step_graph, settle, vote
 
 import maker
 from maker import Budget
-from maker.backends import SimServerConfig, serve_sim
-from maker.backends._protocol import Completion, Request
-from maker.backends._registry import open_backend
+from maker.backends import Completion, Request, SimServerConfig, open_backend, serve_sim
 from maker.errors import BudgetExceeded, StepFailed
 from maker.tasks import build_task
-from maker.traces._reader import load_trace
+from maker.traces import load_trace
 from maker.voting import AheadByK, Voting
 
 pytestmark = pytest.mark.timeout(60)

@@ -25,7 +25,7 @@ import pytest
 from _http import clean_env
 
 import maker
-from maker._settings import RunSettings
+from maker import RunSettings
 from maker.tasks import build_task
 from maker.traces import TraceWriter, read_events
 

@@ -17,10 +17,9 @@ import pytest
 from _scripted import ScriptedBackend, WordStep, vote
 
 import maker
-from maker._recorder import Totals
+from maker import Totals
 from maker.tasks import build_task
-from maker.traces import EVENT_FIELDS, OUTCOMES, SCHEMA_VERSION
-from maker.traces._reader import read_events
+from maker.traces import EVENT_FIELDS, OUTCOMES, SCHEMA_VERSION, read_events
 from maker.voting import AheadByK, Majority, Voting
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "traces.md"

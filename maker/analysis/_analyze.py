@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from maker._pricing import Price, load_prices, price_of
+from maker._words import counted
 from maker.analysis._accumulate import (
     FIRST_WRONG,
     FLAGGED,
@@ -590,13 +591,13 @@ def _findings(a: Analysis) -> list[str]:
         out.append("no scored votes: nothing to estimate an error rate from")
     h, c, conv = a.heterogeneity, a.collisions, a.convergence
     if a.undecided:
-        out.append(f"{a.undecided} step(s) never decided: they hit the per-step sample cap")
+        out.append(f"{counted(a.undecided, 'step')} never decided: they hit the per-step sample cap")
     if h is not None and h.count:
         out.append(
-            f"heterogeneous steps: {h.count} step(s) needed far more votes than independent errors "
-            f"predict (at least {h.threshold} votes each)"
+            f"heterogeneous steps: {counted(h.count, 'step')} needed far more votes than independent errors "
+            f"predict (at least {counted(h.threshold, 'vote')} each)"
             if h.threshold
-            else f"heterogeneous steps: {h.count} step(s) never decided"
+            else f"heterogeneous steps: {counted(h.count, 'step')} never decided"
         )
     if conv is not None and conv.slower:
         out.append(f"convergence is slower than independent errors predict (p = {conv.p_slower:.2g})")

@@ -85,7 +85,20 @@ def _error_vs_length(a: Analysis) -> Any:
         # Bins with a handful of samples have huge intervals; let their bars run
         # off the top rather than squash the well-measured bins flat.
         solid = [100 * e.high for _, e in scored if e.n >= 30] or [100 * e.high for _, e in scored]
-        ax.set_ylim(0, max(max(ys) * 1.3, max(solid) * 1.1, 0.1))
+        top = max(max(ys) * 1.3, max(solid) * 1.1, 0.1)
+        ax.set_ylim(0, top)
+        # Say so where an interval runs off the top: a cut bar must not read as a short one.
+        cut = [(x, 100 * e.high) for x, e in scored if 100 * e.high > top]
+        if cut:
+            ax.plot(
+                [x for x, _ in cut],
+                [top] * len(cut),
+                "^",
+                color="#b2182b",
+                markersize=7,
+                clip_on=False,
+                label="interval runs off the top (few samples)",
+            )
     cap = a.rule.get("max_output_tokens")
     if cap:
         ax.axvline(float(cap), color="black", linestyle="--", linewidth=1, label=f"length red flag ({cap})")
@@ -93,7 +106,8 @@ def _error_vs_length(a: Analysis) -> Any:
     ax.set_ylabel(f"error rate vs {a.reference} (%)")
     handles = ax.get_legend_handles_labels()
     handles2 = ax2.get_legend_handles_labels()
-    ax.legend(handles[0] + handles2[0], handles[1] + handles2[1], loc="upper left", fontsize=8)
+    # Below the axes, never over the error bars.
+    fig.legend(handles[0] + handles2[0], handles[1] + handles2[1], loc="outside lower center", ncols=3, fontsize=8)
     ax.set_title(_title(a, "Error rate by response length"), fontsize=10)
     return fig
 
@@ -109,7 +123,10 @@ def _convergence(a: Analysis) -> Any:
     ax.plot(
         [j for j, _ in obs], [u for _, u in obs], "s-", color="#2166ac", linewidth=2, markersize=5, label="observed"
     )
-    exp = [(j, e) for j, e in zip(js, c.expected, strict=False) if e >= 1e-3]
+    # Predicted counts are drawn down to a hundredth of a step (below, nothing is observable);
+    # where the band's lower edge reaches zero it runs to the bottom of the axis, not to a floor.
+    bottom = 0.005
+    exp = [(j, e) for j, e in zip(js, c.expected, strict=False) if e >= 2 * bottom]
     ax.plot(
         [j for j, _ in exp],
         [e for _, e in exp],
@@ -121,13 +138,14 @@ def _convergence(a: Analysis) -> Any:
     band = [(j, e, 2 * math.sqrt(e * max(0.0, 1 - e / c.steps))) for j, e in exp]
     ax.fill_between(
         [j for j, _, _ in band],
-        [max(e - s, 1e-3) for _, e, s in band],
+        [e - s if e - s > bottom else bottom for _, e, s in band],
         [e + s for _, e, s in band],
         color="#b2182b",
         alpha=0.15,
-        label="± 2 s.d.",
+        label="± 2 s.d. (to the axis: down to 0)",
     )
     ax.set_yscale("log")
+    ax.set_ylim(bottom=bottom)
     ax.set_xlabel("votes drawn")
     ax.set_ylabel("steps still undecided")
     verdict = "slower than predicted" if c.slower else "faster than worst case" if c.faster else "as predicted"
@@ -157,11 +175,13 @@ def _rounds(a: Analysis) -> Any:
             [n for n, _ in pred], [e for _, e in pred], "o", color="#b2182b", markersize=4, label="independent errors"
         )
     h = a.heterogeneity
-    if h is not None and h.threshold is not None and a.votes and h.threshold <= max(a.votes) + 1:
+    if h is not None and h.threshold is not None:
+        # Always drawn, widening the axis if no step came near it: its distance is the finding.
         right.axvline(
-            h.threshold - 0.5, color="#b2182b", linestyle="--", linewidth=1, label=f"flagged at ≥ {h.threshold} votes"
+            h.threshold - 0.5, color="#b2182b", linestyle="--", linewidth=1, label=f"outlier at ≥ {h.threshold} votes"
         )
-    if c is not None:
+        right.set_xlim(right=max(right.get_xlim()[1], h.threshold + 0.5))
+    if right.get_legend_handles_labels()[0]:
         right.legend(fontsize=8)
     fig.suptitle(_title(a, "Rounds and votes per step"), fontsize=10)
     return fig
@@ -172,8 +192,10 @@ def _kmin_cost(a: Analysis) -> Any:
     if not e.n or not v.hits or e.value >= 0.5:
         return None
     sizes = [10**x for x in range(1, 10)]
-    fig = _figure(8.0, 3.8)
-    left, right = fig.subplots(1, 2)
+    priced = a.price is not None
+    fig = _figure(8.0 if priced else 5.0, 3.8)
+    # Without a price there is no cost to draw: one panel, and the title says why.
+    left, right = fig.subplots(1, 2) if priced else (fig.add_subplot(), None)
     for q, style, label in (
         (e.value, "o-", f"error rate {100 * e.value:.3g}%"),
         (e.high, "s--", f"pessimistic {100 * e.high:.3g}%"),
@@ -182,24 +204,24 @@ def _kmin_cost(a: Analysis) -> Any:
             continue
         ks = [k_min(1.0 - q, s) for s in sizes]
         left.plot(sizes, ks, style, label=label)
-        costs = [_cost(a, q, s) for s in sizes]
-        if all(c is not None and c > 0 for c in costs):
+        costs = [_cost(a, q, s) for s in sizes] if right is not None else []
+        if right is not None and all(c is not None and c > 0 for c in costs):
             right.plot(sizes, costs, style, label=label)
     for ax in (left, right):
+        if ax is None:
+            continue
         ax.set_xscale("log")
         ax.set_xlabel("steps")
-        ax.axvline(max(a.decided, 1), color="grey", linestyle=":", linewidth=1)
+        ax.axvline(max(a.decided, 1), color="grey", linestyle=":", linewidth=1, label=f"this run ({a.decided:,} steps)")
     left.yaxis.set_major_locator(_integers())
     left.set_ylabel("k_min (95% task success)")
     left.legend(fontsize=8)
-    if a.price is not None:
+    if right is not None:
         right.set_yscale("log")
         right.set_ylabel("expected cost at k_min (USD)")
         right.legend(fontsize=8)
-    else:
-        right.text(0.5, 0.5, f"no price for {a.model}", ha="center", va="center", transform=right.transAxes)
-        right.set_yticks([])
-    fig.suptitle(_title(a, "k_min and cost against the number of steps"), fontsize=10)
+    what = "k_min and cost" if priced else f"k_min (no price for {a.model}: no cost)"
+    fig.suptitle(_title(a, f"{what} against the number of steps"), fontsize=10)
     return fig
 
 

@@ -13,6 +13,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from maker._words import counted
 from maker.analysis import Analysis, Estimate, Proportion
 from maker.analysis._analyze import speculation_line
 from maker.analysis._calibrate import Calibration
@@ -89,7 +90,7 @@ def estimate_tables(e: Estimate) -> list[Any]:
         out.append(_k_table(e))
     if e.majority_n is not None and e.majority_savings is not None:
         out.append(
-            f"a fixed majority vote needs {e.majority_n} votes per step for the same per-step success; "
+            f"a fixed majority vote needs {counted(e.majority_n, 'vote')} per step for the same per-step success; "
             f"ahead-by-{e.k_min} saves {pct(e.majority_savings)} of them"
         )
     if e.wall is not None:

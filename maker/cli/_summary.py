@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from maker._escape import visible
+from maker._recorder import Totals
 from maker._result import RunResult
+from maker._words import counted
 from maker.cli._escape import console as stdout_console
 from maker.cli._escape import err_console, shown
 from maker.cli._stops import RESUMABLE, resume_hint
@@ -53,7 +55,7 @@ def print_table(result: RunResult, console: Console | None = None, figures: dict
         ("red flags", f"{t.red_flags:,}"),
         ("mean votes per step", f"{result.mean_votes:.3f}"),
         ("mean samples per step", f"{result.mean_samples:.3f}"),
-        ("hardest step", f"{t.hardest_step} ({t.max_rounds} rounds, {t.hardest_samples} samples)"),
+        ("hardest step", _hardest(t)),
         ("late samples", f"{t.late:,}"),
         ("tokens in / out", f"{t.tokens_in:,} / {t.tokens_out:,}"),
         ("transport retries", f"{t.retries:,}"),
@@ -70,7 +72,22 @@ def print_table(result: RunResult, console: Console | None = None, figures: dict
         table.add_row(name, shown(value))
     console.print(table)
     if result.error is not None:
-        err_console().print(f"[red]stopped: {shown(result.error)}[/]")  # may quote a server's words
+        err_console().print(f"[red]stopped: {shown(_reason(result))}[/]")  # may quote a server's words
+
+
+RESUMABLE_CLAUSE = "; the run stopped cleanly and can be resumed"
+
+
+def _reason(result: RunResult) -> str:
+    """The error; without a trace, minus the budget's promise of a resume (the hint line says why not)."""
+    text = str(result.error)
+    return text.replace(RESUMABLE_CLAUSE, "") if result.trace is None else text
+
+
+def _hardest(t: Totals) -> str:
+    if t.hardest_step is None:  # no step was voted (none decided yet, or python steps only)
+        return "— (no voted step)"
+    return f"{t.hardest_step} ({counted(t.max_rounds, 'round')}, {counted(t.hardest_samples, 'sample')})"
 
 
 def _figure_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from maker._replay import ReplayReport
+from maker._words import counted
 from maker.cli._escape import console as stdout_console
 from maker.cli._escape import shown
 from maker.traces._inspect import StepDetail, TraceSummary
@@ -25,6 +26,11 @@ KEY_WIDTH = 64
 
 def _console() -> Console:
     return stdout_console()
+
+
+def _count(n: Any, noun: str) -> str:
+    """`n nouns` for a number read from a trace (anything else is shown as it is)."""
+    return counted(n, noun) if isinstance(n, int | float) and not isinstance(n, bool) else f"{n} {noun}s"
 
 
 def _short(value: Any, width: int = KEY_WIDTH) -> str:
@@ -282,8 +288,8 @@ def _print_step(d: StepDetail, console: Console, show_text: bool) -> None:
         )
         right = "" if dec.get("correct") is None else (" — right" if dec["correct"] else " — [red]wrong[/]")
         console.print(
-            f"decided {_short(dec.get('winner'))} after {shown(dec.get('samples'))} samples in "
-            f"{shown(dec.get('rounds'))} rounds{right}; votes: {votes}"
+            f"decided {_short(dec.get('winner'))} after {shown(_count(dec.get('samples'), 'sample'))} in "
+            f"{shown(_count(dec.get('rounds'), 'round'))}{right}; votes: {votes}"
         )
     for err in d.errors:
         console.print(f"[red]{shown(err.get('error'))}: {shown(err.get('message'))}[/]")
