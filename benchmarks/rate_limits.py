@@ -16,7 +16,7 @@ limit (1.44M tokens/min, about 1,200 Hanoi requests of 444 prompt tokens +
 given to the client. Then the fleet: one endpoint and two, each enforcing half
 that RPM, governed: replies a second, two against one (target >= 1.8x).
 
-    .venv/bin/python benchmarks/rate_limits.py              # the issue's figures (about 10 minutes)
+    .venv/bin/python benchmarks/rate_limits.py              # the issue's figures (about 12 minutes)
     .venv/bin/python benchmarks/rate_limits.py --steps 200  # a quicker look
 """
 
@@ -151,8 +151,8 @@ def row(label: str, scenario: Scenario, run: dict[str, Any], args: argparse.Name
     refused = stats["statuses"].get("429", 0)
     wall = summary.get("wall_s")
     limit_time = allowed(scenario, stats, args)
-    ratio = f"{wall / limit_time:.2f}x" if wall and limit_time else "-"
     error = summary.get("error")
+    ratio = f"{wall / limit_time:.2f}x" if wall and limit_time and not error else "- (stopped)" if error else "-"
     return (
         label,
         f"{sent:,}",
