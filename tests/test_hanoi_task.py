@@ -293,7 +293,7 @@ def test_solved_means_zero_errors_and_the_goal_state() -> None:
     ("options", "message"),
     [
         ({"disks": 0}, "--disks must be >= 1"),
-        ({"disks": 31}, "between 1 and 30"),
+        ({"disks": 31}, "--disks must be <= 30"),
         ({"pegs": 4}, "has no option 'pegs'"),
     ],
 )

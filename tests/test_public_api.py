@@ -75,6 +75,7 @@ PUBLIC = {
         "PlanError",
         "RunError",
         "ServerError",
+        "FetchError",
         "StepFailed",
         "TraceError",
         "TraceMismatch",

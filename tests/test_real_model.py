@@ -308,8 +308,8 @@ def test_a_run_reports_chain_errors_and_step_errors_apart(tmp_path, stuck, step_
 
     assert _chain_errors(result) == f"first wrong step {first}; the {derailed} decided steps after it are derailed"
     print_table(result)
-    err = capsys.readouterr().err
-    assert "step errors (vs ground truth)" in err and "chain errors" in err
+    out = capsys.readouterr().out  # results go to stdout
+    assert "step errors (vs ground truth)" in out and "chain errors" in out
 
 
 def test_analyze_flags_a_step_won_against_most_of_its_samples(tmp_path):

@@ -308,7 +308,7 @@ def test_oracle_reads_every_prompt_and_its_mistakes_lose_the_vote(task, oracle):
 
 
 def test_the_simulated_model_knows_every_registered_task():
-    assert set(task_names()) == {"hanoi", "arithmetic", "sorting", "multiplication"}
+    assert set(task_names()) == {"hanoi", "arithmetic", "sorting", "multiplication", "count", "letters"}
     kinds = {type(o).__name__ for o in oracles()}
     assert {"HanoiOracle", "AdditionOracle", "SortingOracle", "CountOracle", "LettersOracle"} <= kinds
 

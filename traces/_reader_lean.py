@@ -72,6 +72,8 @@ class LeanSample(_Lean, tag="sample", frozen=True, gc=False):
     basis: Any = UNSET
     spec: Any = UNSET
     discarded: Any = UNSET
+    cached_tokens: Any = UNSET  # absent: the server did not say (unknown, not 0)
+    endpoint: Any = UNSET
 
 
 class LeanDecision(_Lean, tag="decision", frozen=True, gc=False):

@@ -170,6 +170,7 @@ def _lean_sample(table: Table, pending: dict[Any, list[tuple[int, str | None, bo
     if e.flag:
         table.flags[e.flag.split(":", 1)[0]] += 1
     pending.setdefault(e.step, []).append((out, e.key, late))  # an int or a string: hashable as it is
+    table.rates.count_sample(e.cached_tokens, e.tokens_in, e.endpoint)
 
 
 def _decision(table: Table, e: dict[str, Any], samples: list[tuple[int, str | None, bool]]) -> None:

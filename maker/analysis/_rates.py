@@ -37,13 +37,15 @@ class RateStats:
             self._governor(event)
 
     def _sample(self, e: dict[str, Any]) -> None:
+        self.count_sample(e.get("cached_tokens"), int(e.get("tokens_in") or 0), e.get("endpoint"))
+
+    def count_sample(self, cached: Any, tokens_in: int, endpoint: Any) -> None:
+        """One sample's cache report and endpoint (also for the analysis's lean samples)."""
         self.samples += 1
-        cached = e.get("cached_tokens")
         if type(cached) is int and cached >= 0:
             self.reported += 1
-            self.reported_in += int(e.get("tokens_in") or 0)
+            self.reported_in += tokens_in
             self.cached += cached
-        endpoint = e.get("endpoint")
         if isinstance(endpoint, str):
             self.by_endpoint[endpoint] += 1
 
