@@ -21,13 +21,11 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import anyio
-
-from maker._microagent import Microagent, _settle_lost
+from maker._microagent import Microagent
 from maker._planner import Plan
 from maker._recorder import Recorder
 from maker.backends._protocol import Backend, Completion, Request
-from maker.errors import BackendError, BudgetExceeded, ConfigError
+from maker.errors import BackendError, ConfigError
 from maker.tasks._protocol import Inputs, LLMStep, Messages
 
 TOKENS_PER_STEP = 128  # output cap per drafted step: a draft writes answers only, no reasoning
@@ -111,31 +109,8 @@ class Drafter:
         return draft
 
     async def _call(self, request: Request) -> Completion:
-        agent = self.agent
-        try:
-            settle = agent.guard(request) if agent.guard is not None else None  # budgets count drafts too
-        except BudgetExceeded:
-            await agent._land_in_flight()  # what is out is paid for: let it land and be recorded first
-            raise
-        agent._sending += 1  # a budget stop waits for drafts on the wire as for samples
-        try:
-            async with agent.limiter:
-                completion = await self.backend.complete(request)
-        except anyio.get_cancelled_exc_class():
-            self.recorder.lost_request(request.step, -1)  # possibly paid for, never answered
-            if settle is not None:
-                _settle_lost(settle)
-            raise
-        except BaseException:
-            if settle is not None:
-                settle(None)
-            raise
-        finally:
-            agent._sending -= 1
-            agent._wake()
-        if settle is not None:
-            settle(completion)
-        return completion
+        async with self.agent.limiter:
+            return await self.agent.send(request, -1)  # budgets count drafts; a stop waits for them too
 
     def _record(
         self,

@@ -236,17 +236,26 @@ class Microagent:
     async def _call(self, ballot: _Ballot, messages: Messages, index: int) -> Completion:
         v = ballot.voting
         request = Request(messages, v.temperature_for(index), v.max_output_tokens, ballot.node, index)
+        return await self.send(request, index)
+
+    async def send(self, request: Request, index: int) -> Completion:
+        """Send one request past the guard (a budget check right before sending), booking what it spends.
+
+        Samples and drafts both go through here, so a budget counts both and a
+        stop waits for both. `index` is what a request cancelled in flight is
+        recorded as (a sample's index; -1 for a draft).
+        """
         try:
-            settle = self.guard(request) if self.guard is not None else None  # a budget check, right before sending
+            settle = self.guard(request) if self.guard is not None else None
         except BudgetExceeded:
-            await self._land_in_flight()
+            await self._land_in_flight()  # what is out is paid for: let it land and be recorded first
             raise
         self._sending += 1
         try:
             completion = await self.backend.complete(request)
         except anyio.get_cancelled_exc_class():
             # The run is stopping with this request out: the server may have done (and billed) the work.
-            self.recorder.lost_request(ballot.node, index)
+            self.recorder.lost_request(request.step, index)
             if settle is not None:
                 _settle_lost(settle)
             raise
