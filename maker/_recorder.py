@@ -98,7 +98,17 @@ class Recorder:
         self.progress = progress
         self.totals = totals or Totals()
 
-    def sample(self, step: Hashable, index: int, temperature: float, c: Completion, v: Verdict, late: bool) -> None:
+    def sample(
+        self,
+        step: Hashable,
+        index: int,
+        temperature: float,
+        c: Completion,
+        v: Verdict,
+        late: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Count one sample and write its event; `extra`: fields only some samples carry (speculation's basis)."""
         t = self.totals
         t.samples += 1
         t.tokens_in += c.input_tokens
@@ -130,6 +140,8 @@ class Recorder:
                 event["cached_tokens"] = c.cached_tokens
             if c.endpoint is not None:
                 event["endpoint"] = c.endpoint
+            if extra:
+                event.update(extra)
             self.writer.write(event)
 
     def event(self, event: dict[str, Any]) -> None:

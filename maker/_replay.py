@@ -79,7 +79,16 @@ class _Verifier(Recorder):
         self.matched = 0  # decisions compared with the trace's and found equal
         self.holes: list[tuple[Hashable, int]] = []  # (step decided without a decision line, its last sample)
 
-    def sample(self, step: Hashable, index: int, temperature: float, c: Completion, v: Verdict, late: bool) -> None:
+    def sample(
+        self,
+        step: Hashable,
+        index: int,
+        temperature: float,
+        c: Completion,
+        v: Verdict,
+        late: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         if c is LOST:
             return
         st = self.tape.get(step)
@@ -90,7 +99,7 @@ class _Verifier(Recorder):
             raise TraceMismatch(
                 step, f"sample {index} {_timing(recorded.get('late'))}", f"sample {index} {_timing(late)}"
             )
-        super().sample(step, index, temperature, c, v, late)
+        super().sample(step, index, temperature, c, v, late, extra)
         self.tape.delivered(step, index)
 
     def decision(self, d: Decision, truth: str | None) -> None:

@@ -150,11 +150,20 @@ class _Continuing(Recorder):
         self.tape = tape
         self.reused = 0
 
-    def sample(self, step: Hashable, index: int, temperature: float, c: Completion, v: Verdict, late: bool) -> None:
+    def sample(
+        self,
+        step: Hashable,
+        index: int,
+        temperature: float,
+        c: Completion,
+        v: Verdict,
+        late: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         st = self.tape.get(step)
         recorded = st.samples.get(index) if st is not None else None
         if recorded is None:
-            super().sample(step, index, temperature, c, v, late)
+            super().sample(step, index, temperature, c, v, late, extra)
             return
         # Already in the trace and its totals: only check that the code still reads it alike.
         if recorded["key"] != v.key:

@@ -682,48 +682,17 @@ class Speculator:
     # -- the trace -----------------------------------------------------------------------
 
     def record(self, run: _Run, index: int, temperature: float, c: Completion, v: Verdict, late: bool) -> None:
-        """A sample, counted as `Recorder.sample` counts it, with what it was built from."""
+        """A sample, counted and written as `Recorder.sample` does, with what it was built from."""
         if index in run.reused:
             return  # already in the trace and its totals
-        t = self.recorder.totals
-        t.samples += 1
-        t.tokens_in += c.input_tokens
-        t.tokens_out += c.output_tokens
-        t.retries += c.retries
-        if v.key is None:
-            t.red_flags += 1
-        elif late:
-            t.late += 1
-        else:
-            t.votes += 1
-        writer = self.recorder.writer
-        if writer is None:
-            return
-        event = {
-            "type": "sample",
-            "step": run.node,
-            "i": index,
-            "temperature": temperature,
-            "text": c.text,
-            "finish": c.finish_reason,
-            "tokens_in": c.input_tokens,
-            "tokens_out": c.output_tokens,
-            "latency": round(c.latency, 6),
-            "retries": c.retries,
-            "flag": v.flag,
-            "key": v.key,
-            "late": late,
-            "basis": run.digest,
-        }
-        if c.cached_tokens is not None:
-            event["cached_tokens"] = c.cached_tokens
-        if c.endpoint is not None:
-            event["endpoint"] = c.endpoint
+        extra: dict[str, Any] = {"basis": run.digest}
         if run.speculative:
-            event["spec"] = True
+            extra["spec"] = True
         if run.dead:
-            event["discarded"] = True
-        writer.write(event)
+            extra["discarded"] = True
+        # The base class's own counting, never a resume's or replay's override: reused samples
+        # of a speculative run are handled above, by its own ledger.
+        Recorder.sample(self.recorder, run.node, index, temperature, c, v, late, extra)
 
 
 def _held(error: MakerError) -> bool:
