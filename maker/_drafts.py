@@ -110,7 +110,7 @@ class Drafter:
 
     async def _call(self, request: Request) -> Completion:
         async with self.agent.limiter:
-            return await self.agent.send(request, -1)  # budgets count drafts; a stop waits for them too
+            return await self.agent.send(request, -1, self.backend)  # budgets count drafts; a stop waits for them
 
     def _record(
         self,

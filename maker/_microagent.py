@@ -238,12 +238,13 @@ class Microagent:
         request = Request(messages, v.temperature_for(index), v.max_output_tokens, ballot.node, index)
         return await self.send(request, index)
 
-    async def send(self, request: Request, index: int) -> Completion:
+    async def send(self, request: Request, index: int, backend: Backend | None = None) -> Completion:
         """Send one request past the guard (a budget check right before sending), booking what it spends.
 
         Samples and drafts both go through here, so a budget counts both and a
         stop waits for both. `index` is what a request cancelled in flight is
-        recorded as (a sample's index; -1 for a draft).
+        recorded as (a sample's index; -1 for a draft). `backend`: where it goes,
+        if not the run's own model (a draft model).
         """
         try:
             settle = self.guard(request) if self.guard is not None else None
@@ -252,7 +253,7 @@ class Microagent:
             raise
         self._sending += 1
         try:
-            completion = await self.backend.complete(request)
+            completion = await (backend or self.backend).complete(request)
         except anyio.get_cancelled_exc_class():
             # The run is stopping with this request out: the server may have done (and billed) the work.
             self.recorder.lost_request(request.step, index)

@@ -85,6 +85,18 @@ def test_a_chain_with_drafts_decides_every_step_as_a_plain_run_even_when_drafts_
     assert report.reproduced and report.totals_match and report.steps == 63
 
 
+def test_a_draft_model_of_its_own_drafts_and_the_run_model_votes(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    settings = RunSettings(draft=4, draft_model="sim/perfect?draft_accuracy=1")
+    run_model = "sim/gpt-4.1-mini?draft_accuracy=0"  # would it draft, every drafted step would be wrong
+    result = maker.run(build_task("hanoi", disks=4), model=run_model, trace=trace, settings=settings)
+    assert result.solved
+    recorded = drafts(trace)
+    assert recorded and {d["model"] for d in recorded} == {"sim/perfect"}
+    assert all(d["flag"] is None for d in recorded)  # the perfect drafter's replies parse
+    assert not [e for e in events(trace) if e["type"] == "discard"], "no drafted answer was wrong"
+
+
 @pytest.mark.timeout(60)
 def test_drafts_and_first_sample_speculation_together_are_lossless(tmp_path: Path) -> None:
     task = build_task("hanoi", disks=5)
