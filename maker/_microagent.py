@@ -39,6 +39,7 @@ class _Ballot:
 
     __slots__ = (
         "answers",
+        "failed",
         "in_flight",
         "launched",
         "node",
@@ -57,6 +58,10 @@ class _Ballot:
         self.answers: dict[str, Any] = {}
         self.launched = self.in_flight = self.rounds = 0
         self.open = True  # samples arriving after the step closes are recorded as late
+        # A step stopped without a decision (interrupted, a budget, another step's failure): the
+        # samples still arriving are not "after the decision", there is none. They are recorded as
+        # plain samples, which a resume reuses as the votes they are, and a replay counts alike.
+        self.failed = False
         self.prompt: str | None = None
 
     def launch(self) -> range:
@@ -97,7 +102,8 @@ class _Ballot:
 
     def late(self, index: int, completion: Completion) -> None:
         verdict = self._judge(completion)
-        self.recorder.sample(self.node, index, self.voting.temperature_for(index), completion, verdict, True)
+        after = not self.failed
+        self.recorder.sample(self.node, index, self.voting.temperature_for(index), completion, verdict, after)
 
     def close(self, winner: str) -> Decision:
         self.open = False
@@ -179,7 +185,8 @@ class Microagent:
                     self.judged()  # judged and recorded right now, with no await in between
                     winner = ballot.count(index, completion)
             except BaseException:
-                ballot.open = False  # the step failed: samples still out are recorded as late
+                ballot.open = False  # the step failed: samples still out are recorded, undecided
+                ballot.failed = True
                 with suppress(Exception):  # the step's own error is the one to report
                     self.drain(ballot, receive)
                 raise

@@ -356,9 +356,10 @@ def _finish(report: ReplayReport, verifier: _Verifier, tape: Tape) -> None:
             report.reproduced = False  # the trace says it finished one way, its samples say otherwise
         return  # the replay stopped where the recording did not; totals cannot match
     replayed, recorded = totals.as_dict(), end.get("totals") or {}
-    # Every total the trace's last `end` line has (all of them are counts, none is wall time).
+    # Every total the trace's last `end` line has (all of them are counts, none is wall time),
+    # but `lost`: requests cancelled in flight left no sample, so the end line is their only record.
     report.totals_differences = {
-        k: (recorded[k], replayed[k]) for k in replayed if k in recorded and recorded[k] != replayed[k]
+        k: (recorded[k], replayed[k]) for k in replayed if k in recorded and recorded[k] != replayed[k] and k != "lost"
     }
     report.totals_match = not report.totals_differences
     if not report.totals_match:

@@ -6,7 +6,8 @@ error is the one reported.
 - A request cancelled while out (Ctrl-C, an error elsewhere) cannot be recorded; it is counted in the totals
   as `lost` (possibly paid for).
 - A step that fails while another of its samples is landing reports its own error, and the landing sample is
-  kept as a late one (the probe saw `anyio.ClosedResourceError` instead).
+  kept (the probe saw `anyio.ClosedResourceError` instead): as a plain sample, not a late one, since its step
+  was never decided, so a resume reuses it and a replay counts it alike.
 """
 
 from __future__ import annotations
@@ -54,6 +55,31 @@ async def test_a_budget_stop_at_concurrency_64_records_every_request_it_sent(tmp
 
 
 @pytest.mark.anyio
+async def test_a_run_stopped_by_its_budget_with_samples_out_resumes_and_replays_exactly(tmp_path: Path):
+    """Samples in flight at a budget stop land and are judged first; resume goes on from them, replay agrees."""
+    config = SimServerConfig(profile="gpt-4.1-mini?latency=0.004&latency_sigma=1.0", seed=3)
+    trace = tmp_path / "t.jsonl"
+    async with serve_sim(config) as server:
+        http = open_backend("openai/gpt-4.1-mini", base_url=server.base_url, api_key="sk-test")
+        try:
+            stopped = await maker.arun(
+                build_task("hanoi", disks=5),
+                backend=http,
+                voting=Voting(rule=AheadByK(6)),
+                settings=maker.RunSettings(concurrency=64),
+                budget=Budget(max_samples=97),
+                trace=trace,
+            )
+            assert isinstance(stopped.error, BudgetExceeded)
+            resumed = await maker.aresume(trace, backend=http)
+        finally:
+            await http.aclose()
+    assert resumed.solved and resumed.totals.steps == 31
+    report = await maker.areplay(trace)
+    assert report.reproduced and report.totals_match
+
+
+@pytest.mark.anyio
 async def test_requests_cancelled_in_flight_are_counted_as_lost(tmp_path: Path):
     backend = ScriptedBackend([vote("A")] * 3, gated=True)  # nothing answers until released: never here
     trace = tmp_path / "t.jsonl"
@@ -65,6 +91,41 @@ async def test_requests_cancelled_in_flight_are_counted_as_lost(tmp_path: Path):
             scope.cancel()
     end = load_trace(trace).end
     assert end["outcome"] == "interrupted" and end["totals"]["lost"] == 3 and end["totals"]["samples"] == 0
+
+
+class _LandsAfterCtrlC(ScriptedBackend):
+    """Sample 0 answers at once; sample 1 is on the wire (shielded) and lands only after the run is cancelled."""
+
+    def __init__(self, cancelled: anyio.Event) -> None:
+        super().__init__([vote("A")] * 3)
+        self.cancelled = cancelled
+
+    async def complete(self, request: Request) -> Completion:
+        if request.sample == 1:
+            with anyio.CancelScope(shield=True):
+                await self.cancelled.wait()
+        elif request.sample > 1:
+            await anyio.sleep_forever()
+        return self._completion(vote("A"))
+
+
+@pytest.mark.anyio
+async def test_a_sample_landing_after_ctrl_c_is_reused_by_resume_and_replays_exactly(tmp_path: Path):
+    cancelled = anyio.Event()
+    backend = _LandsAfterCtrlC(cancelled)
+    trace = tmp_path / "t.jsonl"
+    with anyio.CancelScope() as scope:  # what Ctrl-C does to a run
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: maker.arun(one_step_graph(), backend=backend, voting=_k(3), trace=trace))
+            await settle(lambda: len(backend.requests) >= 3)
+            scope.cancel()
+            cancelled.set()
+    landed = [s for s in load_trace(trace).samples if s["i"] == 1]
+    assert [s["late"] for s in landed] == [False]  # no decision to be late after
+    resumed = await maker.aresume(trace, backend=ScriptedBackend([vote("A")] * 6), task=one_step_graph())
+    assert resumed.solved
+    report = await maker.areplay(trace, task=one_step_graph())
+    assert report.reproduced and report.totals_match
 
 
 class _Breaks(WordStep):
@@ -107,7 +168,7 @@ async def test_a_step_failing_while_its_sample_lands_reports_its_own_error(tmp_p
             await maker.arun(one_step_graph(_Breaks(judged)), backend=_Landing(judged), voting=_k(2), trace=trace)
         ).raise_for_outcome()
     landed = [s for s in load_trace(trace).samples if s["i"] == 1]
-    assert [s["late"] for s in landed] == [True]  # paid for, and kept
+    assert [s["late"] for s in landed] == [False]  # paid for and kept; not late: the step was never decided
 
 
 def _k(k: int) -> Any:
