@@ -159,8 +159,8 @@ def test_an_existing_trace_is_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_the_sample_cap_check_refuses_only_what_no_run_could_decide() -> None:
-    from maker.cli._common import fewest_samples
     from maker.voting import AheadByK, Majority, Single
+    from maker.voting._reachable import fewest_samples
 
     assert fewest_samples(AheadByK(100), 100) == 100  # exactly the cap: a unanimous step decides
     assert fewest_samples(AheadByK(101), 100) is None

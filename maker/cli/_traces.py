@@ -12,7 +12,7 @@ import anyio
 
 from maker._replay import areplay
 from maker._resume import aresume
-from maker.cli._common import add_endpoint_options, budget_from, check_reachable, endpoint_settings
+from maker.cli._common import add_endpoint_options, budget_from, endpoint_settings
 from maker.cli._progress import RichProgress
 from maker.cli._sharding import readable_trace, register_merge, resume_manifest
 from maker.cli._stops import Stopped, stoppable
@@ -25,6 +25,7 @@ from maker.traces._manifest import is_manifest, shard_traces
 from maker.traces._reader import read_events
 from maker.traces._replay import revote
 from maker.voting import AheadByK, DecisionRule, Majority, Single, rule_from_dict
+from maker.voting._reachable import check_reachable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
