@@ -20,8 +20,9 @@ maker's library API over real HTTP:
     python benchmarks/real_model.py --record tests/data   # also keep the traces the tests read
     python benchmarks/real_model.py --threads 1 2    # only: serve-local's thread default, raw req/s each
 
-The runs are not seeded per request (llama.cpp draws a fresh seed for each),
-so "runs" are independent repetitions. Numbers depend on the machine and its load: say which.
+Runs are seeded with `--seed S`: maker derives each request's llama.cpp
+seed from S, the step and the sample. Runs r = 0, 1, ... use S + r, so
+they are independent repetitions, and the same command draws the same samples again. Numbers depend on the machine and its load: say which.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ async def calibrate(url: str, start: int, length: int, samples: int, repeats: in
         await backend.aclose()
 
 
-async def chain(url: str, start: int, length: int, k: int, trace: Path) -> dict[str, Any]:
-    backend = open_backend("openai/local", base_url=url)
+async def chain(url: str, start: int, length: int, k: int, seed: int, trace: Path) -> dict[str, Any]:
+    backend = open_backend("openai/local", base_url=url, request_options={"seed": seed})
     t0 = time.perf_counter()
     try:
         result = await maker.arun(
@@ -228,7 +229,8 @@ async def main(args: argparse.Namespace) -> None:
         for start, length in ((30, args.length), (0, args.bad_length)):
             for k in args.k:
                 for run in range(args.runs):
-                    rows.append(await chain(url, start, length, k, tmp / f"chain-{start}-k{k}-{run}.jsonl"))
+                    trace = tmp / f"chain-{start}-k{k}-{run}.jsonl"
+                    rows.append(await chain(url, start, length, k, args.seed + run, trace))
         show_chains([r for r in rows if r["start"] == 30], p, p_low, args.length, [])
         show_chains([r for r in rows if r["start"] == 0], p, p_low, args.bad_length, per_input)
         show_revotes(rows, p)
@@ -272,6 +274,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="a short configuration (a few minutes)")
     parser.add_argument("--record", type=Path, default=None, help="copy the traces the tests read to this folder")
     parser.add_argument("--threads", type=int, nargs="+", default=None, help="only compare these thread counts")
+    parser.add_argument("--seed", type=int, default=0, help="run r of each configuration is seeded with SEED + r")
     args = parser.parse_args()
     if args.threads:
         anyio.run(compare_threads, args.threads, 24, 2)

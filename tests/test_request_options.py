@@ -12,7 +12,7 @@ from _http import FAST_RETRIES, run_maker, server_stats, sim_server_process
 
 import maker
 from maker.backends import SimServerConfig, serve_sim
-from maker.backends._options import check, merge, parse_pairs, request_kwargs, typed
+from maker.backends._options import check, for_sample, merge, parse_pairs, request_kwargs, sample_seed, typed
 from maker.backends._registry import open_backend
 from maker.errors import ConfigError
 from maker.tasks import build_task
@@ -109,7 +109,11 @@ async def test_options_reach_the_server_and_the_trace_header(tmp_path: Path) -> 
         finally:
             await http.aclose()
         seen = dict(server.stats.options)
+        seeds = server.stats.seeds
     requests = result.totals.samples
+    # The run seed is not sent as is: each sample gets its own, or a seeded server would answer
+    # a step's samples identically and voting would buy nothing.
+    assert seeds == requests
     assert seen == {"top_p": requests, "stop": requests, "top_k": requests, "min_p": requests, "seed": requests}
     header = load_trace(tmp_path / "t.jsonl").header
     assert header["request_options"] == {"top_p": 0.9, "stop": ["END"], "top_k": 40, "min_p": 0.05, "seed": 3}
@@ -125,6 +129,15 @@ async def test_a_run_without_options_sends_none_and_records_none(tmp_path: Path)
             await http.aclose()
         assert not server.stats.options
     assert "request_options" not in load_trace(tmp_path / "t.jsonl").header
+
+
+def test_a_run_seed_gives_each_sample_its_own_stable_seed() -> None:
+    seeds = {sample_seed(3, step, sample) for step in range(50) for sample in range(8)}
+    assert len(seeds) == 400
+    assert all(0 <= seed < 2**31 for seed in seeds)
+    assert sample_seed(3, 7, 2) == sample_seed(3, 7, 2) != sample_seed(4, 7, 2)
+    assert for_sample(request_kwargs({"seed": 3, "top_p": 0.9}), 7, 2) == {"seed": sample_seed(3, 7, 2), "top_p": 0.9}
+    assert for_sample({"top_p": 0.9}, 7, 2) == {"top_p": 0.9}
 
 
 def test_the_cli_takes_repeated_request_options(tmp_path: Path) -> None:

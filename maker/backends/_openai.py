@@ -442,7 +442,7 @@ class OpenAIBackend:
         extra: dict[str, Any] = {cap: request.max_tokens}
         if n > 1:
             extra["n"] = n
-        extra.update(self._request_kwargs)
+        extra.update(request_options.for_sample(self._request_kwargs, request.step, request.sample))
         # Messages are plain {"role", "content"} dicts, which is what the API takes;
         # the client types each role as its own TypedDict, which a dict[str, str] is not.
         messages = cast("Iterable[ChatCompletionMessageParam]", request.messages)

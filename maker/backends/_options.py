@@ -11,6 +11,14 @@ The OpenAI API takes `top_p`, `stop`, `seed` and `response_format` as
 parameters; `top_k`, `min_p` and `grammar` are not in it, and go in the
 request body beside them (`extra_body`), where llama.cpp and vLLM read them.
 
+`seed` is a run seed, not a request seed: each request gets its own seed
+derived from it, the step and the sample index (`sample_seed`). One seed
+sent with every request would make a seeded server answer a step's k
+samples identically, and voting would cost k times for one vote. Derived
+seeds keep the samples independent draws, and make a rerun (or a resume)
+draw the same samples where the server honours seeds (llama.cpp does, for
+the same build, model and threads).
+
 Structured output stays opt-in: the format red flag is the paper's main
 decorrelation device, and a grammar turns a confused model's garbage (which
 the red flag discards) into well-formed wrong votes (which it cannot).
@@ -18,6 +26,7 @@ the red flag discards) into well-formed wrong votes (which it cannot).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -141,3 +150,17 @@ def request_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["EXTRA", "KNOWN", "STANDARD", "check", "merge", "parse_pairs", "request_kwargs", "typed"]
+
+
+def sample_seed(seed: int, step: object, sample: int) -> int:
+    """The seed for one sample: stable across processes (not `hash()`), distinct per step and sample index."""
+    key = f"{seed}|{step!r}|{sample}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") & 0x7FFFFFFF
+
+
+def for_sample(kwargs: Mapping[str, Any], step: object, sample: int) -> dict[str, Any]:
+    """`request_kwargs` for one request: the run seed, if any, replaced by the sample's own."""
+    out = dict(kwargs)
+    if "seed" in out:
+        out["seed"] = sample_seed(out["seed"], step, sample)
+    return out

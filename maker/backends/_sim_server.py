@@ -280,6 +280,8 @@ class ServerStats:
     rate_limited: int = 0  # 429s for the enforced limits (not the scripted rate_limit fault)
     admitted_tokens: int = 0  # what requests let through weighed against the token limit
     options: Counter[str] = field(default_factory=Counter)  # request options seen (top_p, grammar, …), by name
+    seeds: int = 0  # distinct `seed` values seen (a seeded run sends one per sample, not one per run)
+    _seed_values: set[int] = field(default_factory=set, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -287,6 +289,7 @@ class ServerStats:
         data["statuses"] = {str(k): v for k, v in self.statuses.items()}
         data["n_requested"] = {str(k): v for k, v in self.n_requested.items()}
         data["options"] = dict(self.options)
+        data.pop("_seed_values")
         return data
 
 
@@ -449,6 +452,9 @@ class SimServer:
         n = int(payload.get("n") or 1)
         self.stats.n_requested[n] += 1
         self.stats.options.update(k for k in _OPTION_NAMES if k in payload)
+        if isinstance(payload.get("seed"), int):
+            self.stats._seed_values.add(payload["seed"])
+            self.stats.seeds = len(self.stats._seed_values)
         cap = payload.get("max_completion_tokens", payload.get("max_tokens"))
         max_tokens = 4096 if cap is None else int(cap)
         if not isinstance(messages, list) or not messages or max_tokens < 1 or n < 1:
