@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 
@@ -237,22 +237,42 @@ def candidates_id(node: Hashable) -> str:
 
 class RecursiveDAG(nx.DiGraph):  # type: ignore[type-arg]
     """The plan a recursive task hands the runtime: a networkx DiGraph holding the root problems,
-    which `maker.run` turns into a `RecursivePlan` that grows it while the run executes."""
+    which `maker.run` turns into a `RecursivePlan` that grows it while the run executes.
+
+    The problem, roots and limits live in the graph's attributes (`graph`), because networkx
+    builds copies, subgraphs and views with a bare `__class__()` and then copies `graph`:
+    that way `dag.copy()` and `dag.subgraph(...)` are RecursiveDAGs that still know their problem."""
+
+    plan: RecursivePlan | None = None  # the plan of the latest run, for its tree
 
     def __init__(
-        self, problem: RecursiveProblem, roots: Mapping[str, Any], limits: RecursiveLimits | None = None
+        self,
+        problem: RecursiveProblem | None = None,
+        roots: Mapping[str, Any] | None = None,
+        limits: RecursiveLimits | None = None,
     ) -> None:
         super().__init__()
-        if not roots:
-            raise PlanError("a recursive plan needs at least one problem")
-        self.problem = problem
-        self.limits = limits or RecursiveLimits()
-        self.roots = dict(roots)
-        self.plan: RecursivePlan | None = None  # the plan of the latest run, for its tree
+        if problem is None and roots is None:
+            return  # networkx making a copy or a view: it fills `graph` and the nodes itself
+        if problem is None or not roots:
+            raise PlanError("a recursive plan needs a problem and at least one root problem")
+        self.graph.update(problem=problem, limits=limits or RecursiveLimits(), roots=dict(roots))
         # The graph itself holds only the roots' first steps, so it looks the same before every
         # run (resume and replay check it); each run grows its own copy.
         for root, value in self.roots.items():
             self.add_node(node_id(root, DECOMPOSE), step=RoleStep(problem, DECOMPOSE), args={"problem": value})
+
+    @property
+    def problem(self) -> RecursiveProblem:
+        return cast("RecursiveProblem", self.graph["problem"])
+
+    @property
+    def limits(self) -> RecursiveLimits:
+        return cast("RecursiveLimits", self.graph["limits"])
+
+    @property
+    def roots(self) -> dict[str, Any]:
+        return cast("dict[str, Any]", self.graph["roots"])
 
     def as_plan(self, window: int = 64) -> RecursivePlan:
         """A fresh plan for one run (kept in `plan`, so the caller can look at its tree afterwards)."""

@@ -68,6 +68,17 @@ def test_the_dag_grows_as_decompositions_are_decided(
             assert graph.in_degree(node) == len(dag.plan.problems[graph.nodes[node]["path"]].parts)
 
 
+def test_a_copied_dag_is_a_recursive_dag_that_runs_alike(tmp_path: Path) -> None:
+    dag = _dag({"r": [1, 2, 3, 4]})
+    copy = dag.copy()
+    assert type(copy) is type(dag)
+    assert (copy.problem, copy.roots, copy.limits) == (dag.problem, dag.roots, dag.limits)
+    assert list(dag.subgraph(["r:decompose"]).roots) == ["r"]
+    first = _run(tmp_path / "a", dag)
+    second = _run(tmp_path / "b", copy)
+    assert first.outputs == second.outputs == {"r:compose": 10}
+
+
 def test_problems_run_in_parallel_in_one_dag(tmp_path: Path) -> None:
     dag = _dag({"a": [1, 2, 3, 4], "b": [5, 6], "c": [7, 8, 9]})
     result = _run(tmp_path, dag)
