@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from typing import Any, Literal
 import anyio
 
 from maker._budget import Budget
+from maker._budget_pool import LIMITS, BudgetPool, Lease, LeasedBudget, RayLease, leased
 from maker._history import choose_independent
 from maker._pricing import Price
 from maker._recorder import Progress, Totals
@@ -206,8 +207,12 @@ def _prices_json(budget: Budget | None) -> dict[str, list[float | None]] | None:
 # --- one shard (runs in the child process or the Ray worker) ---------------------------------------
 
 
-def run_job(data: dict[str, Any]) -> dict[str, Any]:
-    """Run (or resume) one shard to its end and return its summary. Blocking; never raises MakerError."""
+def run_job(data: dict[str, Any], pool: Any = None) -> dict[str, Any]:
+    """Run (or resume) one shard to its end and return its summary. Blocking; never raises MakerError.
+
+    pool: a `BudgetPool` Ray actor holding the run-wide budget (the Ray executor), or None: the
+    shard then keeps to its share.
+    """
     job = ShardJob.from_json(data)
     try:
         path = Path(job.trace)
@@ -217,7 +222,8 @@ def run_job(data: dict[str, Any]) -> dict[str, Any]:
         if state is not None and state[0] in FINISHED:
             return _summary(job, path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return anyio.run(_run_job, job, state)
+        lease = RayLease(pool, job.index) if pool is not None and job.budget else None
+        return anyio.run(_run_job, job, state, lease)
     except MakerError as exc:
         return {"index": job.index, "trace": job.trace, "outcome": _outcome(exc), "message": str(exc)}
 
@@ -226,7 +232,9 @@ def _outcome(exc: MakerError) -> str:
     return "budget" if isinstance(exc, BudgetExceeded) else "error"
 
 
-async def _run_job(job: ShardJob, state: tuple[str | None, dict[str, Any]] | None) -> dict[str, Any]:
+async def _run_job(
+    job: ShardJob, state: tuple[str | None, dict[str, Any]] | None, lease: Lease | None = None
+) -> dict[str, Any]:
     from maker._resume import aresume
     from maker._runner import arun
     from maker.backends._registry import open_backend
@@ -235,19 +243,19 @@ async def _run_job(job: ShardJob, state: tuple[str | None, dict[str, Any]] | Non
     chosen = choose_independent(task, job.independent, int(job.settings["seed"]))
     steps = shard_steps(chosen, job.shard) if chosen is not None else None
     prices = {k: Price(v[0], float(v[1] or 0.0)) for k, v in job.prices.items()} if job.prices else None
-    budget = Budget(**job.budget, prices=prices) if job.budget else None
+    budget: Budget | None = Budget(**job.budget, prices=prices) if job.budget else None
+    if budget is not None and lease is not None:
+        budget = leased(budget, lease)  # the claim the pool holds for this shard (its share at first)
     backend = open_backend(job.model, seed=int(job.settings["seed"]), **job.endpoint)
     try:
         if state is not None:  # a retry or a resume: continue the trace, paying nothing twice
             left = budget_left(budget, backend.model, state[1])
             if left == "spent":
                 raise BudgetExceeded("the shard's share of the budget", "spent by earlier sessions")
-            result = await aresume(
-                job.trace,
-                independent=steps,
-                backend=backend,
-                budget=left if isinstance(left, Budget) else None,
-            )
+            if lease is not None and isinstance(left, Budget):
+                left = leased(left, lease, claimed=False)  # what is left of the claim, still able to grow
+            budget = left if isinstance(left, Budget) else None
+            result = await aresume(job.trace, independent=steps, backend=backend, budget=budget)
         else:
             result = await arun(
                 task,
@@ -268,6 +276,8 @@ async def _run_job(job: ShardJob, state: tuple[str | None, dict[str, Any]] | Non
             )
     finally:
         await backend.aclose()
+        if isinstance(budget, LeasedBudget):
+            budget.release()  # what this shard did not spend, for the shards still running
     summary = {**result.to_json(), "index": job.index, "trace": job.trace}
     if result.error is not None:
         summary["message"] = str(result.error)
@@ -383,7 +393,8 @@ def _ray(jobs: Sequence[ShardJob], address: str | None) -> list[dict[str, Any]]:
 
 def _ray_results(ray: Any, jobs: Sequence[ShardJob]) -> list[dict[str, Any]]:
     remote = ray.remote(max_retries=_RETRIES, num_cpus=1)(run_job)
-    refs = [remote.remote(job.to_json()) for job in jobs]
+    pool = _pool_actor(ray, jobs)
+    refs = [remote.remote(job.to_json(), pool) for job in jobs]
     out: list[dict[str, Any]] = []
     for job, ref in zip(jobs, refs, strict=True):
         try:
@@ -392,6 +403,23 @@ def _ray_results(ray: Any, jobs: Sequence[ShardJob]) -> list[dict[str, Any]]:
             message = f"ray task failed: {type(exc).__name__}: {str(exc)[:300]}"
             out.append({"index": job.index, "trace": job.trace, "outcome": "error", "message": message})
     return out
+
+
+def _pool_actor(ray: Any, jobs: Sequence[ShardJob]) -> Any:
+    """The run-wide budget as an actor the shards lease from (None without a budget).
+
+    Its limits are the sum of the jobs' budgets, which are the shares of the
+    run-wide budget (or, on a resume, what `rebalance` gave each shard).
+    """
+    budgets = [j.budget for j in jobs]
+    if not all(budgets):
+        return None
+    limits = {name: _sum([b.get(name) for b in budgets]) for name in LIMITS}  # type: ignore[union-attr]
+    return ray.remote(num_cpus=0)(BudgetPool).remote(limits, budgets)
+
+
+def _sum(values: list[Any]) -> float | None:
+    return None if any(v is None for v in values) else sum(values)
 
 
 # --- progress: the shards' traces, followed ----------------------------------------------------------
@@ -499,7 +527,7 @@ async def aresume_sharded(
     path = Path(manifest)
     data = await anyio.to_thread.run_sync(read_manifest, path)
     jobs = [ShardJob.from_json(j) for j in data["jobs"]]
-    jobs = [_relocated(j, path) for j in jobs]
+    jobs = rebalance([_relocated(j, path) for j in jobs])
     task = build_task(jobs[0].task, **jobs[0].params) if jobs else None
     total = _total_steps(task, jobs[0].independent, int(jobs[0].settings["seed"])) if task else 0
     return await _execute(path, jobs, executor or data.get("executor", "local"), ray_address, progress, total)
@@ -517,6 +545,41 @@ async def _execute(
     else:
         raise ConfigError(f"unknown executor {executor!r} (local or ray)")
     return ShardedResult(jobs[0].parent if jobs else "", manifest, shards, time.perf_counter() - start)
+
+
+def rebalance(jobs: Sequence[ShardJob]) -> list[ShardJob]:
+    """Each unfinished shard's budget for a resume: what it spent, plus an equal part of what no shard spent.
+
+    A shard may have spent past its share (it leased from the run-wide pool), so
+    the manifest's shares are not safe to reuse. The traces say what each shard
+    spent; the run-wide budget less all of that is split between the shards
+    still to run, so together they never cross it, whichever executor resumes.
+    """
+    if not jobs or not all(j.budget for j in jobs):
+        return list(jobs)
+    states = [_trace_state(Path(j.trace)) if Path(j.trace).exists() else None for j in jobs]
+    spent = [_spent(j, state[1] if state else {}) for j, state in zip(jobs, states, strict=True)]
+    open_ = [i for i, state in enumerate(states) if state is None or state[0] not in FINISHED]
+    out = list(jobs)
+    for name in LIMITS:
+        total = _sum([j.budget.get(name) for j in jobs])  # type: ignore[union-attr]
+        if total is None or not open_:
+            continue
+        free = max(0.0, total - sum(s[name] for s in spent))
+        for n, i in enumerate(open_):
+            part = free / len(open_)
+            if name != "max_cost":
+                part = int(free) // len(open_) + (1 if n < int(free) % len(open_) else 0)
+            out[i] = replace(out[i], budget={**(out[i].budget or {}), name: spent[i][name] + part})
+    return out
+
+
+def _spent(job: ShardJob, totals: dict[str, Any]) -> dict[str, float]:
+    tokens_in, tokens_out = int(totals.get("tokens_in", 0)), int(totals.get("tokens_out", 0))
+    prices = {k: Price(v[0], float(v[1] or 0.0)) for k, v in job.prices.items()} if job.prices else None
+    price = Budget(max_samples=1, prices=prices).price(job.model)
+    cost = price.cost(tokens_in, tokens_out) if price is not None else 0.0
+    return {"max_samples": int(totals.get("samples", 0)), "max_tokens": tokens_in + tokens_out, "max_cost": cost}
 
 
 def _total_steps(task: Task | None, independent: int | str | None, seed: int) -> int:
