@@ -152,6 +152,7 @@ def plan_jobs(
     owned = _owners(task, independent, settings.seed, shards)
     shares = split_budget(budget, shards)
     suffix = ".jsonl.gz" if gzip else ".jsonl"
+    endpoint = split_rates(endpoint or {}, sum(1 for o in owned if o))
     jobs = []
     for i in range(shards):
         if not owned[i]:
@@ -171,10 +172,25 @@ def plan_jobs(
                 independent=independent,
                 budget=_budget_json(share),
                 prices=_prices_json(budget),
-                endpoint=dict(endpoint or {}),
+                endpoint=dict(endpoint),
             )
         )
     return jobs
+
+
+def split_rates(endpoint: dict[str, Any], shards: int) -> dict[str, Any]:
+    """Hand-set rate limits (`--rpm`, `--tpm`) are the endpoint's, not each shard's: each shard gets its part.
+
+    Without this, N shards at `--rpm 1200` would send N × 1200 a minute to a
+    server that sends no headers to slow them down. (Limits the server sends in
+    `x-ratelimit-*` headers need no split: each shard's governor reads the
+    endpoint's remaining capacity, which all shards draw on.)
+    """
+    out = dict(endpoint)
+    for name in ("rpm", "tpm"):
+        if out.get(name) is not None and shards > 1:
+            out[name] = float(out[name]) / shards
+    return out
 
 
 def _owners(task: Task, independent: int | str | None, seed: int, shards: int) -> list[int]:

@@ -357,3 +357,23 @@ def test_a_batch_of_instances_is_one_dag_that_shards_by_instance(tmp_path: Path)
 def test_a_chain_task_has_no_instances_to_batch(tmp_path: Path) -> None:
     done = run_maker("hanoi", "--disks", "4", "--instances", "3", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
+
+
+def test_hand_set_rate_limits_are_split_between_the_shards(tmp_path: Path) -> None:
+    from maker import RunSettings
+    from maker._sharded import plan_jobs
+    from maker.tasks import build_task
+    from maker.voting import Voting
+
+    jobs = plan_jobs(
+        build_task("hanoi", disks=6),
+        shards=2,
+        model="openai/gpt-4.1-mini",
+        voting=Voting(),
+        settings=RunSettings(),
+        directory=tmp_path,
+        independent=40,
+        endpoint={"base_url": "http://127.0.0.1:9/v1", "rpm": 1200, "tpm": 100_000},
+    )
+    assert [(j.endpoint["rpm"], j.endpoint["tpm"]) for j in jobs] == [(600, 50_000)] * 2
+    assert all(j.endpoint["base_url"] == "http://127.0.0.1:9/v1" for j in jobs)
