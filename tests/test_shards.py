@@ -195,6 +195,25 @@ def _reference(tmp_path: Path) -> dict[Any, str]:
     return decisions(tmp_path / "whole.jsonl")
 
 
+def _analysis(tmp_path: Path, trace: Path) -> dict[str, Any]:
+    """What `maker analyze --json` says of the work itself (not which run it was, nor its time)."""
+    done = run_maker("analyze", str(trace), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return _untimed(json.loads(done.stdout))
+
+
+def _untimed(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _untimed(v) for k, v in data.items() if not _timed(k)}
+    if isinstance(data, list):
+        return [_untimed(v) for v in data]
+    return data
+
+
+def _timed(key: str) -> bool:
+    return key in ("run_id", "trace", "rates", "plots")  # which run, where, and how its time went
+
+
 def _wait_for_decisions(run: Path, proc: subprocess.Popen[str], at_least: int = 5) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -220,6 +239,7 @@ def test_a_killed_shard_process_is_resumed_and_pays_nothing_twice(tmp_path: Path
     assert max(samples_drawn(*shards).values()) == 1
     resumed = [e for s in shards for e in read_events(s) if e["type"] == "resume"]
     assert len(resumed) == 1  # the killed shard was resumed, not started again
+    assert _analysis(tmp_path, run / "manifest.json") == _analysis(tmp_path, tmp_path / "whole.jsonl")
 
 
 def test_maker_resume_manifest_finishes_a_killed_sharded_run(tmp_path: Path) -> None:
@@ -237,6 +257,7 @@ def test_maker_resume_manifest_finishes_a_killed_sharded_run(tmp_path: Path) -> 
     again = run_maker("resume", str(run / "manifest.json"), "--json", "--quiet", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["samples"] == json.loads(done.stdout)["samples"]  # nothing left to pay for
+    assert _analysis(tmp_path, run / "manifest.json") == _analysis(tmp_path, tmp_path / "whole.jsonl")
 
 
 def test_a_run_wide_budget_over_http_is_never_crossed_in_total(tmp_path: Path) -> None:
@@ -307,6 +328,7 @@ def test_ray_shards_decide_alike_and_a_killed_ray_worker_is_retried_without_payi
     shards = shard_files(run)
     assert decisions(*shards) == _reference(tmp_path)
     assert max(samples_drawn(*shards).values()) == 1
+    assert _analysis(tmp_path, run / "manifest.json") == _analysis(tmp_path, tmp_path / "whole.jsonl")
 
 
 def test_the_split_is_a_stable_hash_that_covers_every_component_once() -> None:
