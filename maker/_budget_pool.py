@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import anyio
+
 from maker._budget import Budget, Spending, _Usage
 from maker.backends._protocol import Request
 from maker.errors import BudgetExceeded
@@ -32,6 +34,7 @@ from maker.errors import BudgetExceeded
 log = logging.getLogger("maker.budget")
 
 LIMITS = ("max_samples", "max_tokens", "max_cost")
+RATES = ("rpm", "tpm")
 _WHOLE = ("max_samples", "max_tokens")
 _QUANTUM = 0.25  # of a shard's share, per extension: few round trips, little held idle
 
@@ -39,9 +42,25 @@ _QUANTUM = 0.25  # of a shard's share, per extension: few round trips, little he
 class BudgetPool:
     """The run-wide budget and each shard's claim on it (a plain class; the Ray executor makes it an actor)."""
 
-    def __init__(self, limits: dict[str, float | None], shares: list[dict[str, float | None]]) -> None:
+    def __init__(
+        self,
+        limits: dict[str, float | None],
+        shares: list[dict[str, float | None]],
+        rates: dict[str, float | None] | None = None,
+    ) -> None:
         self.limits = {name: limits.get(name) for name in LIMITS}
         self.claims = [{name: share.get(name) for name in LIMITS} for share in shares]
+        self.rates = {name: (rates or {}).get(name) for name in RATES}
+        self.running = set(range(len(shares)))  # shards that may still send: the rates are split between them
+
+    def rate_share(self, shard: int) -> dict[str, float | None]:
+        """This shard's part of the hand-set rate limits: an equal part among the shards still running."""
+        count = max(1, len(self.running | {shard}))
+        return {name: (None if total is None else total / count) for name, total in self.rates.items()}
+
+    def leave(self, shard: int) -> None:
+        """A shard that is done: its part of the rate limits goes to the others at their next look."""
+        self.running.discard(shard)
 
     def claim(self, shard: int) -> dict[str, float | None]:
         """What shard `shard` may spend in all (its share, plus what it was granted, less what it released)."""
@@ -77,6 +96,8 @@ class Lease(Protocol):
     def claim(self) -> dict[str, float | None] | None: ...
     def extend(self, limit: str, amount: float) -> float: ...
     def release(self, unused: dict[str, float]) -> None: ...
+    def rate_share(self) -> dict[str, float | None] | None: ...
+    def leave(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -94,6 +115,12 @@ class LocalLease:
 
     def release(self, unused: dict[str, float]) -> None:
         self.pool.release(self.shard, unused)
+
+    def rate_share(self) -> dict[str, float | None] | None:
+        return self.pool.rate_share(self.shard)
+
+    def leave(self) -> None:
+        self.pool.leave(self.shard)
 
 
 @dataclass(slots=True)
@@ -126,6 +153,13 @@ class RayLease:
 
     def release(self, unused: dict[str, float]) -> None:
         self._call("release", unused)
+
+    def rate_share(self) -> dict[str, float | None] | None:
+        result: dict[str, float | None] | None = self._call("rate_share")
+        return result
+
+    def leave(self) -> None:
+        self._call("leave")
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +250,28 @@ def leased(share: Budget, lease: Lease, *, claimed: bool = True) -> LeasedBudget
 
 def _whole(value: float | None) -> int | None:
     return None if value is None else int(value)
+
+
+async def follow_rates(lease: Lease, backend: Any, every: float = 5.0) -> None:
+    """Keep the backend's governors at this shard's part of the hand-set rate limits, as shards finish.
+
+    Runs beside the shard's run until cancelled. A lost pool leaves the part
+    last given (the shards still running never hold more than the limit: a
+    part grows only when another shard has left).
+    """
+    while True:
+        share = await anyio.to_thread.run_sync(lease.rate_share)
+        if share:
+            for governor in governors_of(backend):
+                governor.set_hand(share.get("rpm"), share.get("tpm"))
+        await anyio.sleep(every)
+
+
+def governors_of(backend: Any) -> list[Any]:
+    """The rate governors behind a backend: its own, or each endpoint's in a fleet."""
+    members = getattr(backend, "members", None)
+    backends = [m.backend for m in members] if members else [backend]
+    return [g for g in (getattr(b, "governor", None) for b in backends) if g is not None]
 
 
 def pool_for(budget: Budget, shares: list[Budget | None]) -> BudgetPool:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import anyio
 
 from maker._budget import Budget
-from maker._budget_pool import LIMITS, BudgetPool, Lease, LeasedBudget, RayLease, leased
+from maker._budget_pool import LIMITS, RATES, BudgetPool, Lease, LeasedBudget, RayLease, follow_rates, leased
 from maker._history import choose_independent
 from maker._pricing import Price
 from maker._recorder import Progress, Totals
@@ -226,8 +226,8 @@ def _prices_json(budget: Budget | None) -> dict[str, list[float | None]] | None:
 def run_job(data: dict[str, Any], pool: Any = None) -> dict[str, Any]:
     """Run (or resume) one shard to its end and return its summary. Blocking; never raises MakerError.
 
-    pool: a `BudgetPool` Ray actor holding the run-wide budget (the Ray executor), or None: the
-    shard then keeps to its share.
+    pool: a `BudgetPool` Ray actor holding the run-wide budget and hand-set rate limits (the Ray
+    executor), or None: the shard then keeps to its shares.
     """
     job = ShardJob.from_json(data)
     try:
@@ -238,7 +238,7 @@ def run_job(data: dict[str, Any], pool: Any = None) -> dict[str, Any]:
         if state is not None and state[0] in FINISHED:
             return _summary(job, path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        lease = RayLease(pool, job.index) if pool is not None and job.budget else None
+        lease = RayLease(pool, job.index) if pool is not None else None
         return anyio.run(_run_job, job, state, lease)
     except MakerError as exc:
         return {"index": job.index, "trace": job.trace, "outcome": _outcome(exc), "message": str(exc)}
@@ -251,53 +251,74 @@ def _outcome(exc: MakerError) -> str:
 async def _run_job(
     job: ShardJob, state: tuple[str | None, dict[str, Any]] | None, lease: Lease | None = None
 ) -> dict[str, Any]:
-    from maker._resume import aresume
-    from maker._runner import arun
+    """One shard's session. With a `lease` on the run-wide pool, its budget can grow past its share, and
+    its part of hand-set rate limits grows as other shards finish; without one it keeps to its share."""
     from maker.backends._registry import open_backend
 
-    task = build_task(job.task, **job.params)
-    chosen = choose_independent(task, job.independent, int(job.settings["seed"]))
-    steps = shard_steps(chosen, job.shard) if chosen is not None else None
     prices = {k: Price(v[0], float(v[1] or 0.0)) for k, v in job.prices.items()} if job.prices else None
     budget: Budget | None = Budget(**job.budget, prices=prices) if job.budget else None
     if budget is not None and lease is not None:
         budget = leased(budget, lease)  # the claim the pool holds for this shard (its share at first)
     backend = open_backend(job.model, seed=int(job.settings["seed"]), **job.endpoint)
+    rates = lease is not None and any(job.endpoint.get(name) is not None for name in ("rpm", "tpm"))
     try:
-        if state is not None:  # a retry or a resume: continue the trace, paying nothing twice
-            left = budget_left(budget, backend.model, state[1])
-            if left == "spent":
-                raise BudgetExceeded("the shard's share of the budget", "spent by earlier sessions")
-            if lease is not None and isinstance(left, Budget):
-                left = leased(left, lease, claimed=False)  # what is left of the claim, still able to grow
-            budget = left if isinstance(left, Budget) else None
-            result = await aresume(job.trace, independent=steps, backend=backend, budget=budget)
-        else:
-            result = await arun(
-                task,
-                model=job.model,
-                backend=backend,
-                voting=Voting.from_dict(job.voting),
-                settings=RunSettings(
-                    concurrency=int(job.settings["concurrency"]),
-                    max_parallel_steps=job.settings.get("max_steps"),
-                    window=int(job.settings["window"]),
-                    seed=int(job.settings["seed"]),
-                ),
-                trace=job.trace,
-                independent=chosen,
-                budget=budget,
-                shard=job.shard,
-                shard_selection={"independent": job.independent} if job.independent is not None else None,
-            )
+        async with anyio.create_task_group() as tg:
+            if rates and lease is not None:
+                tg.start_soon(follow_rates, lease, backend)
+            budget, result = await _session(job, state, backend, budget, lease)
+            tg.cancel_scope.cancel()
     finally:
         await backend.aclose()
         if isinstance(budget, LeasedBudget):
             budget.release()  # what this shard did not spend, for the shards still running
+        if lease is not None:
+            lease.leave()
     summary = {**result.to_json(), "index": job.index, "trace": job.trace}
     if result.error is not None:
         summary["message"] = str(result.error)
     return summary
+
+
+async def _session(
+    job: ShardJob,
+    state: tuple[str | None, dict[str, Any]] | None,
+    backend: Any,
+    budget: Budget | None,
+    lease: Lease | None,
+) -> tuple[Budget | None, Any]:
+    """Run the shard, or resume it from its trace; returns the budget it ran on, and its result."""
+    from maker._resume import aresume
+    from maker._runner import arun
+
+    task = build_task(job.task, **job.params)
+    chosen = choose_independent(task, job.independent, int(job.settings["seed"]))
+    if state is not None:  # a retry or a resume: continue the trace, paying nothing twice
+        left = budget_left(budget, backend.model, state[1])
+        if left == "spent":
+            raise BudgetExceeded("the shard's share of the budget", "spent by earlier sessions")
+        if lease is not None and isinstance(left, Budget):
+            left = leased(left, lease, claimed=False)  # what is left of the claim, still able to grow
+        budget = left if isinstance(left, Budget) else None
+        steps = shard_steps(chosen, job.shard) if chosen is not None else None
+        return budget, await aresume(job.trace, independent=steps, backend=backend, budget=budget)
+    result = await arun(
+        task,
+        model=job.model,
+        backend=backend,
+        voting=Voting.from_dict(job.voting),
+        settings=RunSettings(
+            concurrency=int(job.settings["concurrency"]),
+            max_parallel_steps=job.settings.get("max_steps"),
+            window=int(job.settings["window"]),
+            seed=int(job.settings["seed"]),
+        ),
+        trace=job.trace,
+        independent=chosen,
+        budget=budget,
+        shard=job.shard,
+        shard_selection={"independent": job.independent} if job.independent is not None else None,
+    )
+    return budget, result
 
 
 def _trace_state(path: Path) -> tuple[str | None, dict[str, Any]] | None:
@@ -422,16 +443,19 @@ def _ray_results(ray: Any, jobs: Sequence[ShardJob]) -> list[dict[str, Any]]:
 
 
 def _pool_actor(ray: Any, jobs: Sequence[ShardJob]) -> Any:
-    """The run-wide budget as an actor the shards lease from (None without a budget).
+    """The run-wide budget and hand-set rate limits as an actor the shards lease from (None: neither).
 
-    Its limits are the sum of the jobs' budgets, which are the shares of the
-    run-wide budget (or, on a resume, what `rebalance` gave each shard).
+    Its limits are the sums of the jobs' parts: the shares of the run-wide
+    budget (or, on a resume, what `rebalance` gave each shard) and of `--rpm` /
+    `--tpm` (`split_rates`).
     """
     budgets = [j.budget for j in jobs]
-    if not all(budgets):
+    limits = {name: _sum([b.get(name) for b in budgets]) for name in LIMITS} if all(budgets) else {}  # type: ignore[union-attr]
+    rates = {name: _sum([j.endpoint.get(name) for j in jobs]) for name in RATES}
+    if not any(v is not None for v in (*limits.values(), *rates.values())):
         return None
-    limits = {name: _sum([b.get(name) for b in budgets]) for name in LIMITS}  # type: ignore[union-attr]
-    return ray.remote(num_cpus=0)(BudgetPool).remote(limits, budgets)
+    shares = [b or {} for b in budgets]
+    return ray.remote(num_cpus=0)(BudgetPool).remote(limits, shares, rates)
 
 
 def _sum(values: list[Any]) -> float | None:

@@ -19,9 +19,10 @@ from _http import clean_env, run_maker, server_stats, sim_server_process
 
 from maker import RunSettings
 from maker._budget import Budget
-from maker._budget_pool import BudgetPool, LocalLease, RayLease, pool_for
+from maker._budget_pool import BudgetPool, LocalLease, RayLease, follow_rates, governors_of, pool_for
 from maker._sharded import ShardJob, _run_job, plan_jobs, rebalance
 from maker._shards import split_budget
+from maker.backends._registry import open_backend
 from maker.tasks import build_task
 from maker.voting import AheadByK, Voting
 
@@ -138,3 +139,36 @@ def test_a_resume_splits_what_no_shard_spent_between_the_shards_still_to_run(tmp
     limits = [job.budget["max_samples"] for job in again]  # type: ignore[index]
     assert sum(limits) == 80  # never more than the run-wide budget
     assert limits[1] - first["samples"] == limits[0]  # what is left, split evenly
+
+
+def test_hand_set_rates_are_split_among_the_shards_still_running() -> None:
+    pool = BudgetPool({}, [{}, {}, {}], {"rpm": 1200, "tpm": None})
+    assert pool.rate_share(0) == {"rpm": 400, "tpm": None}
+    pool.leave(2)
+    assert pool.rate_share(0) == {"rpm": 600, "tpm": None}
+    assert pool.extend(0, "max_samples", 5) == 0  # no budget in this run: nothing to lease
+
+
+@pytest.mark.anyio
+async def test_a_shards_governor_follows_its_part_of_the_rate_as_other_shards_finish() -> None:
+    pool = BudgetPool({}, [{}, {}], {"rpm": 1200, "tpm": 90_000})
+    backend = open_backend("openai/gpt-4.1-mini", base_url="http://127.0.0.1:9/v1", rpm=600, tpm=45_000)
+    (governor,) = governors_of(backend)
+
+    async def hand_rpm_becomes(value: float) -> None:
+        for _ in range(3000):  # the follower looks every 10 ms; 30 s is a generous bound on a loaded machine
+            if governor.buckets["requests"].capacity == value:
+                return
+            await anyio.sleep(0.01)
+        pytest.fail(f"the governor never took {value} rpm")
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follow_rates, LocalLease(pool, 0), backend, 0.01)
+            await hand_rpm_becomes(600)
+            pool.leave(1)  # the other shard is done: its part comes to this one
+            await hand_rpm_becomes(1200)
+            assert governor.buckets["tokens"].capacity == 90_000
+            tg.cancel_scope.cancel()
+    finally:
+        await backend.aclose()

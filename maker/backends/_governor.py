@@ -382,6 +382,22 @@ class Governor:
             bucket.observe(remaining, now)
         return seen
 
+    def set_hand(self, rpm: float | None, tpm: float | None) -> None:
+        """New hand-set limits (a shard whose share of the endpoint's limits changed); None keeps one as it is."""
+        now = self._clock()
+        for kind, limit in (("requests", rpm), ("tokens", tpm)):
+            if limit is None or limit <= 0 or limit == self._hand[kind]:
+                continue
+            self._hand[kind] = limit
+            learned = self._learned.get(kind)
+            wanted = min(limit, learned) if learned is not None else limit
+            bucket = self.buckets.get(kind)
+            if bucket is None:
+                self.buckets[kind] = Bucket.full(wanted, self.window, now)
+            else:
+                bucket.resize(wanted, self.window, now)
+            self._event("limits", **{"rpm" if kind == "requests" else "tpm": wanted})
+
     def _learn(self, kind: str, limit: float, now: float) -> None:
         hand = self._hand[kind]
         limit = min(limit, hand) if hand is not None else limit
