@@ -275,6 +275,7 @@ if __name__ == "__main__":
     parser.add_argument("--record", type=Path, default=None, help="copy the traces the tests read to this folder")
     parser.add_argument("--threads", type=int, nargs="+", default=None, help="only compare these thread counts")
     parser.add_argument("--seed", type=int, default=0, help="run r of each configuration is seeded with SEED + r")
+    parser.add_argument("--runs", type=int, default=None, help="runs per configuration (default 4, --quick 2)")
     args = parser.parse_args()
     if args.threads:
         anyio.run(compare_threads, args.threads, 24, 2)
@@ -285,7 +286,7 @@ if __name__ == "__main__":
     args.calibrate = 100 if full else 30
     args.repeats = 8
     args.k = [1, 2, 3, 4]
-    args.runs = 4 if full else 2
+    args.runs = args.runs or (4 if full else 2)
     args.requests = 48 if full else 24
     args.rounds = 3 if full else 2
     anyio.run(main, args)

@@ -139,10 +139,14 @@ def header(
 
 
 def with_request_options(head: dict[str, Any], backend: Backend) -> dict[str, Any]:
-    """The header, with the backend's request options (`top_p`, `stop`, …) where it sends any: they change p."""
+    """The header, with the backend's request options (`top_p`, `stop`, …) where it sends any (they change
+    p), and a fleet's endpoints."""
     options = getattr(backend, "request_options", None)
     if isinstance(options, dict) and options:
         head["request_options"] = dict(options)
+    endpoints = getattr(backend, "endpoints", None)
+    if isinstance(endpoints, list) and endpoints:
+        head["endpoints"] = endpoints  # a fleet: which endpoints served the run (samples name theirs)
     return head
 
 

@@ -51,6 +51,8 @@ async def test_two_endpoints_share_a_run_and_every_sample_says_where_it_was_draw
     samples = samples_of(tmp_path / "t.jsonl")
     assert served == len(samples)
     assert {s["endpoint"] for s in samples} <= {label(a.base_url), label(b.base_url)}
+    header = load_trace(tmp_path / "t.jsonl").header
+    assert [e["base_url"] for e in header["endpoints"]] == [label(a.base_url), label(b.base_url)]
 
 
 @pytest.mark.anyio
@@ -119,6 +121,10 @@ def test_an_endpoints_file_names_urls_keys_and_limits(tmp_path: Path, monkeypatc
     monkeypatch.setenv("EXAMPLE_KEY", "sk-example-key")
     backend = open_backend("openai/m", endpoints=str(path))
     assert [m.backend.governor.buckets.get("requests") is not None for m in backend.members] == [True, False]
+    assert backend.endpoints == [  # what the trace header records: never a key, only where it comes from
+        {"base_url": "http://10.0.0.1:8000/v1", "rpm": 600.0},
+        {"base_url": "https://api.example.com/v1", "key_env": "EXAMPLE_KEY", "tpm": 2e6},
+    ]
 
 
 @pytest.mark.parametrize(

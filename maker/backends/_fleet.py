@@ -106,6 +106,18 @@ class _Member:
         self.cooldowns = 0
 
 
+def _described(backend: Any) -> dict[str, Any]:
+    options = getattr(backend, "options", None)
+    entry: dict[str, Any] = {"base_url": str(backend.base_label)}
+    if getattr(backend, "key_env", None):
+        entry["key_env"] = backend.key_env
+    for name in ("rpm", "tpm", "concurrency"):
+        value = getattr(options, name, None)
+        if value is not None:
+            entry[name] = value
+    return entry
+
+
 class Fleet:
     """Endpoints serving one model, as one backend. Build it with `open_fleet`."""
 
@@ -130,6 +142,11 @@ class Fleet:
         self.where = f"{self.model} at {len(members)} endpoints"
         self._clock = clock
         self._homes: OrderedDict[Hashable, _Member] = OrderedDict()
+
+    @property
+    def endpoints(self) -> list[dict[str, Any]]:
+        """Each endpoint as the trace header records it: where (credentials removed), whose key, what limits."""
+        return [_described(m.backend) for m in self.members]
 
     def watch(self, emit: Emit | None) -> None:
         for m in self.members:

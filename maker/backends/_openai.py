@@ -316,6 +316,7 @@ class OpenAIBackend:
         self._batches: dict[Hashable, _Batch] = {}
         self.base_label = redact_url(self.base_url)
         self.where = f"{self.model} at {self.base_label}"
+        self.key_env: str | None = None  # in a fleet: the variable its key came from (recorded, never the key)
         self.n_ignored = False
         self._warned_usage = False
         self.governor = self._governor_for(self.options, seed)
@@ -746,7 +747,9 @@ def _open_fleet(name: ModelName, settings: dict[str, object]) -> Fleet:
         quick = replace(options.retry, max_attempts=min(FLEET_ATTEMPTS, options.retry.max_attempts))
         options = replace(options, retry=quick)
         key = spec.key() or api_key
-        members.append(OpenAIBackend(name.name, options, api_key=key, on_retry=on_retry, seed=seed + n))
+        member = OpenAIBackend(name.name, options, api_key=key, on_retry=on_retry, seed=seed + n)
+        member.key_env = spec.key_env  # recorded in the trace header (the name of the variable, never the key)
+        members.append(member)
     cooldown = settings.get("cooldown")
     if cooldown is not None and not (isinstance(cooldown, int | float) and cooldown > 0):
         raise ConfigError(f"cooldown must be a number of seconds > 0, got {cooldown!r}")
